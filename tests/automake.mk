@@ -1,0 +1,46 @@
+# Tests: a unit-test program for the OVS-independent core, and an autotest
+# suite that reuses Open vSwitch's test macros in place.
+
+# Unit tests of the core.
+check_PROGRAMS += tests/test-vhostmq-core
+tests_test_vhostmq_core_SOURCES = \
+	tests/unit.h \
+	tests/test-vhostmq-core.c \
+	tests/test-wire.c
+tests_test_vhostmq_core_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
+tests_test_vhostmq_core_CFLAGS = $(CORE_CFLAGS)
+tests_test_vhostmq_core_LDADD = lib/libvhostmq-core.la
+
+# The autotest suite.
+TESTSUITE_AT = \
+	tests/testsuite.at \
+	tests/vhostmq-macros.at \
+	tests/unit.at \
+	tests/provider.at
+TESTSUITE = $(srcdir)/tests/testsuite
+EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
+DISTCLEANFILES += tests/atconfig tests/atlocal
+
+# The project's ovs-vswitchd comes first, then OVS's own programs.
+AUTOTEST_PATH = $(abs_builddir)/vswitchd:$(abs_builddir)/tests:$(OVS_BUILDDIR)/utilities:$(OVS_BUILDDIR)/ovsdb:$(OVS_BUILDDIR)/tests
+
+check-local: tests/atconfig tests/atlocal $(TESTSUITE) $(check_PROGRAMS) $(sbin_PROGRAMS)
+	$(SHELL) '$(TESTSUITE)' -C tests AUTOTEST_PATH='$(AUTOTEST_PATH)' $(TESTSUITEFLAGS)
+
+clean-local:
+	test ! -f '$(TESTSUITE)' || $(SHELL) '$(TESTSUITE)' -C tests --clean
+
+AUTOTEST = $(AUTOM4TE) -l autotest
+$(TESTSUITE): package.m4 $(TESTSUITE_AT) $(OVS_SRCDIR)/tests/ovs-macros.at
+	$(AM_V_GEN)$(AUTOTEST) -I '$(builddir)' -I '$(srcdir)' -I '$(OVS_SRCDIR)' -o $@.tmp $@.at && mv $@.tmp $@
+
+package.m4: $(top_srcdir)/configure.ac
+	$(AM_V_GEN):;{ \
+	  echo '# Signature of the current package.' && \
+	  echo 'm4_define([AT_PACKAGE_NAME],      [$(PACKAGE_NAME)])' && \
+	  echo 'm4_define([AT_PACKAGE_TARNAME],   [$(PACKAGE_TARNAME)])' && \
+	  echo 'm4_define([AT_PACKAGE_VERSION],   [$(PACKAGE_VERSION)])' && \
+	  echo 'm4_define([AT_PACKAGE_STRING],    [$(PACKAGE_STRING)])' && \
+	  echo 'm4_define([AT_PACKAGE_BUGREPORT], [$(PACKAGE_BUGREPORT)])'; \
+	} >'$@'
+CLEANFILES += package.m4

@@ -1,0 +1,72 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* Unit tests of vhostmq's core (everything that builds without OVS).
+ *
+ * Usage: test-vhostmq-core [SUITE [TEST]]
+ * Runs every test, or those of one suite, or one test, and prints one line
+ * per test and a closing "N passed, N failed" line.  Exits 1 if any test
+ * failed or none matched. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+
+bool unit_failed;
+
+extern const struct unit_suite wire_suite;
+
+static const struct unit_suite *const suites[] = {
+    &wire_suite,
+};
+
+int
+main(int argc, char *argv[])
+{
+    const char *suite_name = argc > 1 ? argv[1] : NULL;
+    const char *test_name = argc > 2 ? argv[2] : NULL;
+    int passed = 0, failed = 0;
+
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
+        const struct unit_suite *s = suites[i];
+        /* Suites are named "<x>_suite"; the command line says "<x>". */
+        size_t len = strlen(s->name) - strlen("_suite");
+
+        if (suite_name && (strlen(suite_name) != len
+                           || strncmp(suite_name, s->name, len))) {
+            continue;
+        }
+        for (size_t j = 0; j < s->n_tests; j++) {
+            const struct unit_test *t = &s->tests[j];
+
+            if (test_name && strcmp(test_name, t->name)) {
+                continue;
+            }
+            unit_failed = false;
+            t->run();
+            printf("%.*s/%s: %s\n", (int) len, s->name, t->name,
+                   unit_failed ? "FAILED" : "ok");
+            if (unit_failed) {
+                failed++;
+            } else {
+                passed++;
+            }
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed || !passed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
