@@ -1,0 +1,143 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef VHOST_MEM_H
+#define VHOST_MEM_H 1
+
+/* Guest memory: the front-end's memory regions mapped into the switch, and
+ * translation of guest-physical addresses (in descriptors) and front-end
+ * virtual addresses (of the rings) to local pointers.
+ *
+ * A 'struct vhost_mem' is immutable once built.  A change (SET_MEM_TABLE,
+ * ADD_MEM_REG, REM_MEM_REG) builds a new table that shares the mappings of
+ * regions that did not change; each mapping is reference counted and
+ * unmapped when the last table using it is freed.  Freeing a table that data
+ * path threads may still read is the caller's business: it must wait until
+ * none of them can hold a pointer into it (RCU or equivalent).
+ *
+ * No Open vSwitch dependency. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhost-user-wire.h"
+
+/* Regions a device may have through ADD_MEM_REG (GET_MAX_MEM_SLOTS). */
+#define VHOST_MEM_MAX_SLOTS 32
+
+struct vhost_mem_mapping;
+
+struct vhost_mem_region {
+    uint64_t gpa;               /* Guest-physical start. */
+    uint64_t size;              /* Bytes. */
+    uint64_t qva;               /* Front-end virtual start. */
+    uint8_t *hva;               /* Local address of 'gpa'. */
+    uint64_t mmap_offset;       /* As the front-end gave it. */
+    struct vhost_mem_mapping *mapping;
+};
+
+struct vhost_mem {
+    unsigned int n_regions;
+    struct vhost_mem_region regions[VHOST_MEM_MAX_SLOTS];
+};
+
+/* A cursor for translation: the index of the region hit last.  One per
+ * user (per vring), never shared between threads. */
+struct vhost_mem_cursor {
+    unsigned int last;
+};
+
+/* Why a region could not be mapped. */
+enum vhost_mem_error {
+    VHOST_MEM_OK = 0,
+    VHOST_MEM_FD_TOO_SMALL,     /* File shorter than offset + size. */
+    VHOST_MEM_MMAP_FAILED,      /* mmap() refused. */
+    VHOST_MEM_TOO_MANY,         /* More than VHOST_MEM_MAX_SLOTS. */
+    VHOST_MEM_OVERLAP,          /* Overlaps an existing region. */
+    VHOST_MEM_NOT_FOUND,        /* REM_MEM_REG of an unknown region. */
+    VHOST_MEM_BAD_FD,           /* fstat() failed. */
+};
+
+const char *vhost_mem_error_name(enum vhost_mem_error);
+
+/* Builds a table from a validated SET_MEM_TABLE message, mapping one region
+ * per fd of 'msg'.  The fds are consumed (closed) whatever happens.  On
+ * success stores the table in '*memp'. */
+enum vhost_mem_error vhost_mem_from_table(struct vhost_user_msg *msg,
+                                          struct vhost_mem **memp);
+
+/* Returns a new table: 'old' (may be null) plus the region of a validated
+ * ADD_MEM_REG message, whose fd is consumed. */
+enum vhost_mem_error vhost_mem_add_region(const struct vhost_mem *old,
+                                          struct vhost_user_msg *msg,
+                                          struct vhost_mem **memp);
+
+/* Returns a new table: 'old' less the region REM_MEM_REG names (matched on
+ * guest-physical address, size and front-end address). */
+enum vhost_mem_error vhost_mem_remove_region(
+    const struct vhost_mem *old, const struct vhost_user_mem_region *,
+    struct vhost_mem **memp);
+
+/* Whether 'a' and 'b' describe the same regions (a repeated SET_MEM_TABLE
+ * from an old front-end, which then needs no remapping).  'msg' is a
+ * validated SET_MEM_TABLE. */
+bool vhost_mem_same_table(const struct vhost_mem *mem,
+                          const struct vhost_user_msg *msg);
+
+/* Frees 'mem' and unmaps the mappings no other table uses.  Null is
+ * ignored. */
+void vhost_mem_free(struct vhost_mem *mem);
+
+/* Total bytes mapped by 'mem'. */
+uint64_t vhost_mem_mapped_bytes(const struct vhost_mem *mem);
+
+/* Translates the front-end virtual range [qva, qva + len) to a local
+ * pointer, or returns null if it is not entirely inside one region. */
+void *vhost_mem_qva_to_hva(const struct vhost_mem *mem, uint64_t qva,
+                           uint64_t len);
+
+/* Translates the guest-physical range [gpa, gpa + len) to a local pointer
+ * if it lies in one region; '*avail' gets the number of bytes from 'gpa' to
+ * the end of that region (so a range that crosses into the next region can
+ * be walked piecewise).  Returns null if 'gpa' is in no region. */
+static inline uint8_t *
+vhost_mem_gpa_to_hva(const struct vhost_mem *mem,
+                     struct vhost_mem_cursor *cursor, uint64_t gpa,
+                     uint64_t *avail)
+{
+    const struct vhost_mem_region *r;
+    unsigned int i;
+
+    if (cursor->last < mem->n_regions) {
+        r = &mem->regions[cursor->last];
+        if (gpa - r->gpa < r->size) {
+            *avail = r->size - (gpa - r->gpa);
+            return r->hva + (gpa - r->gpa);
+        }
+    }
+    for (i = 0; i < mem->n_regions; i++) {
+        r = &mem->regions[i];
+        if (gpa - r->gpa < r->size) {
+            cursor->last = i;
+            *avail = r->size - (gpa - r->gpa);
+            return r->hva + (gpa - r->gpa);
+        }
+    }
+    return NULL;
+}
+
+#endif /* vhost-mem.h */

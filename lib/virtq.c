@@ -1,0 +1,442 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#include "virtq.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Guest memory is shared with a guest that runs concurrently.  Indexes are
+ * read and written with explicit atomics and fences; descriptors and ring
+ * entries are copied out once and only the copies are used. */
+#define LOAD_ACQUIRE(P) __atomic_load_n(P, __ATOMIC_ACQUIRE)
+#define LOAD_RELAXED(P) __atomic_load_n(P, __ATOMIC_RELAXED)
+#define STORE_RELEASE(P, V) __atomic_store_n(P, V, __ATOMIC_RELEASE)
+#define STORE_RELAXED(P, V) __atomic_store_n(P, V, __ATOMIC_RELAXED)
+
+/* Counters have one writer: a relaxed load and store, no locked add. */
+#define STAT_ADD(S, FIELD, N) \
+    STORE_RELAXED(&(S)->FIELD, LOAD_RELAXED(&(S)->FIELD) + (N))
+
+const char *
+virtq_init_error_name(enum virtq_init_error error)
+{
+    switch (error) {
+    case VIRTQ_INIT_OK: return "ok";
+    case VIRTQ_INIT_BAD_SIZE: return "ring size not a power of 2 up to 32768";
+    case VIRTQ_INIT_BAD_ADDR: return "ring outside guest memory";
+    case VIRTQ_INIT_MISALIGNED: return "ring misaligned";
+    }
+    return "unknown";
+}
+
+enum virtq_init_error
+virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
+           uint64_t desc, uint64_t avail, uint64_t used, uint16_t base,
+           uint64_t features, int call_fd, struct virtq_stats *stats)
+{
+    memset(vq, 0, sizeof *vq);
+    if (!size || size > VIRTQ_MAX_SIZE || size & (size - 1)) {
+        return VIRTQ_INIT_BAD_SIZE;
+    }
+    vq->desc = vhost_mem_qva_to_hva(mem, desc,
+                                    (uint64_t) size * sizeof *vq->desc);
+    vq->avail = vhost_mem_qva_to_hva(mem, avail, 6 + 2 * (uint64_t) size);
+    vq->used = vhost_mem_qva_to_hva(mem, used, 6 + 8 * (uint64_t) size);
+    if (!vq->desc || !vq->avail || !vq->used) {
+        return VIRTQ_INIT_BAD_ADDR;
+    }
+    if ((uintptr_t) vq->desc & 15 || (uintptr_t) vq->avail & 1
+        || (uintptr_t) vq->used & 3) {
+        return VIRTQ_INIT_MISALIGNED;
+    }
+
+    vq->size = size;
+    vq->mask = size - 1;
+    vq->event_idx = features & (1ull << VIRTIO_RING_F_EVENT_IDX);
+    vq->mrg_rxbuf = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
+    vq->indirect = features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+    vq->hdr_len = (features & ((1ull << VIRTIO_F_VERSION_1)
+                               | (1ull << VIRTIO_NET_F_MRG_RXBUF))
+                   ? 12 : 10);
+    vq->call_fd = call_fd;
+    vq->mem = mem;
+    vq->stats = stats;
+
+    /* Resume where the guest's used ring says the last back-end stopped:
+     * a front-end that could not ask a dead back-end for its base restores
+     * it from there, and in-flight buffers are then taken again. */
+    vq->used_idx = LOAD_ACQUIRE(&vq->used->idx);
+    vq->used_published = vq->used_idx;
+    vq->last_avail_idx = base;
+    if (base != vq->used_idx) {
+        vq->last_avail_idx = vq->used_idx;
+    }
+
+    /* The data path polls: the guest need not kick. */
+    STORE_RELAXED(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
+    return VIRTQ_INIT_OK;
+}
+
+void
+virtq_stats_count(struct virtq_stats *s, uint32_t len)
+{
+    STAT_ADD(s, packets, 1);
+    STAT_ADD(s, bytes, len);
+    if (len <= 64) {
+        STAT_ADD(s, size_64, 1);
+    } else if (len <= 127) {
+        STAT_ADD(s, size_65_127, 1);
+    } else if (len <= 255) {
+        STAT_ADD(s, size_128_255, 1);
+    } else if (len <= 511) {
+        STAT_ADD(s, size_256_511, 1);
+    } else if (len <= 1023) {
+        STAT_ADD(s, size_512_1023, 1);
+    } else if (len <= 1522) {
+        STAT_ADD(s, size_1024_1522, 1);
+    } else {
+        STAT_ADD(s, size_1523_max, 1);
+    }
+}
+
+/* The number of entries the guest made available, or -1 (and the ring
+ * marked broken) if its index ran more than a ring ahead of ours. */
+static int
+avail_count(struct virtq *vq)
+{
+    uint16_t avail_idx = LOAD_ACQUIRE(&vq->avail->idx);
+    uint16_t n = avail_idx - vq->last_avail_idx;
+
+    if (n > vq->size) {
+        vq->broken = true;
+        STAT_ADD(vq->stats, broken, 1);
+        return -1;
+    }
+    return n;
+}
+
+static uint16_t
+avail_entry(const struct virtq *vq, uint16_t idx)
+{
+    return LOAD_RELAXED(&vq->avail->ring[idx & vq->mask]);
+}
+
+enum chain_status {
+    CHAIN_OK,
+    CHAIN_BAD,                  /* Malformed: loop, bad address, flags. */
+    CHAIN_TOO_LONG,             /* More bytes or pieces than allowed. */
+};
+
+/* Walks the descriptor chain at 'head', appending its buffers to 'pieces'
+ * (at most VIRTQ_MAX_PIECES in all, '*n' in use) and adding their length to
+ * '*len'.  The buffers must all be device-writable if 'write', all
+ * device-readable otherwise.  Stops early, with CHAIN_OK, once '*len'
+ * reaches 'enough'; fails with CHAIN_TOO_LONG past 'limit' bytes. */
+static enum chain_status
+walk_chain(struct virtq *vq, uint16_t head, bool write,
+           struct virtq_piece *pieces, int *n, uint64_t *len,
+           uint64_t enough, uint64_t limit)
+{
+    const struct vring_desc *table = vq->desc;
+    uint32_t table_size = vq->size;
+    uint32_t idx = head;
+    uint32_t visited = 0;
+    bool indirect = false;
+
+    for (;;) {
+        struct vring_desc d;
+        uint64_t addr, left;
+
+        if (idx >= table_size || ++visited > table_size) {
+            /* Out of the table, or a loop (a chain can visit each entry
+             * once at most). */
+            return CHAIN_BAD;
+        }
+        memcpy(&d, &table[idx], sizeof d);
+
+        if (d.flags & VRING_DESC_F_INDIRECT) {
+            uint64_t avail;
+            uint8_t *p;
+
+            /* One level only, not chained, only if negotiated, a whole
+             * number of descriptors, in one region. */
+            if (indirect || !vq->indirect || d.flags & VRING_DESC_F_NEXT
+                || !d.len || d.len % sizeof d
+                || d.len / sizeof d > VIRTQ_MAX_SIZE) {
+                return CHAIN_BAD;
+            }
+            p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr, &avail);
+            if (!p || avail < d.len) {
+                return CHAIN_BAD;
+            }
+            table = (const struct vring_desc *) p;
+            table_size = d.len / sizeof d;
+            idx = 0;
+            visited = 0;
+            indirect = true;
+            continue;
+        }
+
+        if (!(d.flags & VRING_DESC_F_WRITE) != !write) {
+            return CHAIN_BAD;
+        }
+        if (*len + d.len > limit) {
+            return CHAIN_TOO_LONG;
+        }
+        *len += d.len;
+
+        for (addr = d.addr, left = d.len; left; ) {
+            uint64_t avail, chunk;
+            uint8_t *p;
+
+            p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, addr, &avail);
+            if (!p) {
+                return CHAIN_BAD;
+            }
+            if (*n >= VIRTQ_MAX_PIECES) {
+                return CHAIN_TOO_LONG;
+            }
+            chunk = left < avail ? left : avail;
+            pieces[*n].base = p;
+            pieces[*n].len = chunk;
+            (*n)++;
+            addr += chunk;
+            left -= chunk;
+        }
+
+        if (*len >= enough || !(d.flags & VRING_DESC_F_NEXT)) {
+            return CHAIN_OK;
+        }
+        idx = d.next;
+    }
+}
+
+static void
+put_used(struct virtq *vq, uint32_t id, uint32_t len)
+{
+    struct vring_used_elem *e = &vq->used->ring[vq->used_idx & vq->mask];
+
+    STORE_RELAXED(&e->id, id);
+    STORE_RELAXED(&e->len, len);
+    vq->used_idx++;
+}
+
+/* Whether the guest wants an interrupt for used entries up to 'new_idx'
+ * when it last saw 'old_idx'. */
+static bool
+guest_wants_interrupt(const struct virtq *vq, uint16_t old_idx,
+                      uint16_t new_idx)
+{
+    /* Order the used index store before reading the guest's wishes. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (vq->event_idx) {
+        uint16_t used_event = LOAD_RELAXED(&vq->avail->ring[vq->size]);
+
+        return (uint16_t) (new_idx - used_event - 1)
+               < (uint16_t) (new_idx - old_idx);
+    }
+    return !(LOAD_RELAXED(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+void
+virtq_flush(struct virtq *vq)
+{
+    uint16_t old_idx = vq->used_published;
+
+    if (vq->used_idx == old_idx) {
+        return;
+    }
+    STORE_RELEASE(&vq->used->idx, vq->used_idx);
+    vq->used_published = vq->used_idx;
+
+    if (vq->call_fd >= 0 && guest_wants_interrupt(vq, old_idx,
+                                                  vq->used_idx)) {
+        uint64_t one = 1;
+
+        if (write(vq->call_fd, &one, sizeof one) == sizeof one) {
+            STAT_ADD(vq->stats, notifications, 1);
+        }
+    }
+}
+
+/* Drops the first 'skip' bytes (the virtio-net header) of 'pieces'.
+ * Returns the number of pieces left, from '*first'. */
+static int
+skip_header(struct virtq_piece *pieces, int n, uint32_t skip, int *first)
+{
+    int i = 0;
+
+    while (i < n && skip >= pieces[i].len) {
+        skip -= pieces[i].len;
+        i++;
+    }
+    if (i < n && skip) {
+        pieces[i].base += skip;
+        pieces[i].len -= skip;
+    }
+    *first = i;
+    return n - i;
+}
+
+int
+virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
+                    void *aux)
+{
+    struct virtq_piece pieces[VIRTQ_MAX_PIECES];
+    int n_avail, i;
+
+    if (vq->broken) {
+        return 0;
+    }
+    n_avail = avail_count(vq);
+    if (n_avail <= 0) {
+        return 0;
+    }
+    if (n_avail > max) {
+        n_avail = max;
+    }
+
+    for (i = 0; i < n_avail; i++) {
+        uint16_t head = avail_entry(vq, vq->last_avail_idx++);
+        enum chain_status status;
+        uint64_t len = 0;
+        int n = 0;
+
+        status = walk_chain(vq, head, false, pieces, &n, &len, UINT64_MAX,
+                            VIRTQ_MAX_PACKET + vq->hdr_len);
+        if (status == CHAIN_OK && len < vq->hdr_len) {
+            status = CHAIN_BAD;
+        }
+        if (status == CHAIN_OK) {
+            int first;
+            int left = skip_header(pieces, n, vq->hdr_len, &first);
+
+            virtq_stats_count(vq->stats, len - vq->hdr_len);
+            cb(aux, &pieces[first], left, len - vq->hdr_len);
+        } else if (status == CHAIN_TOO_LONG) {
+            STAT_ADD(vq->stats, too_long, 1);
+        } else {
+            STAT_ADD(vq->stats, bad_chain, 1);
+        }
+        /* Every chain goes back to the guest, good or not, so that a bad
+         * one does not leak its buffers or stall the ring. */
+        put_used(vq, head, 0);
+    }
+    virtq_flush(vq);
+    return n_avail;
+}
+
+/* Copies 'len' bytes of 'src' into 'pieces' from byte 'offset' on. */
+static void
+scatter(const struct virtq_piece *pieces, int n, uint64_t offset,
+        const uint8_t *src, uint64_t len)
+{
+    for (int i = 0; i < n && len; i++) {
+        uint64_t chunk;
+
+        if (offset >= pieces[i].len) {
+            offset -= pieces[i].len;
+            continue;
+        }
+        chunk = pieces[i].len - offset;
+        if (chunk > len) {
+            chunk = len;
+        }
+        memcpy(pieces[i].base + offset, src, chunk);
+        src += chunk;
+        len -= chunk;
+        offset = 0;
+    }
+}
+
+int
+virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
+{
+    struct virtq_piece pieces[VIRTQ_MAX_PIECES];
+    struct {
+        uint16_t head;
+        uint64_t cap;           /* Bytes this chain contributes. */
+    } chains[VIRTQ_MAX_PIECES];
+    struct virtio_net_hdr hdr;
+    uint64_t need = (uint64_t) vq->hdr_len + len;
+    uint64_t have = 0;
+    uint16_t taken = 0;
+    int n_pieces = 0;
+    int n_avail;
+
+    if (vq->broken) {
+        return EIO;
+    }
+    n_avail = avail_count(vq);
+    if (n_avail < 0) {
+        return EIO;
+    }
+
+    while (have < need) {
+        enum chain_status status;
+        uint64_t before = have;
+
+        if (taken == n_avail || taken == VIRTQ_MAX_PIECES
+            || (taken && !vq->mrg_rxbuf)) {
+            if (taken && !vq->mrg_rxbuf) {
+                /* One chain too small for the frame: drop the frame, keep
+                 * the buffer for the next one. */
+                STAT_ADD(vq->stats, too_long, 1);
+                return EMSGSIZE;
+            }
+            if (taken == VIRTQ_MAX_PIECES) {
+                STAT_ADD(vq->stats, too_long, 1);
+                return EMSGSIZE;
+            }
+            /* Not enough buffers yet: take nothing. */
+            return EAGAIN;
+        }
+
+        chains[taken].head = avail_entry(vq, vq->last_avail_idx + taken);
+        status = walk_chain(vq, chains[taken].head, true, pieces, &n_pieces,
+                            &have, need, UINT64_MAX);
+        chains[taken].cap = have - before;
+        taken++;
+        if (status != CHAIN_OK) {
+            /* A bad chain (or one with too many pieces): give back every
+             * chain taken for this frame, empty, and drop the frame. */
+            for (uint16_t i = 0; i < taken; i++) {
+                put_used(vq, chains[i].head, 0);
+            }
+            vq->last_avail_idx += taken;
+            STAT_ADD(vq->stats, bad_chain, 1);
+            return EINVAL;
+        }
+    }
+
+    memset(&hdr, 0, sizeof hdr);
+    hdr.num_buffers = taken;
+    scatter(pieces, n_pieces, 0, (const uint8_t *) &hdr, vq->hdr_len);
+    scatter(pieces, n_pieces, vq->hdr_len, data, len);
+
+    /* Each chain is used for what it holds, the last one partly. */
+    for (uint16_t i = 0; i < taken; i++) {
+        uint64_t used_len = chains[i].cap < need ? chains[i].cap : need;
+
+        put_used(vq, chains[i].head, used_len);
+        need -= used_len;
+    }
+    vq->last_avail_idx += taken;
+    virtq_stats_count(vq->stats, len);
+    return 0;
+}

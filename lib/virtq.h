@@ -1,0 +1,195 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef VIRTQ_H
+#define VIRTQ_H 1
+
+/* The split virtqueue data path: descriptors to packets and back.
+ *
+ * A 'struct virtq' is a started vring as the data path sees it: ring
+ * pointers already translated and bounds-checked, the guest memory table it
+ * translates descriptors through, and the indexes only the thread that owns
+ * the queue moves.  The control path builds one with virtq_init() when a
+ * vring starts and hands it to exactly one data-path thread at a time.
+ *
+ * Everything read from guest memory is read once and checked before use:
+ * descriptors are copied out before they are followed, every buffer is
+ * translated through the memory table (a buffer that crosses a region
+ * boundary becomes several pieces), chains are bounded by the ring size,
+ * indirect tables may not nest or loop.  A bad chain costs its packet (and
+ * a counter), never a read or write outside the guest's mapped memory.
+ *
+ * No Open vSwitch dependency: packets are handed out as lists of pieces
+ * of guest memory, and taken in as flat buffers. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhost-mem.h"
+
+/* Ring layout (virtio 1.x split virtqueue), all little-endian on the hosts
+ * vhostmq runs on. */
+struct vring_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+};
+
+#define VRING_DESC_F_NEXT      1
+#define VRING_DESC_F_WRITE     2
+#define VRING_DESC_F_INDIRECT  4
+
+struct vring_avail {
+    uint16_t flags;
+    uint16_t idx;
+    uint16_t ring[];            /* Then used_event, with EVENT_IDX. */
+};
+
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+
+struct vring_used_elem {
+    uint32_t id;
+    uint32_t len;
+};
+
+struct vring_used {
+    uint16_t flags;
+    uint16_t idx;
+    struct vring_used_elem ring[];  /* Then avail_event, with EVENT_IDX. */
+};
+
+#define VRING_USED_F_NO_NOTIFY 1
+
+#define VIRTQ_MAX_SIZE 32768    /* Largest split ring. */
+#define VIRTQ_MAX_PIECES 128    /* Pieces of one packet's buffers. */
+#define VIRTQ_MAX_PACKET (65535 + 26)   /* Largest frame taken from a guest. */
+
+/* The virtio-net header. */
+struct virtio_net_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;       /* Only with MRG_RXBUF or VERSION_1. */
+};
+
+/* Counters of one vring.  Written only by the thread that owns the queue
+ * (relaxed stores), read by anyone.  They outlive a 'struct virtq': a vring
+ * keeps its counters across stops, restarts and reconnects. */
+struct virtq_stats {
+    uint64_t packets;
+    uint64_t bytes;
+    uint64_t notifications;     /* Guest interrupts through the call fd. */
+    uint64_t no_buffers;        /* Guest RX ring had no room (enqueue). */
+    uint64_t bad_chain;         /* Chain dropped: loop, bad address, ... */
+    uint64_t too_long;          /* Frame bigger than the buffers or limit. */
+    uint64_t broken;            /* Ring indexes made no sense. */
+    /* Size bins, as netdev-dpdk names them. */
+    uint64_t size_64;
+    uint64_t size_65_127;
+    uint64_t size_128_255;
+    uint64_t size_256_511;
+    uint64_t size_512_1023;
+    uint64_t size_1024_1522;
+    uint64_t size_1523_max;
+};
+
+/* A piece of a packet in guest memory. */
+struct virtq_piece {
+    uint8_t *base;
+    uint32_t len;
+};
+
+struct virtq {
+    /* Fixed at virtq_init(). */
+    struct vring_desc *desc;
+    struct vring_avail *avail;
+    struct vring_used *used;
+    uint16_t size;
+    uint16_t mask;
+    uint16_t hdr_len;           /* 10 or 12. */
+    bool event_idx;
+    bool mrg_rxbuf;
+    bool indirect;              /* INDIRECT_DESC negotiated. */
+    int call_fd;                /* -1: never notify. */
+    const struct vhost_mem *mem;
+    struct virtq_stats *stats;
+
+    /* Owned by the thread that polls the queue. */
+    struct vhost_mem_cursor cursor;
+    uint16_t last_avail_idx;    /* Next avail entry to take. */
+    uint16_t used_idx;          /* Next used entry to fill. */
+    uint16_t used_published;    /* used->idx as last written. */
+    bool broken;                /* Stop touching the ring. */
+};
+
+/* Why virtq_init() refused a vring. */
+enum virtq_init_error {
+    VIRTQ_INIT_OK = 0,
+    VIRTQ_INIT_BAD_SIZE,        /* 0, not a power of 2, or > 32768. */
+    VIRTQ_INIT_BAD_ADDR,        /* Ring not inside guest memory. */
+    VIRTQ_INIT_MISALIGNED,      /* Ring not aligned as virtio requires. */
+};
+
+const char *virtq_init_error_name(enum virtq_init_error);
+
+/* Sets up 'vq' for a vring of 'size' entries whose parts are at the
+ * front-end addresses 'desc', 'avail' and 'used', resuming at avail index
+ * 'base'.  'features' are the negotiated virtio features. */
+enum virtq_init_error virtq_init(struct virtq *vq, const struct vhost_mem *,
+                                 uint32_t size, uint64_t desc, uint64_t avail,
+                                 uint64_t used, uint16_t base,
+                                 uint64_t features, int call_fd,
+                                 struct virtq_stats *stats);
+
+/* The avail index to resume from after the ring stops. */
+static inline uint16_t
+virtq_last_avail(const struct virtq *vq)
+{
+    return vq->last_avail_idx;
+}
+
+/* Called once per packet dequeued: 'pieces' (n of them, 'len' bytes in all)
+ * hold the frame, the virtio-net header already skipped.  The pieces point
+ * into guest memory and are valid only during the call. */
+typedef void virtq_packet_cb(void *aux, const struct virtq_piece *pieces,
+                             int n, uint32_t len);
+
+/* Takes up to 'max' packets the guest transmitted on 'vq' (a guest TX
+ * vring), calling 'cb' for each good one, returns them to the guest and
+ * notifies it if it asked.  Returns the number of chains consumed. */
+int virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
+                        void *aux);
+
+/* Copies the frame 'data' of 'len' bytes into the guest's buffers on 'vq'
+ * (a guest RX vring).  Returns 0 on success, EAGAIN if the guest has no
+ * buffers for it now (nothing was consumed: try again later), or another
+ * errno value if the frame was dropped for good (counted).  Call
+ * virtq_flush() after a burst. */
+int virtq_enqueue(struct virtq *vq, const void *data, uint32_t len);
+
+/* Publishes the used entries of the packets enqueued since the last flush
+ * and notifies the guest if it asked. */
+void virtq_flush(struct virtq *vq);
+
+/* Counts one packet of 'len' bytes in 'stats' and its size bin. */
+void virtq_stats_count(struct virtq_stats *stats, uint32_t len);
+
+#endif /* virtq.h */
