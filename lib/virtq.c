@@ -93,11 +93,22 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
 }
 
 void
-virtq_stats_count(struct virtq_stats *s, uint32_t len)
+virtq_stats_count(struct virtq_stats *s, uint32_t len, const uint8_t *dst)
 {
     STAT_ADD(s, packets, 1);
     STAT_ADD(s, bytes, len);
-    if (len <= 64) {
+    if (dst && dst[0] & 1) {
+        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+        if (!memcmp(dst, bcast, sizeof bcast)) {
+            STAT_ADD(s, broadcast, 1);
+        } else {
+            STAT_ADD(s, multicast, 1);
+        }
+    }
+    if (len < 64) {
+        STAT_ADD(s, undersize, 1);
+    } else if (len == 64) {
         STAT_ADD(s, size_64, 1);
     } else if (len <= 127) {
         STAT_ADD(s, size_65_127, 1);
@@ -107,10 +118,10 @@ virtq_stats_count(struct virtq_stats *s, uint32_t len)
         STAT_ADD(s, size_256_511, 1);
     } else if (len <= 1023) {
         STAT_ADD(s, size_512_1023, 1);
-    } else if (len <= 1522) {
-        STAT_ADD(s, size_1024_1522, 1);
+    } else if (len <= 1518) {
+        STAT_ADD(s, size_1024_1518, 1);
     } else {
-        STAT_ADD(s, size_1523_max, 1);
+        STAT_ADD(s, size_1519_max, 1);
     }
 }
 
@@ -326,7 +337,9 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             int first;
             int left = skip_header(pieces, n, vq->hdr_len, &first);
 
-            virtq_stats_count(vq->stats, len - vq->hdr_len);
+            virtq_stats_count(vq->stats, len - vq->hdr_len,
+                              left && pieces[first].len >= 6
+                              ? pieces[first].base : NULL);
             cb(aux, &pieces[first], left, len - vq->hdr_len);
         } else if (status == CHAIN_TOO_LONG) {
             STAT_ADD(vq->stats, too_long, 1);
@@ -437,6 +450,6 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
         need -= used_len;
     }
     vq->last_avail_idx += taken;
-    virtq_stats_count(vq->stats, len);
+    virtq_stats_count(vq->stats, len, len >= 6 ? data : NULL);
     return 0;
 }

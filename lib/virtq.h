@@ -101,14 +101,17 @@ struct virtq_stats {
     uint64_t bad_chain;         /* Chain dropped: loop, bad address, ... */
     uint64_t too_long;          /* Frame bigger than the buffers or limit. */
     uint64_t broken;            /* Ring indexes made no sense. */
-    /* Size bins, as netdev-dpdk names them. */
+    /* As OVS-DPDK users know them from rte_vhost (rx_qN_..., tx_qN_...). */
+    uint64_t multicast;
+    uint64_t broadcast;
+    uint64_t undersize;         /* Under 64 bytes. */
     uint64_t size_64;
     uint64_t size_65_127;
     uint64_t size_128_255;
     uint64_t size_256_511;
     uint64_t size_512_1023;
-    uint64_t size_1024_1522;
-    uint64_t size_1523_max;
+    uint64_t size_1024_1518;
+    uint64_t size_1519_max;
 };
 
 /* A piece of a packet in guest memory. */
@@ -189,7 +192,10 @@ int virtq_enqueue(struct virtq *vq, const void *data, uint32_t len);
  * and notifies the guest if it asked. */
 void virtq_flush(struct virtq *vq);
 
-/* Counts one packet of 'len' bytes in 'stats' and its size bin. */
-void virtq_stats_count(struct virtq_stats *stats, uint32_t len);
+/* Counts one packet of 'len' bytes in 'stats', its size bin and, from its
+ * destination MAC 'dst' (null if unknown), whether it is multicast or
+ * broadcast. */
+void virtq_stats_count(struct virtq_stats *stats, uint32_t len,
+                       const uint8_t *dst);
 
 #endif /* virtq.h */

@@ -1,0 +1,65 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef VHOST_CONN_H
+#define VHOST_CONN_H 1
+
+/* Message framing on a vhost-user stream socket, non-blocking.
+ *
+ * A stream socket may deliver a message in pieces, and the descriptors that
+ * travel with it arrive with whichever piece the kernel chooses.  A
+ * 'struct vhost_conn_reader' accumulates pieces until a whole message (and
+ * its fds) is in, so that a slow or silent front-end never blocks the loop
+ * that serves every port.
+ *
+ * No Open vSwitch dependency. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhost-user-wire.h"
+
+struct vhost_conn_reader {
+    uint8_t hdr[VHOST_USER_HDR_SIZE];
+    size_t hdr_have;            /* Header bytes in. */
+    size_t payload_have;        /* Payload bytes in. */
+    struct vhost_user_msg msg;  /* Being assembled. */
+    uint64_t fds_dropped;       /* Descriptors beyond VHOST_USER_MAX_FDS. */
+};
+
+void vhost_conn_reader_init(struct vhost_conn_reader *);
+
+/* Closes any fds of a partly read message. */
+void vhost_conn_reader_reset(struct vhost_conn_reader *);
+
+/* Reads from 'fd' what is there.  Returns:
+ *   0        a whole message is in '*msg' (its fds now belong to the caller)
+ *   EAGAIN   nothing more to read now
+ *   EPROTO   the header is invalid ('*wire_error' says how): the stream has
+ *            lost its framing and must be closed
+ *   EOF      the peer closed the connection
+ *   other    a socket error (errno value). */
+int vhost_conn_recv(int fd, struct vhost_conn_reader *,
+                    struct vhost_user_msg *msg,
+                    enum vhost_user_wire_error *wire_error);
+
+/* Sends 'msg' (header and payload, and 'n_fds' of its fds if any) on 'fd'.
+ * Returns 0 or an errno value; a message that does not fit in the socket
+ * buffer at once (a front-end that does not read its replies) is an error
+ * (EAGAIN). */
+int vhost_conn_send(int fd, const struct vhost_user_msg *msg);
+
+#endif /* vhost-conn.h */

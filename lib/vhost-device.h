@@ -1,0 +1,185 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef VHOST_DEVICE_H
+#define VHOST_DEVICE_H 1
+
+/* The vhost-user device state machine of a net back-end: validated messages
+ * in, device state (features, guest memory, vrings, queue enables) and
+ * replies out.
+ *
+ * One control thread calls everything here.  Data-path threads see only the
+ * 'live' virtq pointer and the 'enabled' flag of each vring, read with
+ * acquire/relaxed atomics.  Whenever the control thread changes something a
+ * live virtq uses (memory table, ring addresses, call fd) or stops a ring,
+ * it first unpublishes the virtq and calls ops->synchronize(), which must
+ * return only once no data-path thread can still be using what was
+ * unpublished (OVS RCU's ovsrcu_synchronize() in the switch).
+ *
+ * No Open vSwitch dependency. */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vhost-mem.h"
+#include "vhost-user-wire.h"
+#include "virtq.h"
+
+/* Virtio features a vhostmq port offers. */
+#define VHOST_DEVICE_FEATURES                    \
+    ((1ull << VIRTIO_F_VERSION_1)                \
+     | (1ull << VIRTIO_NET_F_MRG_RXBUF)          \
+     | (1ull << VIRTIO_RING_F_INDIRECT_DESC)     \
+     | (1ull << VIRTIO_RING_F_EVENT_IDX)         \
+     | (1ull << VIRTIO_F_ANY_LAYOUT)             \
+     | (1ull << VIRTIO_F_NOTIFY_ON_EMPTY)        \
+     | (1ull << VIRTIO_NET_F_MQ)                 \
+     | (1ull << VIRTIO_NET_F_CTRL_VQ)            \
+     | (1ull << VIRTIO_NET_F_MTU)                \
+     | (1ull << VIRTIO_NET_F_GUEST_ANNOUNCE)     \
+     | (1ull << VHOST_USER_F_PROTOCOL_FEATURES))
+
+/* Protocol features a vhostmq port offers. */
+#define VHOST_DEVICE_PROTOCOL_FEATURES                          \
+    ((1ull << VHOST_USER_PROTOCOL_F_MQ)                         \
+     | (1ull << VHOST_USER_PROTOCOL_F_RARP)                     \
+     | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)                \
+     | (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)                  \
+     | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)      \
+     | (1ull << VHOST_USER_PROTOCOL_F_STATUS))
+
+/* Device status bits (SET_STATUS). */
+#define VIRTIO_CONFIG_S_DRIVER_OK 4
+
+/* Log levels for ops->log. */
+enum vhost_log_level {
+    VHOST_LOG_DBG,
+    VHOST_LOG_INFO,
+    VHOST_LOG_WARN,             /* Bad input from the front-end. */
+    VHOST_LOG_ERR,
+};
+
+struct vhost_device_ops {
+    /* Waits until no data-path thread can use anything unpublished. */
+    void (*synchronize)(void *aux);
+    /* Something the switch cares about changed: readiness, the number of
+     * vrings, a queue's enable state, the MTU. */
+    void (*changed)(void *aux);
+    /* Logs 'msg' (the switch rate-limits WARN and above). */
+    void (*log)(void *aux, enum vhost_log_level, const char *msg);
+};
+
+/* One vring. */
+struct vhost_vring {
+    /* Control thread only. */
+    uint32_t num;               /* Ring size; 0 until SET_VRING_NUM. */
+    bool addr_set;
+    struct vhost_user_vring_addr addr;
+    uint16_t base;              /* Avail index to start from. */
+    int kick_fd;                /* -1 if none (or polled). */
+    int call_fd;                /* -1 if none. */
+    int err_fd;
+    bool started;               /* Kick received, not stopped since. */
+    bool configured;            /* Front-end sent anything for it. */
+
+    /* Shared with the data path. */
+    struct virtq *live;         /* Non-null while started and valid. */
+    bool enabled;               /* SET_VRING_ENABLE state. */
+
+    /* Written by the thread that owns the queue, kept across restarts. */
+    struct virtq_stats stats;
+};
+
+/* Counters of what the front-end got wrong. */
+struct vhost_device_errors {
+    uint64_t wire[VHOST_USER_WIRE_N_ERRORS];  /* Refused by the codec. */
+    uint64_t state;             /* Valid message, wrong for the state. */
+    uint64_t memory;            /* Memory region could not be mapped. */
+    uint64_t vring;             /* Vring could not start. */
+};
+
+struct vhost_device {
+    const char *name;           /* For logs. */
+    const struct vhost_device_ops *ops;
+    void *aux;
+
+    unsigned int max_queue_pairs;
+    unsigned int max_vrings;    /* 2 * max_queue_pairs. */
+    struct vhost_vring *vrings; /* 'max_vrings' of them. */
+
+    bool owner;
+    bool features_set;
+    uint64_t features;          /* Acked virtio features. */
+    uint64_t protocol_features; /* Acked protocol features. */
+    uint8_t status;             /* SET_STATUS. */
+    uint16_t mtu;               /* NET_SET_MTU, 0 if none. */
+    struct vhost_mem *mem;
+
+    /* SEND_RARP: the data path announces this MAC once. */
+    uint8_t rarp_mac[6];
+    bool rarp_pending;          /* Shared with the data path. */
+
+    uint64_t n_messages;
+    struct vhost_device_errors errors;
+    char last_error[160];
+};
+
+/* Result of handling one message. */
+enum vhost_device_result {
+    VHOST_DEVICE_OK,            /* Done; send 'reply' if '*has_reply'. */
+    VHOST_DEVICE_DISCONNECT,    /* No way to go on: drop the connection. */
+};
+
+void vhost_device_init(struct vhost_device *, const char *name,
+                       unsigned int max_queue_pairs,
+                       const struct vhost_device_ops *, void *aux);
+void vhost_device_destroy(struct vhost_device *);
+
+/* Handles one message that the connection layer has read in whole (header
+ * checked by vhost_user_decode_header()).  The message's fds are consumed.
+ * If a reply is due, fills in 'reply' and sets '*has_reply'. */
+enum vhost_device_result vhost_device_handle(struct vhost_device *,
+                                             struct vhost_user_msg *msg,
+                                             struct vhost_user_msg *reply,
+                                             bool *has_reply);
+
+/* The front-end went away: stops every ring, unmaps guest memory, closes
+ * fds and forgets the negotiation.  Counters stay. */
+void vhost_device_disconnect(struct vhost_device *);
+
+/* Whether the guest can exchange traffic: negotiated, memory mapped, the
+ * first queue pair started, and (with the STATUS protocol feature) the
+ * driver said DRIVER_OK. */
+bool vhost_device_is_ready(const struct vhost_device *);
+
+/* The number of queue pairs the front-end has set up vrings for. */
+unsigned int vhost_device_n_queue_pairs(const struct vhost_device *);
+
+/* Data path view of vring 'idx' (acquire), or null. */
+static inline struct virtq *
+vhost_vring_live(const struct vhost_vring *vr)
+{
+    return __atomic_load_n(&vr->live, __ATOMIC_ACQUIRE);
+}
+
+static inline bool
+vhost_vring_enabled(const struct vhost_vring *vr)
+{
+    return __atomic_load_n(&vr->enabled, __ATOMIC_RELAXED);
+}
+
+#endif /* vhost-device.h */
