@@ -16,11 +16,18 @@
 
 /* The only file of vhostmq that speaks Open vSwitch's netdev provider API.
  *
- * A port is a multiqueue netdev whose queues are polled by the userspace
- * datapath's PMD threads ('is_pmd').  Until a vhost-user front-end has
- * connected and made the device ready, the port has one rx and one tx queue,
- * reports no carrier, receives nothing and drops (and counts) everything
- * sent to it. */
+ * A port is a multiqueue netdev polled by the userspace datapath's PMD
+ * threads ('is_pmd').  Guest queue pair q is OVS rx queue q (the guest's TX
+ * vring 2q+1) and OVS tx queue q (the guest's RX vring 2q).  The number of
+ * queues follows the vrings the front-end sets up; rxq_enabled() follows
+ * SET_VRING_ENABLE, so PMDs skip queues the guest has not enabled without a
+ * reconfiguration; OVS tx queue ids are spread over the enabled guest RX
+ * queues.
+ *
+ * Threads: the vhost-user control path (connection manager, device state
+ * machine) runs in OVS's main thread, from this provider's run hook.  PMD
+ * threads touch only what the device publishes for them (see
+ * vhost-device.h) and the tx queue map below. */
 
 #include <config.h>
 
@@ -32,27 +39,50 @@
 #include <string.h>
 
 #include "coverage.h"
-#include "dp-packet.h"
 #include "dirs.h"
+#include "dp-packet.h"
+#include "dpif-netdev.h"
 #include "netdev-provider.h"
 #include "openvswitch/dynamic-string.h"
 #include "openvswitch/vlog.h"
+#include "ovs-atomic.h"
+#include "ovs-rcu.h"
 #include "ovs-thread.h"
 #include "packets.h"
 #include "smap.h"
 #include "util.h"
+#include "vhost-connmgr.h"
+#include "vhost-device.h"
 #include "vhost-user-wire.h"
+#include "virtq.h"
 
 VLOG_DEFINE_THIS_MODULE(netdev_vhostmq);
+
 COVERAGE_DEFINE(vhostmq_tx_dropped_link_down);
+COVERAGE_DEFINE(vhostmq_tx_failure_drops);
+COVERAGE_DEFINE(vhostmq_tx_mtu_exceeded_drops);
+COVERAGE_DEFINE(vhostmq_rx_bad_packets);
+COVERAGE_DEFINE(vhostmq_control_errors);
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
-/* Limits on options:max-queue-pairs.  The vring index travels in 8 bits of
- * a vhost-user message, so a device cannot have more than 128 pairs. */
 #define VHOSTMQ_DEFAULT_QUEUE_PAIRS VHOST_USER_MAX_QUEUE_PAIRS
 #define VHOSTMQ_DEFAULT_TX_RETRIES 8
 #define VHOSTMQ_MAX_TX_RETRIES 32
+
+/* Software counters, updated by PMD threads on the drop paths only. */
+struct vhostmq_sw_stats {
+    atomic_uint64_t tx_retries;
+    atomic_uint64_t tx_failure_drops;
+    atomic_uint64_t tx_mtu_exceeded_drops;
+    atomic_uint64_t tx_link_down_drops;
+};
+
+/* One guest RX queue as OVS transmits into it. */
+struct vhostmq_txq {
+    struct ovs_mutex lock;      /* Taken only when the queue is shared. */
+    atomic_bool shared;         /* More than one OVS txq maps here. */
+};
 
 struct netdev_vhostmq {
     struct netdev up;
@@ -63,12 +93,23 @@ struct netdev_vhostmq {
     struct ovs_mutex mutex;
     char *socket_path OVS_GUARDED;      /* vhost-user socket. */
     int max_queue_pairs OVS_GUARDED;    /* options:max-queue-pairs. */
-    int tx_retries_max OVS_GUARDED;     /* options:tx-retries-max. */
     struct eth_addr hwaddr OVS_GUARDED;
     int mtu OVS_GUARDED;
     enum netdev_flags flags OVS_GUARDED;
-    int requested_n_txq OVS_GUARDED;    /* From set_tx_multiq(). */
-    struct netdev_stats stats OVS_GUARDED;
+    int requested_n_queues OVS_GUARDED; /* For the next reconfigure. */
+
+    /* Read by PMD threads. */
+    atomic_int tx_retries_max;
+    atomic_int max_frame_len;   /* Largest frame sent to the guest. */
+    atomic_bool ready;          /* Link up: guest can take traffic. */
+    atomic_int tx_map[VHOST_USER_MAX_QUEUE_PAIRS];  /* txq -> guest q. */
+    struct vhostmq_txq txqs[VHOST_USER_MAX_QUEUE_PAIRS];
+    struct vhostmq_sw_stats sw;
+
+    /* Main thread only: the vhost-user side. */
+    struct vhost_device vdev;
+    struct vhost_endpoint *endpoint;
+    long long int link_resets;
 };
 
 struct netdev_rxq_vhostmq {
@@ -105,11 +146,163 @@ type_is_client(const char *type)
 }
 
 /* Where a server port listens: in OVS's run directory, named after the
- * port.  (A configurable directory comes with the connection manager.) */
+ * port. */
 static char *
 server_socket_path(const char *name)
 {
     return xasprintf("%s/%s", ovs_rundir(), name);
+}
+
+static int
+frame_len_for_mtu(int mtu)
+{
+    /* As netdev-dpdk: MTU plus Ethernet header and one VLAN tag. */
+    return mtu + ETH_HEADER_LEN + VLAN_HEADER_LEN;
+}
+
+/* Device callbacks. */
+
+static void
+vhostmq_synchronize(void *aux OVS_UNUSED)
+{
+    ovsrcu_synchronize();
+}
+
+/* Spreads OVS tx queue ids over the guest's enabled RX queues. */
+static void
+update_tx_map(struct netdev_vhostmq *dev)
+{
+    int enabled[VHOST_USER_MAX_QUEUE_PAIRS];
+    int users[VHOST_USER_MAX_QUEUE_PAIRS];
+    int n_enabled = 0;
+    int n_txq = netdev_n_txq(&dev->up);
+
+    for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
+        if (vhost_vring_enabled(&dev->vdev.vrings[2 * q])
+            && vhost_vring_live(&dev->vdev.vrings[2 * q])) {
+            enabled[n_enabled++] = q;
+        }
+        users[q] = 0;
+    }
+    for (int qid = 0; qid < VHOST_USER_MAX_QUEUE_PAIRS; qid++) {
+        int q = n_enabled ? enabled[qid % n_enabled] : -1;
+
+        atomic_store_relaxed(&dev->tx_map[qid], q);
+        if (q >= 0 && qid < n_txq) {
+            users[q]++;
+        }
+    }
+    for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
+        atomic_store_relaxed(&dev->txqs[q].shared, users[q] > 1);
+    }
+}
+
+static void
+vhostmq_changed(void *aux)
+{
+    struct netdev_vhostmq *dev = aux;
+    bool ready = vhost_device_is_ready(&dev->vdev);
+    unsigned int n_qp = vhost_device_n_queue_pairs(&dev->vdev);
+    bool was_ready;
+
+    atomic_read_relaxed(&dev->ready, &was_ready);
+    update_tx_map(dev);
+    atomic_store_relaxed(&dev->ready, ready);
+    if (ready != was_ready) {
+        dev->link_resets++;
+        VLOG_INFO("%s: link %s", netdev_get_name(&dev->up),
+                  ready ? "up" : "down");
+    }
+
+    /* Queue count follows the vrings the front-end set up.  A front-end
+     * that went away leaves the queues as they are, so that a restarting
+     * guest costs no PMD reconfiguration. */
+    ovs_mutex_lock(&dev->mutex);
+    if (n_qp && n_qp != dev->requested_n_queues) {
+        dev->requested_n_queues = n_qp;
+        netdev_request_reconfigure(&dev->up);
+    }
+    ovs_mutex_unlock(&dev->mutex);
+
+    /* PMDs re-read rxq_enabled() and the bridge the link state. */
+    netdev_change_seq_changed(&dev->up);
+}
+
+static void
+vhostmq_log(void *aux OVS_UNUSED, enum vhost_log_level level,
+            const char *msg)
+{
+    switch (level) {
+    case VHOST_LOG_DBG:
+        VLOG_DBG("%s", msg);
+        break;
+    case VHOST_LOG_INFO:
+        VLOG_INFO("%s", msg);
+        break;
+    case VHOST_LOG_WARN:
+        COVERAGE_INC(vhostmq_control_errors);
+        VLOG_WARN_RL(&rl, "%s", msg);
+        break;
+    case VHOST_LOG_ERR:
+    default:
+        COVERAGE_INC(vhostmq_control_errors);
+        VLOG_ERR_RL(&rl, "%s", msg);
+        break;
+    }
+}
+
+static const struct vhost_device_ops vhostmq_device_ops = {
+    .synchronize = vhostmq_synchronize,
+    .changed = vhostmq_changed,
+    .log = vhostmq_log,
+};
+
+/* Connection callbacks. */
+
+static bool
+vhostmq_message(void *aux, struct vhost_user_msg *msg,
+                struct vhost_user_msg *reply, bool *has_reply)
+{
+    struct netdev_vhostmq *dev = aux;
+
+    return vhost_device_handle(&dev->vdev, msg, reply, has_reply)
+           == VHOST_DEVICE_OK;
+}
+
+static void
+vhostmq_connected(void *aux)
+{
+    struct netdev_vhostmq *dev = aux;
+
+    netdev_change_seq_changed(&dev->up);
+}
+
+static void
+vhostmq_disconnected(void *aux)
+{
+    struct netdev_vhostmq *dev = aux;
+
+    vhost_device_disconnect(&dev->vdev);
+}
+
+static const struct vhost_endpoint_cbs vhostmq_endpoint_cbs = {
+    .message = vhostmq_message,
+    .connected = vhostmq_connected,
+    .disconnected = vhostmq_disconnected,
+};
+
+/* Provider. */
+
+static void
+netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
+{
+    vhost_connmgr_run();
+}
+
+static void
+netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
+{
+    vhost_connmgr_wait();
 }
 
 static struct netdev *
@@ -137,19 +330,26 @@ netdev_vhostmq_construct(struct netdev *netdev)
     ovs_mutex_lock(&dev->mutex);
     dev->socket_path = dev->client ? NULL : server_socket_path(name);
     dev->max_queue_pairs = VHOSTMQ_DEFAULT_QUEUE_PAIRS;
-    dev->tx_retries_max = VHOSTMQ_DEFAULT_TX_RETRIES;
     eth_addr_random(&dev->hwaddr);
     dev->mtu = ETH_PAYLOAD_MAX;
     dev->flags = 0;
-    dev->requested_n_txq = 1;
-    memset(&dev->stats, 0, sizeof dev->stats);
+    dev->requested_n_queues = 1;
     ovs_mutex_unlock(&dev->mutex);
+
+    atomic_init(&dev->tx_retries_max, VHOSTMQ_DEFAULT_TX_RETRIES);
+    atomic_init(&dev->max_frame_len, frame_len_for_mtu(ETH_PAYLOAD_MAX));
+    atomic_init(&dev->ready, false);
+    for (int i = 0; i < VHOST_USER_MAX_QUEUE_PAIRS; i++) {
+        atomic_init(&dev->tx_map[i], -1);
+        ovs_mutex_init(&dev->txqs[i].lock);
+        atomic_init(&dev->txqs[i].shared, false);
+    }
+
+    vhost_device_init(&dev->vdev, netdev_get_name(netdev),
+                      VHOSTMQ_DEFAULT_QUEUE_PAIRS, &vhostmq_device_ops, dev);
 
     netdev->n_rxq = 1;
     netdev->n_txq = 1;
-
-    VLOG_INFO("%s: vhost-user %s port created", name,
-              dev->client ? "client" : "server");
     return 0;
 }
 
@@ -158,6 +358,12 @@ netdev_vhostmq_destruct(struct netdev *netdev)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
 
+    vhost_endpoint_destroy(dev->endpoint);
+    dev->endpoint = NULL;
+    vhost_device_destroy(&dev->vdev);
+    for (int i = 0; i < VHOST_USER_MAX_QUEUE_PAIRS; i++) {
+        ovs_mutex_destroy(&dev->txqs[i].lock);
+    }
     ovs_mutex_lock(&dev->mutex);
     free(dev->socket_path);
     dev->socket_path = NULL;
@@ -210,6 +416,8 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     int tx_retries_max = VHOSTMQ_DEFAULT_TX_RETRIES;
     const char *path = smap_get(args, "vhost-server-path");
     struct smap_node *node;
+    bool new_endpoint;
+    char *error = NULL;
 
     SMAP_FOR_EACH (node, args) {
         size_t i;
@@ -248,14 +456,38 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     }
 
     ovs_mutex_lock(&dev->mutex);
+    new_endpoint = !dev->endpoint;
     if (dev->client && (!dev->socket_path || strcmp(dev->socket_path, path))) {
         free(dev->socket_path);
         dev->socket_path = xstrdup(path);
+        new_endpoint = true;
     }
-    dev->max_queue_pairs = max_queue_pairs;
-    dev->tx_retries_max = tx_retries_max;
+    if (dev->max_queue_pairs != max_queue_pairs) {
+        dev->max_queue_pairs = max_queue_pairs;
+        /* The limit is part of what the front-end negotiated: make it
+         * connect again. */
+        if (dev->endpoint) {
+            vhost_endpoint_drop(dev->endpoint, "max-queue-pairs changed");
+        }
+        dev->vdev.max_queue_pairs = max_queue_pairs;
+        dev->vdev.max_vrings = 2 * max_queue_pairs;
+    }
+    atomic_store_relaxed(&dev->tx_retries_max, tx_retries_max);
+
+    if (new_endpoint) {
+        vhost_endpoint_destroy(dev->endpoint);
+        dev->endpoint = vhost_endpoint_create(name, dev->socket_path,
+                                              dev->client,
+                                              &vhostmq_endpoint_cbs, dev,
+                                              &error);
+    }
     ovs_mutex_unlock(&dev->mutex);
 
+    if (new_endpoint && !dev->endpoint) {
+        *errp = xasprintf("%s: %s", name, error);
+        free(error);
+        return EINVAL;
+    }
     return 0;
 }
 
@@ -263,6 +495,7 @@ static int
 netdev_vhostmq_get_config(const struct netdev *netdev, struct smap *args)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int tx_retries_max;
 
     ovs_mutex_lock(&dev->mutex);
     if (dev->client) {
@@ -271,8 +504,9 @@ netdev_vhostmq_get_config(const struct netdev *netdev, struct smap *args)
     if (dev->max_queue_pairs != VHOSTMQ_DEFAULT_QUEUE_PAIRS) {
         smap_add_format(args, "max-queue-pairs", "%d", dev->max_queue_pairs);
     }
-    if (dev->tx_retries_max != VHOSTMQ_DEFAULT_TX_RETRIES) {
-        smap_add_format(args, "tx-retries-max", "%d", dev->tx_retries_max);
+    atomic_read_relaxed(&dev->tx_retries_max, &tx_retries_max);
+    if (tx_retries_max != VHOSTMQ_DEFAULT_TX_RETRIES) {
+        smap_add_format(args, "tx-retries-max", "%d", tx_retries_max);
     }
     ovs_mutex_unlock(&dev->mutex);
     return 0;
@@ -285,45 +519,113 @@ netdev_vhostmq_get_numa_id(const struct netdev *netdev OVS_UNUSED)
 }
 
 static int
-netdev_vhostmq_set_tx_multiq(struct netdev *netdev, unsigned int n_txq)
-{
-    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
-
-    ovs_mutex_lock(&dev->mutex);
-    if (dev->requested_n_txq != n_txq) {
-        dev->requested_n_txq = n_txq;
-        netdev_request_reconfigure(netdev);
-    }
-    ovs_mutex_unlock(&dev->mutex);
-    return 0;
-}
-
-static int
 netdev_vhostmq_reconfigure(struct netdev *netdev)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
 
     ovs_mutex_lock(&dev->mutex);
-    netdev->n_txq = dev->requested_n_txq;
-    netdev->n_rxq = 1;
-    netdev_change_seq_changed(netdev);
+    if (netdev->n_rxq != dev->requested_n_queues) {
+        VLOG_INFO("%s: %d queue pair(s)", netdev_get_name(netdev),
+                  dev->requested_n_queues);
+    }
+    netdev->n_rxq = dev->requested_n_queues;
+    netdev->n_txq = dev->requested_n_queues;
     ovs_mutex_unlock(&dev->mutex);
+    update_tx_map(dev);
+    netdev_change_seq_changed(netdev);
     return 0;
 }
 
+static void
+sw_stat_add(atomic_uint64_t *counter, uint64_t n)
+{
+    uint64_t orig;
+
+    atomic_add_relaxed(counter, n, &orig);
+}
+
 static int
-netdev_vhostmq_send(struct netdev *netdev, int qid OVS_UNUSED,
-                    struct dp_packet_batch *batch,
-                    bool concurrent_txq OVS_UNUSED)
+netdev_vhostmq_send(struct netdev *netdev, int qid,
+                    struct dp_packet_batch *batch, bool concurrent_txq)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     size_t n = dp_packet_batch_size(batch);
+    struct vhostmq_txq *txq = NULL;
+    struct vhost_vring *vr;
+    struct dp_packet *packet;
+    int max_frame_len, retries_max;
+    size_t sent = 0, mtu_drops = 0, failed = 0, retries = 0;
+    bool ready, shared, locked = false;
+    struct virtq *vq;
+    int q;
 
-    /* No front-end: the link is down and everything sent is dropped. */
+    atomic_read_relaxed(&dev->ready, &ready);
+    if (OVS_UNLIKELY(!ready)) {
+        goto link_down;
+    }
+    atomic_read_relaxed(&dev->tx_map[qid % VHOST_USER_MAX_QUEUE_PAIRS], &q);
+    if (OVS_UNLIKELY(q < 0)) {
+        goto link_down;
+    }
+    vr = &dev->vdev.vrings[2 * q];
+    txq = &dev->txqs[q];
+    atomic_read_relaxed(&txq->shared, &shared);
+    if (concurrent_txq || shared) {
+        ovs_mutex_lock(&txq->lock);
+        locked = true;
+    }
+    vq = vhost_vring_live(vr);
+    if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr))) {
+        /* Never into a disabled queue. */
+        if (locked) {
+            ovs_mutex_unlock(&txq->lock);
+        }
+        goto link_down;
+    }
+
+    atomic_read_relaxed(&dev->max_frame_len, &max_frame_len);
+    atomic_read_relaxed(&dev->tx_retries_max, &retries_max);
+
+    DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
+        uint32_t size = dp_packet_size(packet);
+        int error;
+
+        if (OVS_UNLIKELY(size > max_frame_len)) {
+            mtu_drops++;
+            continue;
+        }
+        error = virtq_enqueue(vq, dp_packet_data(packet), size);
+        while (error == EAGAIN && retries < retries_max) {
+            /* Let the guest see what was sent so far, then look again
+             * for buffers. */
+            virtq_flush(vq);
+            retries++;
+            error = virtq_enqueue(vq, dp_packet_data(packet), size);
+        }
+        if (!error) {
+            sent++;
+        } else {
+            failed++;
+        }
+    }
+    virtq_flush(vq);
+    if (locked) {
+        ovs_mutex_unlock(&txq->lock);
+    }
+
+    if (OVS_UNLIKELY(mtu_drops || failed || retries)) {
+        sw_stat_add(&dev->sw.tx_mtu_exceeded_drops, mtu_drops);
+        sw_stat_add(&dev->sw.tx_failure_drops, failed);
+        sw_stat_add(&dev->sw.tx_retries, retries);
+        COVERAGE_ADD(vhostmq_tx_mtu_exceeded_drops, mtu_drops);
+        COVERAGE_ADD(vhostmq_tx_failure_drops, failed);
+    }
+    dp_packet_delete_batch(batch, true);
+    return 0;
+
+link_down:
     COVERAGE_ADD(vhostmq_tx_dropped_link_down, n);
-    ovs_mutex_lock(&dev->mutex);
-    dev->stats.tx_dropped += n;
-    ovs_mutex_unlock(&dev->mutex);
+    sw_stat_add(&dev->sw.tx_link_down_drops, n);
     dp_packet_delete_batch(batch, true);
     return 0;
 }
@@ -369,15 +671,16 @@ netdev_vhostmq_set_mtu(struct netdev *netdev, int mtu)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
 
-    if (mtu < ETH_PAYLOAD_MIN || mtu > VHOST_USER_MAX_MTU) {
+    if (mtu < VHOST_USER_MIN_MTU || mtu > VHOST_USER_MAX_MTU) {
         VLOG_WARN_RL(&rl, "%s: unsupported MTU %d (%d to %d)",
-                     netdev_get_name(netdev), mtu, ETH_PAYLOAD_MIN,
+                     netdev_get_name(netdev), mtu, VHOST_USER_MIN_MTU,
                      VHOST_USER_MAX_MTU);
         return EINVAL;
     }
     ovs_mutex_lock(&dev->mutex);
     if (dev->mtu != mtu) {
         dev->mtu = mtu;
+        atomic_store_relaxed(&dev->max_frame_len, frame_len_for_mtu(mtu));
         netdev_change_seq_changed(netdev);
     }
     ovs_mutex_unlock(&dev->mutex);
@@ -385,11 +688,33 @@ netdev_vhostmq_set_mtu(struct netdev *netdev, int mtu)
 }
 
 static int
-netdev_vhostmq_get_carrier(const struct netdev *netdev OVS_UNUSED,
-                           bool *carrier)
+netdev_vhostmq_get_carrier(const struct netdev *netdev, bool *carrier)
 {
-    *carrier = false;
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+
+    atomic_read_relaxed(&dev->ready, carrier);
     return 0;
+}
+
+static long long int
+netdev_vhostmq_get_carrier_resets(const struct netdev *netdev)
+{
+    return netdev_vhostmq_cast(netdev)->link_resets;
+}
+
+static uint64_t
+read_stat(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static uint64_t
+read_sw(atomic_uint64_t *p)
+{
+    uint64_t v;
+
+    atomic_read_relaxed(p, &v);
+    return v;
 }
 
 static int
@@ -397,10 +722,100 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
                          struct netdev_stats *stats)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    uint64_t mtu_drops = read_sw(&dev->sw.tx_mtu_exceeded_drops);
 
-    ovs_mutex_lock(&dev->mutex);
-    *stats = dev->stats;
-    ovs_mutex_unlock(&dev->mutex);
+    memset(stats, 0, sizeof *stats);
+    for (unsigned int i = 0; i < VHOST_USER_MAX_VRINGS; i++) {
+        const struct virtq_stats *s = &dev->vdev.vrings[i].stats;
+
+        if (i & 1) {
+            /* Guest TX: what the switch receives. */
+            stats->rx_packets += read_stat(&s->packets);
+            stats->rx_bytes += read_stat(&s->bytes);
+            stats->rx_errors += read_stat(&s->bad_chain)
+                                + read_stat(&s->too_long);
+            stats->multicast += read_stat(&s->multicast);
+            stats->rx_broadcast_packets += read_stat(&s->broadcast);
+        } else {
+            stats->tx_packets += read_stat(&s->packets);
+            stats->tx_bytes += read_stat(&s->bytes);
+            stats->tx_errors += read_stat(&s->bad_chain)
+                                + read_stat(&s->too_long);
+            stats->tx_broadcast_packets += read_stat(&s->broadcast);
+            stats->tx_multicast_packets += read_stat(&s->multicast);
+        }
+    }
+    stats->tx_dropped = read_sw(&dev->sw.tx_failure_drops)
+                        + read_sw(&dev->sw.tx_link_down_drops) + mtu_drops;
+    stats->rx_length_errors = 0;
+    return 0;
+}
+
+/* Per-queue counters, named as OVS-DPDK users know them from rte_vhost:
+ * rx_q<N>_<name> for the guest's TX vring 2N+1, tx_q<N>_<name> for its RX
+ * vring 2N. */
+#define VHOSTMQ_QUEUE_STATS                                     \
+    VHOSTMQ_QUEUE_STAT(packets, "good_packets")                 \
+    VHOSTMQ_QUEUE_STAT(bytes, "good_bytes")                     \
+    VHOSTMQ_QUEUE_STAT(multicast, "multicast_packets")          \
+    VHOSTMQ_QUEUE_STAT(broadcast, "broadcast_packets")          \
+    VHOSTMQ_QUEUE_STAT(undersize, "undersize_packets")          \
+    VHOSTMQ_QUEUE_STAT(size_64, "size_64_packets")              \
+    VHOSTMQ_QUEUE_STAT(size_65_127, "size_65_127_packets")      \
+    VHOSTMQ_QUEUE_STAT(size_128_255, "size_128_255_packets")    \
+    VHOSTMQ_QUEUE_STAT(size_256_511, "size_256_511_packets")    \
+    VHOSTMQ_QUEUE_STAT(size_512_1023, "size_512_1023_packets")  \
+    VHOSTMQ_QUEUE_STAT(size_1024_1518, "size_1024_1518_packets") \
+    VHOSTMQ_QUEUE_STAT(size_1519_max, "size_1519_max_packets")  \
+    VHOSTMQ_QUEUE_STAT(notifications, "guest_notifications")    \
+    VHOSTMQ_QUEUE_STAT(bad_chain, "bad_descriptor_chains")      \
+    VHOSTMQ_QUEUE_STAT(too_long, "oversize_drops")
+
+static int
+netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
+                                struct netdev_custom_stats *custom)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int n_queues = netdev_n_rxq(netdev);
+    size_t per_queue = 0, n = 0;
+
+#define VHOSTMQ_QUEUE_STAT(FIELD, NAME) per_queue++;
+    VHOSTMQ_QUEUE_STATS
+#undef VHOSTMQ_QUEUE_STAT
+
+    custom->size = 2 * n_queues * per_queue + 5;
+    custom->counters = xcalloc(custom->size, sizeof *custom->counters);
+
+    for (int q = 0; q < n_queues; q++) {
+        for (int dir = 0; dir < 2; dir++) {
+            /* dir 0: rx (guest TX vring 2q+1); dir 1: tx (vring 2q). */
+            const struct virtq_stats *s
+                = &dev->vdev.vrings[2 * q + (dir ? 0 : 1)].stats;
+
+#define VHOSTMQ_QUEUE_STAT(FIELD, NAME)                                 \
+            snprintf(custom->counters[n].name,                          \
+                     NETDEV_CUSTOM_STATS_NAME_SIZE, "%s_q%d_%s",        \
+                     dir ? "tx" : "rx", q, NAME);                       \
+            custom->counters[n++].value = read_stat(&s->FIELD);
+            VHOSTMQ_QUEUE_STATS
+#undef VHOSTMQ_QUEUE_STAT
+        }
+    }
+
+#define VHOSTMQ_SW_STAT(NAME, VALUE)                                    \
+    ovs_strlcpy(custom->counters[n].name, NAME,                         \
+                NETDEV_CUSTOM_STATS_NAME_SIZE);                         \
+    custom->counters[n++].value = VALUE;
+    VHOSTMQ_SW_STAT("ovs_tx_retries", read_sw(&dev->sw.tx_retries));
+    VHOSTMQ_SW_STAT("ovs_tx_failure_drops",
+                    read_sw(&dev->sw.tx_failure_drops));
+    VHOSTMQ_SW_STAT("ovs_tx_mtu_exceeded_drops",
+                    read_sw(&dev->sw.tx_mtu_exceeded_drops));
+    VHOSTMQ_SW_STAT("ovs_tx_qos_drops", 0);
+    VHOSTMQ_SW_STAT("ovs_rx_qos_drops", 0);
+#undef VHOSTMQ_SW_STAT
+
+    custom->size = n;
     return 0;
 }
 
@@ -408,15 +823,45 @@ static int
 netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    const struct vhost_device *vdev = &dev->vdev;
+    bool connected = vhost_endpoint_is_connected(dev->endpoint);
 
     ovs_mutex_lock(&dev->mutex);
     smap_add(args, "mode", dev->client ? "client" : "server");
-    smap_add(args, "status", "disconnected");
+    smap_add(args, "status", connected ? "connected" : "disconnected");
     smap_add(args, "socket", dev->socket_path);
     smap_add_format(args, "max_queue_pairs", "%d", dev->max_queue_pairs);
+    ovs_mutex_unlock(&dev->mutex);
+
+    if (connected) {
+        unsigned int n_vrings = 0;
+
+        smap_add_format(args, "features", "0x%016"PRIx64, vdev->features);
+        smap_add_format(args, "protocol_features", "0x%016"PRIx64,
+                        vdev->protocol_features);
+        if (vdev->mtu) {
+            smap_add_format(args, "mtu", "%d", vdev->mtu);
+        }
+        smap_add(args, "numa", "0");
+        for (unsigned int i = 0; i < vdev->max_vrings; i++) {
+            if (vdev->vrings[i].configured) {
+                n_vrings = i + 1;
+            }
+        }
+        smap_add_format(args, "num_of_vrings", "%u", n_vrings);
+        for (unsigned int i = 0; i < n_vrings; i++) {
+            smap_add_nocopy(args, xasprintf("vring_%u_size", i),
+                            xasprintf("%"PRIu32, vdev->vrings[i].num));
+        }
+    }
     smap_add_format(args, "n_rxq", "%d", netdev_n_rxq(netdev));
     smap_add_format(args, "n_txq", "%d", netdev_n_txq(netdev));
-    ovs_mutex_unlock(&dev->mutex);
+    if (dev->endpoint) {
+        vhost_endpoint_get_status(dev->endpoint, args);
+    }
+    if (vdev->last_error[0]) {
+        smap_add(args, "last_protocol_error", vdev->last_error);
+    }
     return 0;
 }
 
@@ -464,22 +909,73 @@ netdev_vhostmq_rxq_dealloc(struct netdev_rxq *rxq)
     free(netdev_rxq_vhostmq_cast(rxq));
 }
 
-static bool
-netdev_vhostmq_rxq_enabled(struct netdev_rxq *rxq OVS_UNUSED)
+static struct vhost_vring *
+rxq_vring(struct netdev_rxq *rxq)
 {
-    /* No guest has enabled any queue. */
-    return false;
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
+    unsigned int vring = 2 * rxq->queue_id + 1;
+
+    return vring < dev->vdev.max_vrings ? &dev->vdev.vrings[vring] : NULL;
+}
+
+static bool
+netdev_vhostmq_rxq_enabled(struct netdev_rxq *rxq)
+{
+    struct vhost_vring *vr = rxq_vring(rxq);
+
+    return vr && vhost_vring_enabled(vr);
+}
+
+/* Builds a dp_packet from the pieces of a guest frame. */
+static void
+packet_from_guest(void *batch_, const struct virtq_piece *pieces, int n,
+                  uint32_t len)
+{
+    struct dp_packet_batch *batch = batch_;
+    struct dp_packet *packet;
+
+    packet = dp_packet_new_with_headroom(len, DP_NETDEV_HEADROOM);
+    for (int i = 0; i < n; i++) {
+        dp_packet_put(packet, pieces[i].base, pieces[i].len);
+    }
+    dp_packet_batch_add(batch, packet);
 }
 
 static int
-netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq OVS_UNUSED,
-                        struct dp_packet_batch *batch OVS_UNUSED,
+netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
                         int *qfill)
 {
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
+    struct vhost_vring *vr = rxq_vring(rxq);
+    struct virtq *vq;
+
     if (qfill) {
         *qfill = 0;
     }
-    return EAGAIN;
+    vq = vr ? vhost_vring_live(vr) : NULL;
+    if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr))) {
+        return EAGAIN;
+    }
+
+    dp_packet_batch_init(batch);
+    if (OVS_UNLIKELY(rxq->queue_id == 0
+                     && __atomic_load_n(&dev->vdev.rarp_pending,
+                                        __ATOMIC_RELAXED))
+        && __atomic_exchange_n(&dev->vdev.rarp_pending, false,
+                               __ATOMIC_ACQUIRE)) {
+        /* After a migration the front-end asks the switch to announce the
+         * guest's MAC, so that the network learns where it moved. */
+        struct dp_packet *rarp = dp_packet_new(0);
+        struct eth_addr mac;
+
+        memcpy(mac.ea, dev->vdev.rarp_mac, ETH_ADDR_LEN);
+        compose_rarp(rarp, mac);
+        dp_packet_batch_add(batch, rarp);
+    }
+
+    virtq_dequeue_burst(vq, NETDEV_MAX_BURST - dp_packet_batch_size(batch),
+                        packet_from_guest, batch);
+    return dp_packet_batch_is_empty(batch) ? EAGAIN : 0;
 }
 
 static const struct netdev_class netdev_vhostmq_template = {
@@ -491,14 +987,15 @@ static const struct netdev_class netdev_vhostmq_template = {
     .get_config = netdev_vhostmq_get_config,
     .set_config = netdev_vhostmq_set_config,
     .get_numa_id = netdev_vhostmq_get_numa_id,
-    .set_tx_multiq = netdev_vhostmq_set_tx_multiq,
     .send = netdev_vhostmq_send,
     .set_etheraddr = netdev_vhostmq_set_etheraddr,
     .get_etheraddr = netdev_vhostmq_get_etheraddr,
     .get_mtu = netdev_vhostmq_get_mtu,
     .set_mtu = netdev_vhostmq_set_mtu,
     .get_carrier = netdev_vhostmq_get_carrier,
+    .get_carrier_resets = netdev_vhostmq_get_carrier_resets,
     .get_stats = netdev_vhostmq_get_stats,
+    .get_custom_stats = netdev_vhostmq_get_custom_stats,
     .get_status = netdev_vhostmq_get_status,
     .update_flags = netdev_vhostmq_update_flags,
     .reconfigure = netdev_vhostmq_reconfigure,
@@ -532,6 +1029,12 @@ netdev_vhostmq_register(void)
         for (size_t i = 0; i < ARRAY_SIZE(vhostmq_types); i++) {
             vhostmq_classes[i] = netdev_vhostmq_template;
             vhostmq_classes[i].type = vhostmq_types[i];
+            if (i == 0) {
+                /* One connection manager serves every class's ports: only
+                 * the first class runs it. */
+                vhostmq_classes[i].run = netdev_vhostmq_run;
+                vhostmq_classes[i].wait = netdev_vhostmq_wait;
+            }
             netdev_register_provider(&vhostmq_classes[i]);
         }
         ovsthread_once_done(&once);

@@ -1,0 +1,397 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#include <config.h>
+
+#include "vhost-connmgr.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "openvswitch/list.h"
+#include "openvswitch/vlog.h"
+#include "ovs-thread.h"
+#include "openvswitch/poll-loop.h"
+#include "smap.h"
+#include "timeval.h"
+#include "util.h"
+#include "vhost-conn.h"
+
+VLOG_DEFINE_THIS_MODULE(vhost_connmgr);
+
+static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
+
+/* Messages handled per connection per run, so that one busy front-end
+ * cannot starve the others. */
+#define MAX_MESSAGES_PER_RUN 64
+
+#define DEFAULT_RECONNECT_MSEC 1000
+
+struct vhost_endpoint {
+    struct ovs_list node;       /* In 'endpoints'. */
+    char *name;
+    char *path;
+    bool client;
+    const struct vhost_endpoint_cbs *cbs;
+    void *aux;
+
+    int listen_fd;              /* Server: listening socket. */
+    int conn_fd;                /* Connected front-end, or -1. */
+    struct vhost_conn_reader reader;
+
+    /* Client: when to try connecting next. */
+    long long int next_connect;
+    int reconnect_msec;
+    bool connect_failed_logged;
+
+    /* Counters. */
+    uint64_t n_connects;
+    uint64_t n_disconnects;
+    uint64_t n_rejected;        /* Extra front-ends turned away. */
+    char *last_error;
+};
+
+static struct ovs_list endpoints = OVS_LIST_INITIALIZER(&endpoints);
+
+static void
+set_error(struct vhost_endpoint *ep, const char *format, ...)
+    OVS_PRINTF_FORMAT(2, 3);
+
+static void
+set_error(struct vhost_endpoint *ep, const char *format, ...)
+{
+    va_list args;
+
+    free(ep->last_error);
+    va_start(args, format);
+    ep->last_error = xvasprintf(format, args);
+    va_end(args);
+}
+
+static bool
+fill_sockaddr(const char *path, struct sockaddr_un *sun, char **errp)
+{
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun->sun_path) {
+        *errp = xasprintf("socket path \"%s\" longer than %"PRIuSIZE
+                          " bytes", path, sizeof sun->sun_path - 1);
+        return false;
+    }
+    strcpy(sun->sun_path, path);
+    return true;
+}
+
+static int
+listen_on(const char *path, char **errp)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd;
+
+    if (!fill_sockaddr(path, &sun, errp)) {
+        return -1;
+    }
+    if (!lstat(path, &st)) {
+        if (!S_ISSOCK(st.st_mode)) {
+            *errp = xasprintf("%s exists and is not a socket", path);
+            return -1;
+        }
+        /* A socket file left by a switch that died: replace it. */
+        unlink(path);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *errp = xasprintf("socket: %s", ovs_strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *) &sun, sizeof sun) < 0
+        || listen(fd, 8) < 0) {
+        *errp = xasprintf("cannot listen on %s: %s", path,
+                          ovs_strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void
+endpoint_connected(struct vhost_endpoint *ep, int fd)
+{
+    ep->conn_fd = fd;
+    ep->n_connects++;
+    ep->connect_failed_logged = false;
+    vhost_conn_reader_init(&ep->reader);
+    VLOG_INFO("%s: vhost-user front-end connected (%s %s)", ep->name,
+              ep->client ? "client of" : "server on", ep->path);
+    if (ep->cbs->connected) {
+        ep->cbs->connected(ep->aux);
+    }
+}
+
+static void
+endpoint_disconnect(struct vhost_endpoint *ep, const char *why)
+{
+    if (ep->conn_fd < 0) {
+        return;
+    }
+    close(ep->conn_fd);
+    ep->conn_fd = -1;
+    vhost_conn_reader_reset(&ep->reader);
+    ep->n_disconnects++;
+    VLOG_INFO("%s: vhost-user front-end disconnected (%s)", ep->name, why);
+    if (ep->client) {
+        /* Try again at once: a front-end that restarts comes back fast. */
+        ep->next_connect = time_msec();
+    }
+    if (ep->cbs->disconnected) {
+        ep->cbs->disconnected(ep->aux);
+    }
+}
+
+static void
+try_connect(struct vhost_endpoint *ep)
+{
+    struct sockaddr_un sun;
+    char *error = NULL;
+    int fd;
+
+    ep->next_connect = time_msec() + ep->reconnect_msec;
+    if (!fill_sockaddr(ep->path, &sun, &error)) {
+        set_error(ep, "%s", error);
+        free(error);
+        return;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        set_error(ep, "socket: %s", ovs_strerror(errno));
+        return;
+    }
+    if (connect(fd, (struct sockaddr *) &sun, sizeof sun) < 0) {
+        int err = errno;
+
+        close(fd);
+        set_error(ep, "connect to %s: %s", ep->path, ovs_strerror(err));
+        if (!ep->connect_failed_logged) {
+            VLOG_INFO("%s: cannot connect to %s (%s); retrying every %d ms",
+                      ep->name, ep->path, ovs_strerror(err),
+                      ep->reconnect_msec);
+            ep->connect_failed_logged = true;
+        }
+        return;
+    }
+    endpoint_connected(ep, fd);
+}
+
+struct vhost_endpoint *
+vhost_endpoint_create(const char *name, const char *path, bool client,
+                      const struct vhost_endpoint_cbs *cbs, void *aux,
+                      char **errp)
+{
+    struct vhost_endpoint *ep;
+    int listen_fd = -1;
+
+    if (!client) {
+        listen_fd = listen_on(path, errp);
+        if (listen_fd < 0) {
+            return NULL;
+        }
+    }
+
+    ep = xzalloc(sizeof *ep);
+    ep->name = xstrdup(name);
+    ep->path = xstrdup(path);
+    ep->client = client;
+    ep->cbs = cbs;
+    ep->aux = aux;
+    ep->listen_fd = listen_fd;
+    ep->conn_fd = -1;
+    ep->reconnect_msec = DEFAULT_RECONNECT_MSEC;
+    ep->next_connect = time_msec();
+    vhost_conn_reader_init(&ep->reader);
+    ovs_list_push_back(&endpoints, &ep->node);
+
+    if (client) {
+        try_connect(ep);
+    } else {
+        VLOG_INFO("%s: vhost-user server listening on %s", name, path);
+    }
+    return ep;
+}
+
+void
+vhost_endpoint_destroy(struct vhost_endpoint *ep)
+{
+    if (!ep) {
+        return;
+    }
+    endpoint_disconnect(ep, "port removed");
+    if (ep->listen_fd >= 0) {
+        close(ep->listen_fd);
+        unlink(ep->path);
+    }
+    ovs_list_remove(&ep->node);
+    free(ep->name);
+    free(ep->path);
+    free(ep->last_error);
+    free(ep);
+}
+
+void
+vhost_endpoint_drop(struct vhost_endpoint *ep, const char *why)
+{
+    endpoint_disconnect(ep, why);
+}
+
+bool
+vhost_endpoint_is_connected(const struct vhost_endpoint *ep)
+{
+    return ep && ep->conn_fd >= 0;
+}
+
+const char *
+vhost_endpoint_path(const struct vhost_endpoint *ep)
+{
+    return ep->path;
+}
+
+void
+vhost_endpoint_set_reconnect_interval(struct vhost_endpoint *ep, int msec)
+{
+    ep->reconnect_msec = msec;
+}
+
+void
+vhost_endpoint_get_status(const struct vhost_endpoint *ep, struct smap *smap)
+{
+    smap_add_format(smap, "n_connects", "%"PRIu64, ep->n_connects);
+    smap_add_format(smap, "n_disconnects", "%"PRIu64, ep->n_disconnects);
+    if (ep->last_error) {
+        smap_add(smap, "last_error", ep->last_error);
+    }
+}
+
+static void
+accept_frontend(struct vhost_endpoint *ep)
+{
+    int fd = accept4(ep->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            VLOG_WARN_RL(&rl, "%s: accept: %s", ep->name,
+                         ovs_strerror(errno));
+        }
+        return;
+    }
+    if (ep->conn_fd >= 0) {
+        /* One front-end per port. */
+        ep->n_rejected++;
+        VLOG_WARN_RL(&rl, "%s: a second front-end tried to connect while "
+                     "one is connected; refused", ep->name);
+        close(fd);
+        return;
+    }
+    endpoint_connected(ep, fd);
+}
+
+static void
+serve_connection(struct vhost_endpoint *ep)
+{
+    for (int i = 0; i < MAX_MESSAGES_PER_RUN && ep->conn_fd >= 0; i++) {
+        enum vhost_user_wire_error wire_error;
+        struct vhost_user_msg msg, reply;
+        bool has_reply = false;
+        int error;
+
+        error = vhost_conn_recv(ep->conn_fd, &ep->reader, &msg, &wire_error);
+        if (error == EAGAIN || error == EWOULDBLOCK) {
+            return;
+        } else if (error == EOF) {
+            endpoint_disconnect(ep, "connection closed by front-end");
+            return;
+        } else if (error == EPROTO) {
+            set_error(ep, "invalid message header: %s",
+                      vhost_user_wire_error_name(wire_error));
+            VLOG_WARN_RL(&rl, "%s: invalid message header (%s); dropping "
+                         "the connection", ep->name,
+                         vhost_user_wire_error_name(wire_error));
+            endpoint_disconnect(ep, "invalid message header");
+            return;
+        } else if (error) {
+            set_error(ep, "receive: %s", ovs_strerror(error));
+            endpoint_disconnect(ep, ovs_strerror(error));
+            return;
+        }
+
+        if (!ep->cbs->message(ep->aux, &msg, &reply, &has_reply)) {
+            set_error(ep, "%s refused", vhost_user_request_name(msg.request));
+            endpoint_disconnect(ep, "message refused");
+            return;
+        }
+        if (has_reply) {
+            error = vhost_conn_send(ep->conn_fd, &reply);
+            if (error) {
+                set_error(ep, "reply: %s", ovs_strerror(error));
+                endpoint_disconnect(ep, "cannot send reply");
+                return;
+            }
+        }
+    }
+    /* More may be waiting. */
+    poll_immediate_wake();
+}
+
+void
+vhost_connmgr_run(void)
+{
+    struct vhost_endpoint *ep;
+
+    LIST_FOR_EACH_SAFE (ep, node, &endpoints) {
+        if (ep->listen_fd >= 0) {
+            accept_frontend(ep);
+        }
+        if (ep->conn_fd < 0 && ep->client
+            && time_msec() >= ep->next_connect) {
+            try_connect(ep);
+        }
+        if (ep->conn_fd >= 0) {
+            serve_connection(ep);
+        }
+    }
+}
+
+void
+vhost_connmgr_wait(void)
+{
+    struct vhost_endpoint *ep;
+
+    LIST_FOR_EACH (ep, node, &endpoints) {
+        if (ep->listen_fd >= 0) {
+            poll_fd_wait(ep->listen_fd, POLLIN);
+        }
+        if (ep->conn_fd >= 0) {
+            poll_fd_wait(ep->conn_fd, POLLIN);
+        } else if (ep->client) {
+            poll_timer_wait_until(ep->next_connect);
+        }
+    }
+}

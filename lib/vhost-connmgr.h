@@ -1,0 +1,82 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef VHOST_CONNMGR_H
+#define VHOST_CONNMGR_H 1
+
+/* The connection manager: every vhost-user socket of every port, listening
+ * (server ports) or connecting (client ports), served by one event loop,
+ * Open vSwitch's main loop (vhost_connmgr_run() and vhost_connmgr_wait()
+ * from the provider's run and wait hooks).  All I/O is non-blocking: a slow
+ * or silent front-end never holds up another port or the main loop.
+ *
+ * An endpoint has at most one front-end connected at a time.  A server
+ * endpoint accepts the next front-end after the previous one went away; a
+ * client endpoint connects, and after a failure or a disconnect tries again
+ * every 'reconnect interval'. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vhost-user-wire.h"
+
+struct smap;
+
+struct vhost_endpoint_cbs {
+    /* A whole message arrived.  Returns false if the connection must be
+     * dropped.  Sets '*has_reply' if 'reply' must be sent back. */
+    bool (*message)(void *aux, struct vhost_user_msg *msg,
+                    struct vhost_user_msg *reply, bool *has_reply);
+    /* A front-end connected. */
+    void (*connected)(void *aux);
+    /* The front-end went away (or was dropped). */
+    void (*disconnected)(void *aux);
+};
+
+struct vhost_endpoint;
+
+/* Creates an endpoint named 'name' (for logs) on socket 'path'.  A server
+ * endpoint replaces a stale socket file at 'path' and listens; a client
+ * endpoint starts connecting.  Returns null, with a message in '*errp', if
+ * the socket cannot be made. */
+struct vhost_endpoint *vhost_endpoint_create(
+    const char *name, const char *path, bool client,
+    const struct vhost_endpoint_cbs *, void *aux, char **errp);
+
+/* Closes the endpoint (calling 'disconnected' if a front-end is there) and
+ * removes a server's socket file. */
+void vhost_endpoint_destroy(struct vhost_endpoint *);
+
+/* Drops the current front-end, if any (a client reconnects later). */
+void vhost_endpoint_drop(struct vhost_endpoint *, const char *why);
+
+bool vhost_endpoint_is_connected(const struct vhost_endpoint *);
+const char *vhost_endpoint_path(const struct vhost_endpoint *);
+
+/* Adds the endpoint's state to 'smap': connection counts, last error. */
+void vhost_endpoint_get_status(const struct vhost_endpoint *, struct smap *);
+
+/* Sets how long a client endpoint waits between connection attempts. */
+void vhost_endpoint_set_reconnect_interval(struct vhost_endpoint *,
+                                           int msec);
+
+/* Services every endpoint: accepts, connects, reads and answers messages. */
+void vhost_connmgr_run(void);
+
+/* Arranges for the main loop to wake when vhost_connmgr_run() has work. */
+void vhost_connmgr_wait(void);
+
+#endif /* vhost-connmgr.h */
