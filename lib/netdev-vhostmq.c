@@ -214,11 +214,12 @@ vhostmq_changed(void *aux)
                   ready ? "up" : "down");
     }
 
-    /* Queue count follows the vrings the front-end set up.  A front-end
-     * that went away leaves the queues as they are, so that a restarting
-     * guest costs no PMD reconfiguration. */
+    /* Queue count follows the vrings the front-end set up, taken once the
+     * device is ready (not vring by vring as they are configured).  A
+     * front-end that went away leaves the queues as they are, so that a
+     * restarting guest costs no PMD reconfiguration. */
     ovs_mutex_lock(&dev->mutex);
-    if (n_qp && n_qp != dev->requested_n_queues) {
+    if (ready && n_qp && n_qp != dev->requested_n_queues) {
         dev->requested_n_queues = n_qp;
         netdev_request_reconfigure(&dev->up);
     }
@@ -544,6 +545,20 @@ sw_stat_add(atomic_uint64_t *counter, uint64_t n)
     atomic_add_relaxed(counter, n, &orig);
 }
 
+/* The first guest RX queue that is enabled and running, or -1. */
+static int
+find_enabled_txq(const struct netdev_vhostmq *dev)
+{
+    for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
+        const struct vhost_vring *vr = &dev->vdev.vrings[2 * q];
+
+        if (vhost_vring_enabled(vr) && vhost_vring_live(vr)) {
+            return q;
+        }
+    }
+    return -1;
+}
+
 static int
 netdev_vhostmq_send(struct netdev *netdev, int qid,
                     struct dp_packet_batch *batch, bool concurrent_txq)
@@ -576,11 +591,25 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     }
     vq = vhost_vring_live(vr);
     if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr))) {
-        /* Never into a disabled queue. */
+        /* Never into a disabled queue.  The guest just disabled this one
+         * and the map has not caught up: use another. */
         if (locked) {
             ovs_mutex_unlock(&txq->lock);
+            locked = false;
         }
-        goto link_down;
+        q = find_enabled_txq(dev);
+        if (q < 0) {
+            goto link_down;
+        }
+        vr = &dev->vdev.vrings[2 * q];
+        txq = &dev->txqs[q];
+        ovs_mutex_lock(&txq->lock);
+        locked = true;
+        vq = vhost_vring_live(vr);
+        if (!vq || !vhost_vring_enabled(vr)) {
+            ovs_mutex_unlock(&txq->lock);
+            goto link_down;
+        }
     }
 
     atomic_read_relaxed(&dev->max_frame_len, &max_frame_len);

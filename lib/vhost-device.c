@@ -493,6 +493,11 @@ set_vring_enable(struct vhost_device *dev, struct vhost_user_msg *msg)
     if (dev->vrings[i].enabled != !!enable) {
         __atomic_store_n(&dev->vrings[i].enabled, !!enable,
                          __ATOMIC_RELAXED);
+        if (!enable && dev->vrings[i].live) {
+            /* Once the front-end hears back, nothing more goes into the
+             * ring: wait out a data path that read the flag before. */
+            synchronize(dev);
+        }
         dev_log(dev, VHOST_LOG_DBG, "vring %u %s", i,
                 enable ? "enabled" : "disabled");
         changed(dev);

@@ -11,6 +11,13 @@ tests_test_vhostmq_core_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_test_vhostmq_core_CFLAGS = $(CORE_CFLAGS)
 tests_test_vhostmq_core_LDADD = lib/libvhostmq-core.la
 
+# The scripted vhost-user front-end.
+check_PROGRAMS += tests/vhost-frontend
+tests_vhost_frontend_SOURCES = tests/vhost-frontend.c
+tests_vhost_frontend_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_vhost_frontend_CFLAGS = $(CORE_CFLAGS)
+tests_vhost_frontend_LDADD = lib/libvhostmq-core.la
+
 # The autotest suite.
 TESTSUITE_AT = \
 	tests/testsuite.at \

@@ -1,0 +1,1272 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* vhost-frontend: a scripted vhost-user front-end for exact protocol
+ * scenarios, playing QEMU's part (and a guest driver's) against the switch.
+ *
+ * It lays out guest memory itself (memfds, optionally split into regions so
+ * that buffers cross region boundaries), builds split virtqueues, negotiates
+ * as QEMU does since multiqueue support (device-wide messages once, per-vring
+ * messages with the queue pair's vring offset, GET_QUEUE_NUM checked,
+ * SET_VRING_ENABLE per pair) or as a front-end older than that (device-wide
+ * messages repeated per pair), then sends frames on every TX queue of one
+ * port and checks that each arrives, byte for byte, on the other port.
+ *
+ * Usage: vhost-frontend [OPTION]... SOCKET_A SOCKET_B
+ *   --pairs N          queue pairs to set up (default 1)
+ *   --enable N         queue pairs to enable (default: all set up)
+ *   --sizes LIST       frame sizes, comma separated (default 60,1514)
+ *   --count N          frames per size per queue per direction (default 32)
+ *   --ring N           ring size (default 256)
+ *   --no-mrg           do not negotiate MRG_RXBUF (and not VERSION_1: the
+ *                      legacy 10-byte header; big chained RX buffers)
+ *   --indirect         post buffers through indirect descriptor tables
+ *   --chain N          split each TX frame over descriptors of N bytes
+ *   --regions N        guest memory in N regions (default 1); buffers are
+ *                      placed across region boundaries
+ *   --legacy           repeat device-wide messages per queue pair
+ *   --no-reply-ack     do not negotiate REPLY_ACK
+ *   --one-way          only A to B
+ *   --toggle Q         after a first round, disable queue pair Q on B (and
+ *                      A) while traffic runs, check nothing lands in it,
+ *                      then enable it again
+ *   --mac-a MAC, --mac-b MAC   source MACs (defaults 02:00:00:00:00:0a/0b)
+ *   --expect-refused   expect the switch to refuse the queue count
+ *   --hold MS          with --toggle, keep the pair disabled MS ms (for
+ *                      the test to look at the switch meanwhile)
+ *   --timeout SECONDS  (default 20)
+ *
+ * Prints one line per check and exits 0 if all passed. */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vhost-user-wire.h"
+#include "virtq.h"
+
+#define MAX_PAIRS 16
+#define MAX_REGIONS 4
+#define RX_BUF_MRG 2048         /* Mergeable RX buffer, like a guest's. */
+#define RX_BUF_BIG 4096         /* Pieces of a non-mergeable RX chain. */
+#define MAX_FRAME 9216
+#define ETHERTYPE_TEST 0x88b5
+#define MAGIC 0x76686d71        /* "vhmq" */
+#define PROBE_MAGIC 0x70726f62  /* "prob": warm-up, may be lost */
+
+static int n_pairs = 1;
+static int n_enable = -1;
+static int sizes[32] = { 60, 1514 };
+static int n_sizes = 2;
+static int count = 32;
+static int ring_size = 256;
+static bool mrg = true;
+static bool use_indirect;
+static int chain_len;
+static int n_regions = 1;
+static bool legacy;
+static bool reply_ack = true;
+static bool one_way;
+static int toggle_q = -1;
+static bool expect_refused;
+static int timeout_s = 20;
+static int hold_ms;
+static uint8_t mac_a[6] = { 2, 0, 0, 0, 0, 0x0a };
+static uint8_t mac_b[6] = { 2, 0, 0, 0, 0, 0x0b };
+
+static int n_failures;
+
+static void
+fail(const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    printf("FAIL: ");
+    vprintf(format, args);
+    printf("\n");
+    va_end(args);
+    fflush(stdout);
+    n_failures++;
+}
+
+static void __attribute__((noreturn))
+die(const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    fprintf(stderr, "vhost-frontend: ");
+    vfprintf(stderr, format, args);
+    fprintf(stderr, "\n");
+    va_end(args);
+    exit(2);
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Guest memory: 'n_regions' memfds, contiguous in guest-physical space
+ * from GPA_BASE, each mapped here at its own address. */
+#define GPA_BASE 0x100000ull
+
+struct region {
+    int fd;
+    uint8_t *hva;
+    uint64_t gpa;
+    uint64_t size;
+};
+
+struct guest {
+    const char *name;
+    int sock;
+    struct region regions[MAX_REGIONS];
+    uint64_t mem_size;
+    uint64_t alloc_next;        /* Bump allocator, guest-physical. */
+    uint64_t features;
+    uint64_t protocol_features;
+    int hdr_len;
+    const uint8_t *mac;
+    const uint8_t *peer_mac;
+    struct vq *vqs[2 * MAX_PAIRS];
+};
+
+static uint8_t *
+gpa_to_hva(struct guest *g, uint64_t gpa)
+{
+    for (int i = 0; i < n_regions; i++) {
+        struct region *r = &g->regions[i];
+
+        if (gpa >= r->gpa && gpa < r->gpa + r->size) {
+            return r->hva + (gpa - r->gpa);
+        }
+    }
+    die("%s: gpa 0x%"PRIx64" outside guest memory", g->name, gpa);
+}
+
+/* Copies between guest memory at 'gpa' and 'buf', across regions. */
+static void
+guest_write(struct guest *g, uint64_t gpa, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len) {
+        uint8_t *h = gpa_to_hva(g, gpa);
+        struct region *r = NULL;
+        size_t chunk;
+
+        for (int i = 0; i < n_regions; i++) {
+            if (gpa >= g->regions[i].gpa
+                && gpa < g->regions[i].gpa + g->regions[i].size) {
+                r = &g->regions[i];
+            }
+        }
+        chunk = r->gpa + r->size - gpa;
+        if (chunk > len) {
+            chunk = len;
+        }
+        memcpy(h, p, chunk);
+        p += chunk;
+        gpa += chunk;
+        len -= chunk;
+    }
+}
+
+static void
+guest_read(struct guest *g, uint64_t gpa, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        uint8_t *h = gpa_to_hva(g, gpa);
+        struct region *r = NULL;
+        size_t chunk;
+
+        for (int i = 0; i < n_regions; i++) {
+            if (gpa >= g->regions[i].gpa
+                && gpa < g->regions[i].gpa + g->regions[i].size) {
+                r = &g->regions[i];
+            }
+        }
+        chunk = r->gpa + r->size - gpa;
+        if (chunk > len) {
+            chunk = len;
+        }
+        memcpy(p, h, chunk);
+        p += chunk;
+        gpa += chunk;
+        len -= chunk;
+    }
+}
+
+/* Allocates 'size' bytes aligned to 'align'.  Rings must not cross a
+ * region boundary (the back-end needs them contiguous); buffers may. */
+static uint64_t
+guest_alloc(struct guest *g, uint64_t size, uint64_t align, bool contiguous)
+{
+    uint64_t gpa = (g->alloc_next + align - 1) & ~(align - 1);
+
+    if (contiguous) {
+        for (int i = 0; i < n_regions; i++) {
+            struct region *r = &g->regions[i];
+
+            if (gpa < r->gpa + r->size && gpa + size > r->gpa + r->size) {
+                gpa = r->gpa + r->size;
+            }
+        }
+    }
+    if (gpa + size > GPA_BASE + g->mem_size) {
+        die("%s: out of guest memory", g->name);
+    }
+    g->alloc_next = gpa + size;
+    return gpa;
+}
+
+/* A driver-side split virtqueue. */
+struct vq {
+    int index;
+    bool rx;                    /* Guest RX (device writes). */
+    uint16_t size;
+    uint64_t desc_gpa, avail_gpa, used_gpa;
+    struct vring_desc *desc;
+    struct vring_avail *avail;
+    struct vring_used *used;
+    uint16_t avail_idx;         /* Next avail entry. */
+    uint16_t last_used;         /* Next used entry to read. */
+    uint16_t free_head;
+    uint16_t n_free;
+    int kick_fd, call_fd;
+    bool enabled;
+    uint16_t disabled_at;       /* used->idx when the switch acked the
+                                 * disable: nothing may come after. */
+    /* Per head: buffer gpa, capacity; indirect table gpa if any. */
+    uint64_t *buf_gpa;
+    uint32_t *buf_cap;
+    uint64_t *ind_gpa;
+    /* Counters. */
+    uint64_t frames;
+};
+
+static void
+vq_init(struct guest *g, struct vq *vq, int index)
+{
+    vq->index = index;
+    vq->rx = !(index & 1);
+    vq->size = ring_size;
+    vq->desc_gpa = guest_alloc(g, 16 * ring_size, 16, true);
+    vq->avail_gpa = guest_alloc(g, 6 + 2 * ring_size, 2, true);
+    vq->used_gpa = guest_alloc(g, 6 + 8 * ring_size, 4, true);
+    vq->desc = (void *) gpa_to_hva(g, vq->desc_gpa);
+    vq->avail = (void *) gpa_to_hva(g, vq->avail_gpa);
+    vq->used = (void *) gpa_to_hva(g, vq->used_gpa);
+    memset(vq->desc, 0, 16 * ring_size);
+    memset(vq->avail, 0, 6 + 2 * ring_size);
+    memset(vq->used, 0, 6 + 8 * ring_size);
+    for (int i = 0; i < ring_size; i++) {
+        vq->desc[i].next = i + 1;
+    }
+    vq->free_head = 0;
+    vq->n_free = ring_size;
+    vq->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    vq->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    vq->buf_gpa = calloc(ring_size, sizeof *vq->buf_gpa);
+    vq->buf_cap = calloc(ring_size, sizeof *vq->buf_cap);
+    vq->ind_gpa = calloc(ring_size, sizeof *vq->ind_gpa);
+}
+
+/* Takes 'n' descriptors off the free list, chained; returns the head. */
+static int
+vq_get_descs(struct vq *vq, int n, uint16_t *ids)
+{
+    if (vq->n_free < n) {
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        ids[i] = vq->free_head;
+        vq->free_head = vq->desc[vq->free_head].next;
+    }
+    vq->n_free -= n;
+    return ids[0];
+}
+
+static void
+vq_put_chain(struct vq *vq, uint16_t head)
+{
+    uint16_t id = head;
+    int n = 1;
+
+    while (vq->desc[id].flags & VRING_DESC_F_NEXT) {
+        id = vq->desc[id].next;
+        n++;
+    }
+    vq->desc[id].next = vq->free_head;
+    vq->free_head = head;
+    vq->n_free += n;
+}
+
+/* Adds a buffer made of the pieces (gpa, len) as one chain, directly or
+ * through an indirect table. */
+static bool
+vq_add(struct guest *g, struct vq *vq, const uint64_t *gpas,
+       const uint32_t *lens, int n, uint16_t flags)
+{
+    uint16_t ids[64];
+    int head;
+
+    if (use_indirect && n > 1) {
+        struct vring_desc table[64];
+        uint64_t table_gpa;
+
+        head = vq_get_descs(vq, 1, ids);
+        if (head < 0) {
+            return false;
+        }
+        if (!vq->ind_gpa[head]) {
+            vq->ind_gpa[head] = guest_alloc(g, 64 * 16, 16, true);
+        }
+        table_gpa = vq->ind_gpa[head];
+        for (int i = 0; i < n; i++) {
+            table[i].addr = gpas[i];
+            table[i].len = lens[i];
+            table[i].flags = flags | (i + 1 < n ? VRING_DESC_F_NEXT : 0);
+            table[i].next = i + 1;
+        }
+        guest_write(g, table_gpa, table, n * sizeof table[0]);
+        vq->desc[head].addr = table_gpa;
+        vq->desc[head].len = n * sizeof table[0];
+        vq->desc[head].flags = VRING_DESC_F_INDIRECT;
+    } else {
+        head = vq_get_descs(vq, n, ids);
+        if (head < 0) {
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            struct vring_desc *d = &vq->desc[ids[i]];
+
+            d->addr = gpas[i];
+            d->len = lens[i];
+            d->flags = flags | (i + 1 < n ? VRING_DESC_F_NEXT : 0);
+            if (i + 1 < n) {
+                d->next = ids[i + 1];
+            }
+        }
+    }
+    vq->avail->ring[vq->avail_idx & (vq->size - 1)] = head;
+    vq->avail_idx++;
+    __atomic_store_n(&vq->avail->idx, vq->avail_idx, __ATOMIC_RELEASE);
+    return true;
+}
+
+/* Messages. */
+
+static void
+send_msg(struct guest *g, struct vhost_user_msg *msg)
+{
+    uint8_t buf[VHOST_USER_HDR_SIZE + VHOST_USER_MAX_PAYLOAD];
+    union {
+        char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov;
+    struct msghdr mh;
+    size_t len;
+
+    msg->flags |= VHOST_USER_VERSION;
+    len = vhost_user_encode(msg, buf, sizeof buf);
+    iov.iov_base = buf;
+    iov.iov_len = len;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (msg->n_fds) {
+        struct cmsghdr *cmsg;
+
+        memset(&control, 0, sizeof control);
+        mh.msg_control = control.buf;
+        mh.msg_controllen = CMSG_SPACE(msg->n_fds * sizeof(int));
+        cmsg = CMSG_FIRSTHDR(&mh);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(msg->n_fds * sizeof(int));
+        memcpy(CMSG_DATA(cmsg), msg->fds, msg->n_fds * sizeof(int));
+    }
+    if (sendmsg(g->sock, &mh, MSG_NOSIGNAL) != (ssize_t) len) {
+        die("%s: send %s: %s", g->name,
+            vhost_user_request_name(msg->request), strerror(errno));
+    }
+}
+
+static bool
+read_full(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = read(fd, p, len);
+
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        p += n;
+        len -= n;
+    }
+    return true;
+}
+
+/* Reads a reply to 'request'.  Returns false if the switch closed the
+ * connection. */
+static bool
+recv_reply(struct guest *g, uint32_t request, struct vhost_user_msg *reply)
+{
+    uint8_t hdr[VHOST_USER_HDR_SIZE];
+
+    memset(reply, 0, sizeof *reply);
+    if (!read_full(g->sock, hdr, sizeof hdr)) {
+        return false;
+    }
+    memcpy(&reply->request, hdr, 4);
+    memcpy(&reply->flags, hdr + 4, 4);
+    memcpy(&reply->size, hdr + 8, 4);
+    if (reply->request != request || !(reply->flags & VHOST_USER_REPLY_FLAG)
+        || reply->size > sizeof reply->payload) {
+        die("%s: bad reply to %s", g->name, vhost_user_request_name(request));
+    }
+    return read_full(g->sock, &reply->payload, reply->size);
+}
+
+/* Sends a request without payload-reply semantics; with REPLY_ACK waits for
+ * the ack and checks it is 0. */
+static void
+request(struct guest *g, uint32_t req, const void *payload, uint32_t size,
+        const int *fds, int n_fds)
+{
+    struct vhost_user_msg msg;
+    bool ack = g->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+
+    memset(&msg, 0, sizeof msg);
+    msg.request = req;
+    msg.size = size;
+    if (size) {
+        memcpy(&msg.payload, payload, size);
+    }
+    memcpy(msg.fds, fds, n_fds * sizeof *fds);
+    msg.n_fds = n_fds;
+    if (ack) {
+        msg.flags |= VHOST_USER_NEED_REPLY;
+    }
+    send_msg(g, &msg);
+    if (ack) {
+        struct vhost_user_msg reply;
+
+        if (!recv_reply(g, req, &reply)) {
+            die("%s: switch closed the connection after %s", g->name,
+                vhost_user_request_name(req));
+        }
+        if (reply.payload.u64) {
+            die("%s: switch refused %s", g->name,
+                vhost_user_request_name(req));
+        }
+    }
+}
+
+static uint64_t
+request_u64(struct guest *g, uint32_t req)
+{
+    struct vhost_user_msg msg, reply;
+
+    memset(&msg, 0, sizeof msg);
+    msg.request = req;
+    send_msg(g, &msg);
+    if (!recv_reply(g, req, &reply)) {
+        die("%s: switch closed the connection after %s", g->name,
+            vhost_user_request_name(req));
+    }
+    return reply.payload.u64;
+}
+
+static void
+request_u64_set(struct guest *g, uint32_t req, uint64_t value)
+{
+    request(g, req, &value, sizeof value, NULL, 0);
+}
+
+static void
+set_vring_state(struct guest *g, uint32_t req, uint32_t index, uint32_t num)
+{
+    struct vhost_user_vring_state s = { index, num };
+
+    request(g, req, &s, sizeof s, NULL, 0);
+}
+
+static int
+connect_to(const char *path)
+{
+    struct sockaddr_un sun;
+    long long deadline = now_ms() + timeout_s * 1000LL;
+    int fd;
+
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    for (;;) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (!connect(fd, (struct sockaddr *) &sun, sizeof sun)) {
+            return fd;
+        }
+        close(fd);
+        if (now_ms() > deadline) {
+            die("cannot connect to %s: %s", path, strerror(errno));
+        }
+        usleep(50000);
+    }
+}
+
+static void
+guest_memory_init(struct guest *g)
+{
+    /* Sparse: only what is touched takes memory. */
+    uint64_t per_region = (256ull << 20) / n_regions;
+
+    g->mem_size = per_region * n_regions;
+    for (int i = 0; i < n_regions; i++) {
+        struct region *r = &g->regions[i];
+
+        r->fd = memfd_create("vhost-frontend-guest", MFD_CLOEXEC);
+        if (r->fd < 0 || ftruncate(r->fd, per_region)) {
+            die("memfd: %s", strerror(errno));
+        }
+        r->hva = mmap(NULL, per_region, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      r->fd, 0);
+        if (r->hva == MAP_FAILED) {
+            die("mmap: %s", strerror(errno));
+        }
+        r->gpa = GPA_BASE + i * per_region;
+        r->size = per_region;
+    }
+    g->alloc_next = GPA_BASE;
+}
+
+static void
+send_mem_table(struct guest *g)
+{
+    struct vhost_user_mem_table table;
+    int fds[MAX_REGIONS];
+
+    memset(&table, 0, sizeof table);
+    table.nregions = n_regions;
+    for (int i = 0; i < n_regions; i++) {
+        table.regions[i].guest_phys_addr = g->regions[i].gpa;
+        table.regions[i].memory_size = g->regions[i].size;
+        table.regions[i].userspace_addr = (uintptr_t) g->regions[i].hva;
+        table.regions[i].mmap_offset = 0;
+        fds[i] = g->regions[i].fd;
+    }
+    request(g, VHOST_USER_SET_MEM_TABLE, &table,
+            8 + n_regions * sizeof table.regions[0], fds, n_regions);
+}
+
+/* Posts RX buffers until the ring is full.  Each head slot owns one
+ * buffer block, allocated the first time the slot is used. */
+static void
+fill_rx(struct guest *g, struct vq *vq)
+{
+    int pieces = mrg ? 1 : 3;
+    uint32_t piece_len = mrg ? RX_BUF_MRG : RX_BUF_BIG;
+
+    while (vq->n_free >= (use_indirect ? 1 : pieces)) {
+        uint16_t head = vq->free_head;
+        uint64_t gpas[3];
+        uint32_t lens[3];
+
+        if (!vq->buf_gpa[head]) {
+            vq->buf_gpa[head] = guest_alloc(g, pieces * piece_len, 64,
+                                            n_regions == 1);
+        }
+        for (int i = 0; i < pieces; i++) {
+            gpas[i] = vq->buf_gpa[head] + i * piece_len;
+            lens[i] = piece_len;
+        }
+        if (!vq_add(g, vq, gpas, lens, pieces, VRING_DESC_F_WRITE)) {
+            return;
+        }
+    }
+}
+
+/* A test frame: Ethernet header, then magic, sequence, queue, size, and a
+ * pattern derived from the sequence number. */
+static void
+make_frame(uint8_t *frame, int size, const uint8_t *src, const uint8_t *dst,
+           uint32_t seq, uint16_t q)
+{
+    memcpy(frame, dst, 6);
+    memcpy(frame + 6, src, 6);
+    frame[12] = ETHERTYPE_TEST >> 8;
+    frame[13] = ETHERTYPE_TEST & 0xff;
+    uint32_t magic = MAGIC;
+    memcpy(frame + 14, &magic, 4);
+    memcpy(frame + 18, &seq, 4);
+    memcpy(frame + 22, &q, 2);
+    uint16_t s = size;
+    memcpy(frame + 24, &s, 2);
+    for (int i = 26; i < size; i++) {
+        frame[i] = (uint8_t) (seq * 7 + i * 13);
+    }
+}
+
+struct flow {
+    struct guest *from, *to;
+    uint32_t next_seq;
+    uint64_t expected;          /* Frames sent, not yet seen. */
+    uint64_t received;
+    uint64_t bad;
+    uint64_t per_rxq[MAX_PAIRS];
+    uint8_t *seen;              /* Per sequence number. */
+    uint64_t probes_seen;
+    uint32_t max_seq;
+};
+
+static void poll_rx(struct flow *);
+static void reclaim_tx(struct guest *);
+
+static int max_size;
+static int window;              /* Frames in flight at most. */
+
+/* Sends one frame on TX queue pair q of 'f->from'.  Each head slot owns a
+ * buffer block big enough for the largest frame; with --regions > 1 blocks
+ * may straddle a region boundary. */
+static bool
+send_frame__(struct flow *f, int q, int size, bool probe)
+{
+    struct guest *g = f->from;
+    struct vq *vq = g->vqs[2 * q + 1];
+    static uint8_t frame[MAX_FRAME];
+    uint8_t hdr[12];
+    uint64_t gpas[64];
+    uint32_t lens[64];
+    uint64_t block;
+    int n = 0;
+    uint32_t seq = f->next_seq;
+    int need = chain_len ? 1 + (size + chain_len - 1) / chain_len : 1;
+    uint16_t head = vq->free_head;
+
+    if (vq->n_free < (use_indirect ? 1 : need) || need > 64) {
+        return false;
+    }
+    if (!vq->buf_gpa[head]) {
+        vq->buf_gpa[head] = guest_alloc(g, 12 + max_size, 16, false);
+    }
+    block = vq->buf_gpa[head];
+    make_frame(frame, size, g->mac, g->peer_mac, seq, q);
+    if (probe) {
+        uint32_t magic = PROBE_MAGIC;
+
+        memcpy(frame + 14, &magic, 4);
+    }
+    memset(hdr, 0, sizeof hdr);
+    guest_write(g, block, hdr, g->hdr_len);
+    guest_write(g, block + g->hdr_len, frame, size);
+
+    if (chain_len) {
+        gpas[n] = block;
+        lens[n++] = g->hdr_len;
+        for (int off = 0; off < size; off += chain_len) {
+            gpas[n] = block + g->hdr_len + off;
+            lens[n++] = size - off < chain_len ? size - off : chain_len;
+        }
+    } else {
+        gpas[n] = block;
+        lens[n++] = g->hdr_len + size;
+    }
+    if (!vq_add(g, vq, gpas, lens, n, 0)) {
+        return false;
+    }
+    if (!probe) {
+        f->next_seq++;
+        f->expected++;
+        vq->frames++;
+    }
+    return true;
+}
+
+static bool
+send_frame(struct flow *f, int q, int size)
+{
+    return send_frame__(f, q, size, false);
+}
+
+/* Sends probe frames on queue pair 0 until one gets through: the switch
+ * may still be setting up the port's queues after the front-end is done
+ * (a PMD reconfiguration), and frames sent meanwhile may be lost. */
+static void
+warm_up(struct flow *f)
+{
+    long long deadline = now_ms() + timeout_s * 1000LL;
+
+    while (!f->probes_seen && now_ms() < deadline) {
+        long long next = now_ms() + 100;
+
+        send_frame__(f, 0, 60, true);
+        while (!f->probes_seen && now_ms() < next) {
+            poll_rx(f);
+            reclaim_tx(f->from);
+            usleep(500);
+        }
+    }
+    if (!f->probes_seen) {
+        fail("%s -> %s: no probe frame got through in %d s", f->from->name,
+             f->to->name, timeout_s);
+    }
+}
+
+/* Recycles sent buffers. */
+static void
+reclaim_tx(struct guest *g)
+{
+    for (int q = 0; q < n_pairs; q++) {
+        struct vq *vq = g->vqs[2 * q + 1];
+        uint16_t used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+
+        while (vq->last_used != used_idx) {
+            struct vring_used_elem *e
+                = &vq->used->ring[vq->last_used & (vq->size - 1)];
+
+            vq_put_chain(vq, e->id);
+            vq->last_used++;
+        }
+    }
+}
+
+static void
+check_frame(struct flow *f, int q, const uint8_t *frame, uint32_t len)
+{
+    static uint8_t expect[MAX_FRAME];
+    uint32_t seq, magic;
+    uint16_t txq, size;
+
+    if (len < 26) {
+        f->bad++;
+        fail("%s rxq %d: runt frame of %u bytes", f->to->name, q, len);
+        return;
+    }
+    memcpy(&magic, frame + 14, 4);
+    memcpy(&seq, frame + 18, 4);
+    memcpy(&txq, frame + 22, 2);
+    memcpy(&size, frame + 24, 2);
+    if (magic == PROBE_MAGIC && frame[12] == (ETHERTYPE_TEST >> 8)) {
+        f->probes_seen++;
+        return;
+    }
+    if (magic != MAGIC || frame[12] != (ETHERTYPE_TEST >> 8)) {
+        /* Not ours (the bridge's own traffic, e.g. IPv6 from br0). */
+        return;
+    }
+    if (size != len || seq >= f->max_seq) {
+        f->bad++;
+        fail("%s rxq %d: frame seq %u: length %u, expected %u", f->to->name,
+             q, seq, len, size);
+        return;
+    }
+    make_frame(expect, size, f->from->mac, f->from->peer_mac, seq, txq);
+    if (memcmp(expect, frame, len)) {
+        f->bad++;
+        fail("%s rxq %d: frame seq %u differs from what was sent",
+             f->to->name, q, seq);
+        return;
+    }
+    if (f->seen[seq]) {
+        f->bad++;
+        fail("%s rxq %d: frame seq %u received twice", f->to->name, q, seq);
+        return;
+    }
+    f->seen[seq] = 1;
+    f->received++;
+    f->per_rxq[q]++;
+}
+
+/* Reads frames from the RX queues of 'f->to', reposting buffers. */
+static void
+poll_rx(struct flow *f)
+{
+    struct guest *g = f->to;
+    static uint8_t frame[MAX_FRAME + 64];
+
+    for (int q = 0; q < n_pairs; q++) {
+        struct vq *vq = g->vqs[2 * q];
+        uint16_t used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+
+        while ((uint16_t) (used_idx - vq->last_used) > 0) {
+            struct vring_used_elem e
+                = vq->used->ring[vq->last_used & (vq->size - 1)];
+            uint32_t total = 0, n_bufs = 1;
+            uint8_t pkt[MAX_FRAME + 64];
+
+            /* Gather the frame: one chain, or num_buffers chains. */
+            for (uint32_t b = 0; b < n_bufs; b++) {
+                struct vring_desc *d;
+                uint32_t left;
+                uint16_t id;
+
+                if (b > 0) {
+                    if ((uint16_t) (used_idx - vq->last_used) == 0) {
+                        /* The rest is not published yet. */
+                        used_idx = __atomic_load_n(&vq->used->idx,
+                                                   __ATOMIC_ACQUIRE);
+                        b--;
+                        continue;
+                    }
+                    e = vq->used->ring[vq->last_used & (vq->size - 1)];
+                }
+                vq->last_used++;
+                id = e.id;
+                left = e.len;
+                if (vq->desc[id].flags & VRING_DESC_F_INDIRECT) {
+                    struct vring_desc table[64];
+                    int i = 0;
+
+                    guest_read(g, vq->desc[id].addr, table,
+                               vq->desc[id].len);
+                    while (left) {
+                        uint32_t chunk = left < table[i].len ? left
+                                                             : table[i].len;
+
+                        if (total + chunk > sizeof pkt) {
+                            die("frame too big");
+                        }
+                        guest_read(g, table[i].addr, pkt + total, chunk);
+                        total += chunk;
+                        left -= chunk;
+                        i++;
+                    }
+                } else {
+                    for (uint16_t i = id; left; i = vq->desc[i].next) {
+                        uint32_t chunk;
+
+                        d = &vq->desc[i];
+                        chunk = left < d->len ? left : d->len;
+                        if (total + chunk > sizeof pkt) {
+                            die("frame too big");
+                        }
+                        guest_read(g, d->addr, pkt + total, chunk);
+                        total += chunk;
+                        left -= chunk;
+                    }
+                }
+                if (b == 0 && g->hdr_len == 12) {
+                    uint16_t nb;
+
+                    memcpy(&nb, pkt + 10, 2);
+                    n_bufs = mrg ? nb : 1;
+                    if (!n_bufs || n_bufs > 64) {
+                        die("bad num_buffers %u", nb);
+                    }
+                }
+                vq_put_chain(vq, id);
+            }
+            if (!vq->enabled
+                && (uint16_t) (vq->last_used - vq->disabled_at) <= 0x8000
+                && vq->last_used != vq->disabled_at) {
+                f->bad++;
+                fail("%s: frame delivered into disabled rxq %d", g->name, q);
+            }
+            vq->frames++;
+            memcpy(frame, pkt + g->hdr_len, total - g->hdr_len);
+            check_frame(f, q, frame, total - g->hdr_len);
+        }
+        fill_rx(g, vq);
+    }
+}
+
+static void
+set_up(struct guest *g, const char *path)
+{
+    uint64_t features = 0, protocol;
+    int pairs_enabled = n_enable < 0 ? n_pairs : n_enable;
+
+    g->sock = connect_to(path);
+    guest_memory_init(g);
+
+    /* Negotiation, as QEMU's vhost-user back-end init does it. */
+    for (int rep = 0; rep < (legacy ? n_pairs : 1); rep++) {
+        features = request_u64(g, VHOST_USER_GET_FEATURES);
+        if (!(features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES))) {
+            die("%s: no protocol features", g->name);
+        }
+        protocol = request_u64(g, VHOST_USER_GET_PROTOCOL_FEATURES);
+        protocol &= (1ull << VHOST_USER_PROTOCOL_F_MQ)
+                    | (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)
+                    | (1ull << VHOST_USER_PROTOCOL_F_STATUS)
+                    | (reply_ack ? 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK
+                                 : 0);
+        /* SET_PROTOCOL_FEATURES itself is sent before REPLY_ACK is on. */
+        g->protocol_features = 0;
+        request_u64_set(g, VHOST_USER_SET_PROTOCOL_FEATURES, protocol);
+        g->protocol_features = protocol;
+        if (protocol & (1ull << VHOST_USER_PROTOCOL_F_MQ)) {
+            uint64_t max = request_u64(g, VHOST_USER_GET_QUEUE_NUM);
+
+            if (n_pairs > (int) max) {
+                if (expect_refused) {
+                    printf("ok: %s offers %"PRIu64" queue pairs, fewer "
+                           "than the %d asked: refused as QEMU does\n",
+                           g->name, max, n_pairs);
+                    exit(n_failures ? 1 : 0);
+                }
+                die("%s: you are asking more queues than supported (%d > "
+                    "%"PRIu64")", g->name, n_pairs, max);
+            }
+        }
+        request(g, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0);
+    }
+    if (expect_refused) {
+        fail("%s: switch accepted %d queue pairs", g->name, n_pairs);
+    }
+
+    g->features = features & ((1ull << VIRTIO_RING_F_EVENT_IDX)
+                              | (1ull << VIRTIO_NET_F_MQ)
+                              | (1ull << VIRTIO_F_ANY_LAYOUT)
+                              | (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
+                              | (use_indirect
+                                 ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0)
+                              | (mrg ? (1ull << VIRTIO_NET_F_MRG_RXBUF)
+                                       | (1ull << VIRTIO_F_VERSION_1) : 0));
+    g->hdr_len = mrg ? 12 : 10;
+
+    for (int rep = 0; rep < (legacy ? n_pairs : 1); rep++) {
+        request_u64_set(g, VHOST_USER_SET_FEATURES, g->features);
+        send_mem_table(g);
+    }
+    if (g->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)) {
+        request_u64_set(g, VHOST_USER_NET_SET_MTU, 9000);
+    }
+
+    for (int i = 0; i < 2 * n_pairs; i++) {
+        struct vq *vq = calloc(1, sizeof *vq);
+        struct vhost_user_vring_addr addr;
+        uint64_t u;
+
+        vq_init(g, vq, i);
+        g->vqs[i] = vq;
+        set_vring_state(g, VHOST_USER_SET_VRING_NUM, i, ring_size);
+        set_vring_state(g, VHOST_USER_SET_VRING_BASE, i, 0);
+        memset(&addr, 0, sizeof addr);
+        addr.index = i;
+        addr.desc_user_addr = (uintptr_t) vq->desc;
+        addr.avail_user_addr = (uintptr_t) vq->avail;
+        addr.used_user_addr = (uintptr_t) vq->used;
+        request(g, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+        u = i;
+        request(g, VHOST_USER_SET_VRING_KICK, &u, 8, &vq->kick_fd, 1);
+        request(g, VHOST_USER_SET_VRING_CALL, &u, 8, &vq->call_fd, 1);
+        if (vq->rx) {
+            fill_rx(g, vq);
+        }
+    }
+    for (int q = 0; q < n_pairs; q++) {
+        bool on = q < pairs_enabled;
+
+        set_vring_state(g, VHOST_USER_SET_VRING_ENABLE, 2 * q, on);
+        set_vring_state(g, VHOST_USER_SET_VRING_ENABLE, 2 * q + 1, on);
+        g->vqs[2 * q]->enabled = g->vqs[2 * q + 1]->enabled = on;
+    }
+    if (g->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_STATUS)) {
+        /* ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK. */
+        request_u64_set(g, VHOST_USER_SET_STATUS, 0xf);
+    }
+    printf("ok: %s set up: %d queue pair(s), %d enabled, features 0x%"PRIx64
+           ", protocol features 0x%"PRIx64"%s\n", g->name, n_pairs,
+           pairs_enabled, g->features, g->protocol_features,
+           legacy ? ", device-wide messages per pair" : "");
+}
+
+static void
+set_pair_enabled(struct guest *g, int q, bool on)
+{
+    set_vring_state(g, VHOST_USER_SET_VRING_ENABLE, 2 * q, on);
+    set_vring_state(g, VHOST_USER_SET_VRING_ENABLE, 2 * q + 1, on);
+    g->vqs[2 * q]->enabled = g->vqs[2 * q + 1]->enabled = on;
+    /* With REPLY_ACK the switch has taken the change when it answered:
+     * whatever its used index says now is all it may have delivered. */
+    g->vqs[2 * q]->disabled_at = __atomic_load_n(&g->vqs[2 * q]->used->idx,
+                                                 __ATOMIC_ACQUIRE);
+}
+
+/* Called once half of a round's frames are sent. */
+typedef void round_hook(void);
+
+/* Sends 'count' frames of every size on every enabled TX queue of
+ * 'f->from' and waits until all arrived at 'f->to'. */
+static void
+run_round(struct flow *f, const char *label, round_hook *hook)
+{
+    long long deadline = now_ms() + timeout_s * 1000LL;
+    uint64_t start_received = f->received;
+    uint64_t start_expected = f->expected;
+    uint64_t start_rxq[MAX_PAIRS];
+    uint64_t start_txq[MAX_PAIRS];
+    int q = 0, s = 0, c = 0;
+    bool all_sent = false;
+
+    for (int i = 0; i < n_pairs; i++) {
+        start_rxq[i] = f->per_rxq[i];
+        start_txq[i] = f->from->vqs[2 * i + 1]->frames;
+    }
+    while (now_ms() < deadline) {
+        /* Send what fits, round robin over the enabled queues. */
+        for (int burst = 0; !all_sent && burst < 64; burst++) {
+            if (f->expected - f->received >= (uint64_t) window) {
+                /* As a guest's stack would, do not run far ahead of the
+                 * receiver: its RX ring is all the buffering there is. */
+                break;
+            }
+            if (f->from->vqs[2 * q + 1]->enabled) {
+                if (!send_frame(f, q, sizes[s])) {
+                    break;
+                }
+            }
+            q = (q + 1) % n_pairs;
+            if (q == 0 && ++c == count) {
+                c = 0;
+                if (hook && s == n_sizes / 2) {
+                    hook();
+                    hook = NULL;
+                }
+                if (++s == n_sizes) {
+                    all_sent = true;
+                }
+            }
+        }
+        poll_rx(f);
+        reclaim_tx(f->from);
+        if (all_sent && f->received == f->expected) {
+            break;
+        }
+        usleep(200);
+    }
+
+    printf("%s: %s: %s -> %s: %"PRIu64" of %"PRIu64" frames received "
+           "intact\n",
+           f->received - start_received == f->expected - start_expected
+           ? "ok" : "FAIL", label, f->from->name, f->to->name,
+           f->received - start_received, f->expected - start_expected);
+    if (f->received - start_received != f->expected - start_expected) {
+        n_failures++;
+    }
+    for (int i = 0; i < n_pairs; i++) {
+        printf("  %s: %s txq %d sent %"PRIu64", %s rxq %d got %"PRIu64"\n",
+               label, f->from->name, i,
+               f->from->vqs[2 * i + 1]->frames - start_txq[i], f->to->name,
+               i, f->per_rxq[i] - start_rxq[i]);
+    }
+    fflush(stdout);
+}
+
+static struct guest *toggle_guest;
+
+static void
+disable_toggle_pair(void)
+{
+    set_pair_enabled(toggle_guest, toggle_q, false);
+    printf("ok: %s: queue pair %d disabled while traffic runs\n",
+           toggle_guest->name, toggle_q);
+}
+
+static void
+parse_mac(const char *s, uint8_t *mac)
+{
+    unsigned int b[6];
+
+    if (sscanf(s, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4],
+               &b[5]) != 6) {
+        die("bad MAC %s", s);
+    }
+    for (int i = 0; i < 6; i++) {
+        mac[i] = b[i];
+    }
+}
+
+int
+main(int argc, char *argv[])
+{
+    static const struct option options[] = {
+        { "pairs", required_argument, NULL, 'p' },
+        { "enable", required_argument, NULL, 'e' },
+        { "sizes", required_argument, NULL, 's' },
+        { "count", required_argument, NULL, 'c' },
+        { "ring", required_argument, NULL, 'r' },
+        { "no-mrg", no_argument, NULL, 'M' },
+        { "indirect", no_argument, NULL, 'I' },
+        { "chain", required_argument, NULL, 'C' },
+        { "regions", required_argument, NULL, 'R' },
+        { "legacy", no_argument, NULL, 'L' },
+        { "no-reply-ack", no_argument, NULL, 'A' },
+        { "one-way", no_argument, NULL, 'O' },
+        { "toggle", required_argument, NULL, 'T' },
+        { "mac-a", required_argument, NULL, 'a' },
+        { "mac-b", required_argument, NULL, 'b' },
+        { "expect-refused", no_argument, NULL, 'X' },
+        { "timeout", required_argument, NULL, 't' },
+        { "hold", required_argument, NULL, 'H' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct guest a = { .name = "A" }, b = { .name = "B" };
+    struct flow ab, ba;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'p': n_pairs = atoi(optarg); break;
+        case 'e': n_enable = atoi(optarg); break;
+        case 's': {
+            char *save, *tok, *list = strdup(optarg);
+
+            n_sizes = 0;
+            for (tok = strtok_r(list, ",", &save); tok && n_sizes < 32;
+                 tok = strtok_r(NULL, ",", &save)) {
+                sizes[n_sizes++] = atoi(tok);
+            }
+            free(list);
+            break;
+        }
+        case 'c': count = atoi(optarg); break;
+        case 'r': ring_size = atoi(optarg); break;
+        case 'M': mrg = false; break;
+        case 'I': use_indirect = true; break;
+        case 'C': chain_len = atoi(optarg); break;
+        case 'R': n_regions = atoi(optarg); break;
+        case 'L': legacy = true; break;
+        case 'A': reply_ack = false; break;
+        case 'O': one_way = true; break;
+        case 'T': toggle_q = atoi(optarg); break;
+        case 'a': parse_mac(optarg, mac_a); break;
+        case 'b': parse_mac(optarg, mac_b); break;
+        case 'X': expect_refused = true; break;
+        case 't': timeout_s = atoi(optarg); break;
+        case 'H': hold_ms = atoi(optarg); break;
+        default: die("bad option (see the comment at the top of the file)");
+        }
+    }
+    if (argc - optind != 2 && !(expect_refused && argc - optind == 1)) {
+        die("usage: vhost-frontend [OPTION]... SOCKET_A SOCKET_B");
+    }
+    if (n_pairs < 1 || n_pairs > MAX_PAIRS || n_regions < 1
+        || n_regions > MAX_REGIONS || ring_size < 2 || ring_size > 4096
+        || ring_size & (ring_size - 1) || count < 1) {
+        die("bad pairs, regions, ring or count");
+    }
+    for (int i = 0; i < n_sizes; i++) {
+        if (sizes[i] < 26 || sizes[i] > MAX_FRAME) {
+            die("frame sizes go from 26 to %d", MAX_FRAME);
+        }
+        if (sizes[i] > max_size) {
+            max_size = sizes[i];
+        }
+    }
+    /* Half the RX ring's worth of the largest frame. */
+    window = ring_size / 2 / (mrg ? (max_size + 12) / RX_BUF_MRG + 1 : 1);
+    if (window < 1) {
+        window = 1;
+    }
+
+    a.mac = mac_a;
+    a.peer_mac = mac_b;
+    b.mac = mac_b;
+    b.peer_mac = mac_a;
+    set_up(&a, argv[optind]);
+    if (expect_refused) {
+        return n_failures ? 1 : 0;
+    }
+    set_up(&b, argv[optind + 1]);
+
+    memset(&ab, 0, sizeof ab);
+    memset(&ba, 0, sizeof ba);
+    ab.from = &a;
+    ab.to = &b;
+    ba.from = &b;
+    ba.to = &a;
+    ab.max_seq = ba.max_seq = 1 << 22;
+    ab.seen = calloc(ab.max_seq, 1);
+    ba.seen = calloc(ba.max_seq, 1);
+
+    warm_up(&ab);
+    if (!one_way) {
+        warm_up(&ba);
+    }
+    run_round(&ab, "round 1", NULL);
+    if (!one_way) {
+        run_round(&ba, "round 1", NULL);
+    }
+
+    if (toggle_q >= 0 && toggle_q < n_pairs) {
+        /* B turns pair 'toggle_q' off while A sends to it: the switch must
+         * move A's traffic to B's other queues and put nothing into the
+         * disabled one (poll_rx fails any frame that lands there). */
+        toggle_guest = &b;
+        run_round(&ab, "disabling", disable_toggle_pair);
+        set_pair_enabled(&a, toggle_q, false);
+        printf("ok: A: queue pair %d disabled\n", toggle_q);
+        if (!one_way) {
+            run_round(&ba, "disabled", NULL);
+        }
+        if (hold_ms) {
+            long long until = now_ms() + hold_ms;
+
+            printf("holding with queue pair %d disabled for %d ms\n",
+                   toggle_q, hold_ms);
+            fflush(stdout);
+            while (now_ms() < until) {
+                poll_rx(&ab);
+                poll_rx(&ba);
+                usleep(1000);
+            }
+        }
+        set_pair_enabled(&b, toggle_q, true);
+        set_pair_enabled(&a, toggle_q, true);
+        printf("ok: queue pair %d enabled again on both ports\n", toggle_q);
+        run_round(&ab, "re-enabled", NULL);
+        if (!one_way) {
+            run_round(&ba, "re-enabled", NULL);
+        }
+    }
+
+    printf("%s: %d check(s) failed\n", n_failures ? "FAIL" : "ok",
+           n_failures);
+    close(a.sock);
+    close(b.sock);
+    return n_failures ? 1 : 0;
+}
