@@ -23,7 +23,8 @@ TESTSUITE_AT = \
 	tests/testsuite.at \
 	tests/vhostmq-macros.at \
 	tests/unit.at \
-	tests/provider.at
+	tests/provider.at \
+	tests/datapath.at
 TESTSUITE = $(srcdir)/tests/testsuite
 EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
 DISTCLEANFILES += tests/atconfig tests/atlocal
