@@ -333,7 +333,7 @@ netdev_vhostmq_construct(struct netdev *netdev)
     dev->max_queue_pairs = VHOSTMQ_DEFAULT_QUEUE_PAIRS;
     eth_addr_random(&dev->hwaddr);
     dev->mtu = ETH_PAYLOAD_MAX;
-    dev->flags = 0;
+    dev->flags = NETDEV_UP | NETDEV_PROMISC;
     dev->requested_n_queues = 1;
     ovs_mutex_unlock(&dev->mutex);
 

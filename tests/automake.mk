@@ -24,7 +24,8 @@ TESTSUITE_AT = \
 	tests/vhostmq-macros.at \
 	tests/unit.at \
 	tests/provider.at \
-	tests/datapath.at
+	tests/datapath.at \
+	tests/testpmd.at
 TESTSUITE = $(srcdir)/tests/testsuite
 EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
 DISTCLEANFILES += tests/atconfig tests/atlocal
