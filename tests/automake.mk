@@ -6,6 +6,8 @@ check_PROGRAMS += tests/test-vhostmq-core
 tests_test_vhostmq_core_SOURCES = \
 	tests/unit.h \
 	tests/test-vhostmq-core.c \
+	tests/test-device.c \
+	tests/test-virtq.c \
 	tests/test-wire.c
 tests_test_vhostmq_core_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_test_vhostmq_core_CFLAGS = $(CORE_CFLAGS)

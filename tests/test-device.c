@@ -1,0 +1,555 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* Unit tests of the device state machine: message sequences as a
+ * front-end sends them, and what each does to the device. */
+
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "vhost-device.h"
+
+#define MEM_SIZE (1 << 20)
+
+struct fixture {
+    struct vhost_device dev;
+    int n_changed;
+    int n_sync;
+    int memfd;
+    uint8_t *hva;
+    struct vhost_user_msg reply;
+    bool has_reply;
+};
+
+static void
+f_sync(void *aux)
+{
+    ((struct fixture *) aux)->n_sync++;
+}
+
+static void
+f_changed(void *aux)
+{
+    ((struct fixture *) aux)->n_changed++;
+}
+
+static void
+f_log(void *aux, enum vhost_log_level level, const char *msg)
+{
+    (void) aux;
+    (void) level;
+    (void) msg;
+}
+
+static const struct vhost_device_ops ops = {
+    .synchronize = f_sync,
+    .changed = f_changed,
+    .log = f_log,
+};
+
+static void
+setup(struct fixture *f, unsigned int max_qp)
+{
+    memset(f, 0, sizeof *f);
+    vhost_device_init(&f->dev, "test", max_qp, &ops, f);
+    f->memfd = memfd_create("test-device", MFD_CLOEXEC);
+    CHECK(!ftruncate(f->memfd, MEM_SIZE));
+    f->hva = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  f->memfd, 0);
+}
+
+static void
+teardown(struct fixture *f)
+{
+    vhost_device_destroy(&f->dev);
+    munmap(f->hva, MEM_SIZE);
+    close(f->memfd);
+}
+
+/* Sends a request; returns the result. */
+static enum vhost_device_result
+send_req(struct fixture *f, uint32_t request, uint32_t flags,
+         const void *payload, uint32_t size, int fd)
+{
+    struct vhost_user_msg msg;
+
+    memset(&msg, 0, sizeof msg);
+    msg.request = request;
+    msg.flags = VHOST_USER_VERSION | flags;
+    msg.size = size;
+    if (size) {
+        memcpy(&msg.payload, payload, size);
+    }
+    if (fd >= 0) {
+        msg.fds[0] = fd;
+        msg.n_fds = 1;
+    }
+    return vhost_device_handle(&f->dev, &msg, &f->reply, &f->has_reply);
+}
+
+static enum vhost_device_result
+send_u64(struct fixture *f, uint32_t request, uint64_t value)
+{
+    return send_req(f, request, 0, &value, 8, -1);
+}
+
+static enum vhost_device_result
+send_state(struct fixture *f, uint32_t request, uint32_t index,
+           uint32_t num)
+{
+    struct vhost_user_vring_state s = { index, num };
+
+    return send_req(f, request, 0, &s, sizeof s, -1);
+}
+
+static uint64_t
+get_u64(struct fixture *f, uint32_t request)
+{
+    CHECK_EQ(send_req(f, request, 0, NULL, 0, -1), VHOST_DEVICE_OK);
+    CHECK(f->has_reply);
+    CHECK_EQ(f->reply.request, request);
+    CHECK(f->reply.flags & VHOST_USER_REPLY_FLAG);
+    return f->reply.payload.u64;
+}
+
+static enum vhost_device_result
+send_mem_table(struct fixture *f, uint64_t size)
+{
+    struct vhost_user_mem_table t;
+    struct vhost_user_msg msg;
+
+    memset(&t, 0, sizeof t);
+    t.nregions = 1;
+    t.regions[0].guest_phys_addr = 0;
+    t.regions[0].memory_size = size;
+    t.regions[0].userspace_addr = (uintptr_t) f->hva;
+    memset(&msg, 0, sizeof msg);
+    msg.request = VHOST_USER_SET_MEM_TABLE;
+    msg.flags = VHOST_USER_VERSION;
+    msg.size = 8 + 32;
+    memcpy(&msg.payload, &t, msg.size);
+    msg.fds[0] = dup(f->memfd);
+    msg.n_fds = 1;
+    return vhost_device_handle(&f->dev, &msg, &f->reply, &f->has_reply);
+}
+
+/* Sets up vring 'i' (size 256) at a place of its own and kicks it. */
+static enum vhost_device_result
+start_vring(struct fixture *f, unsigned int i)
+{
+    struct vhost_user_vring_addr addr;
+    uint64_t base = 0x10000 + i * 0x4000;
+    enum vhost_device_result r;
+
+    send_state(f, VHOST_USER_SET_VRING_NUM, i, 256);
+    send_state(f, VHOST_USER_SET_VRING_BASE, i, 0);
+    memset(&addr, 0, sizeof addr);
+    addr.index = i;
+    addr.desc_user_addr = (uintptr_t) f->hva + base;
+    addr.avail_user_addr = (uintptr_t) f->hva + base + 0x1000;
+    addr.used_user_addr = (uintptr_t) f->hva + base + 0x2000;
+    send_req(f, VHOST_USER_SET_VRING_ADDR, 0, &addr, sizeof addr, -1);
+    r = send_req(f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { i }, 8,
+                 eventfd(0, EFD_CLOEXEC));
+    if (r == VHOST_DEVICE_OK) {
+        send_req(f, VHOST_USER_SET_VRING_CALL, 0, &(uint64_t) { i }, 8,
+                 eventfd(0, EFD_CLOEXEC));
+    }
+    return r;
+}
+
+static const uint64_t net_features
+    = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MRG_RXBUF)
+      | (1ull << VIRTIO_NET_F_MQ) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+
+/* Negotiates as QEMU does, with 'protocol' protocol features. */
+static void
+negotiate(struct fixture *f, uint64_t protocol)
+{
+    CHECK_EQ(get_u64(f, VHOST_USER_GET_FEATURES) & net_features,
+             net_features);
+    CHECK_EQ(get_u64(f, VHOST_USER_GET_PROTOCOL_FEATURES) & protocol,
+             protocol);
+    CHECK_EQ(send_u64(f, VHOST_USER_SET_PROTOCOL_FEATURES, protocol),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(send_req(f, VHOST_USER_SET_OWNER, 0, NULL, 0, -1),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(send_u64(f, VHOST_USER_SET_FEATURES, net_features),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(send_mem_table(f, MEM_SIZE), VHOST_DEVICE_OK);
+}
+
+static void
+test_offers(void)
+{
+    struct fixture f;
+    uint64_t features, protocol;
+
+    setup(&f, 4);
+    features = get_u64(&f, VHOST_USER_GET_FEATURES);
+    for (int bit = 0; bit < 64; bit++) {
+        static const int wanted[] = {
+            VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF,
+            VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX,
+            VIRTIO_F_ANY_LAYOUT, VIRTIO_NET_F_MQ,
+            VHOST_USER_F_PROTOCOL_FEATURES,
+        };
+        for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+            if (bit == wanted[i]) {
+                CHECK(features & (1ull << bit));
+            }
+        }
+    }
+    protocol = get_u64(&f, VHOST_USER_GET_PROTOCOL_FEATURES);
+    CHECK(protocol & (1ull << VHOST_USER_PROTOCOL_F_MQ));
+    CHECK(protocol & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    CHECK(protocol & (1ull << VHOST_USER_PROTOCOL_F_NET_MTU));
+    CHECK(protocol & (1ull << VHOST_USER_PROTOCOL_F_RARP));
+    CHECK(protocol & (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+    CHECK(protocol & (1ull << VHOST_USER_PROTOCOL_F_STATUS));
+    CHECK_EQ(get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 4);
+    CHECK_EQ(get_u64(&f, VHOST_USER_GET_MAX_MEM_SLOTS), VHOST_MEM_MAX_SLOTS);
+    teardown(&f);
+}
+
+static void
+test_ready_and_queue_pairs(void)
+{
+    struct fixture f;
+
+    setup(&f, 4);
+    negotiate(&f, (1ull << VHOST_USER_PROTOCOL_F_MQ)
+                  | (1ull << VHOST_USER_PROTOCOL_F_STATUS));
+    CHECK(!vhost_device_is_ready(&f.dev));
+    for (unsigned int i = 0; i < 4; i++) {
+        CHECK_EQ(start_vring(&f, i), VHOST_DEVICE_OK);
+        CHECK(vhost_vring_live(&f.dev.vrings[i]) != NULL);
+    }
+    CHECK_EQ(vhost_device_n_queue_pairs(&f.dev), 2);
+    /* With STATUS, ready waits for DRIVER_OK. */
+    CHECK(!vhost_device_is_ready(&f.dev));
+    CHECK_EQ(send_u64(&f, VHOST_USER_SET_STATUS, 0xf), VHOST_DEVICE_OK);
+    CHECK(vhost_device_is_ready(&f.dev));
+    CHECK_EQ(get_u64(&f, VHOST_USER_GET_STATUS), 0xf);
+    /* Rings start disabled with protocol features. */
+    CHECK(!vhost_vring_enabled(&f.dev.vrings[0]));
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 1),
+             VHOST_DEVICE_OK);
+    CHECK(vhost_vring_enabled(&f.dev.vrings[0]));
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 2),
+             VHOST_DEVICE_DISCONNECT);
+    teardown(&f);
+}
+
+static void
+test_enabled_without_protocol_features(void)
+{
+    struct fixture f;
+    uint64_t features = (1ull << VIRTIO_F_VERSION_1);
+
+    setup(&f, 2);
+    CHECK_EQ(send_u64(&f, VHOST_USER_SET_FEATURES, features),
+             VHOST_DEVICE_OK);
+    for (unsigned int i = 0; i < 4; i++) {
+        CHECK(vhost_vring_enabled(&f.dev.vrings[i]));
+    }
+    teardown(&f);
+}
+
+static void
+test_get_vring_base_stops(void)
+{
+    struct fixture f;
+
+    setup(&f, 1);
+    negotiate(&f, 0);
+    CHECK_EQ(start_vring(&f, 1), VHOST_DEVICE_OK);
+    /* While running, the size cannot change. */
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_NUM, 1, 128),
+             VHOST_DEVICE_DISCONNECT);
+    /* Pretend the data path consumed 3 buffers. */
+    vhost_vring_live(&f.dev.vrings[1])->last_avail_idx = 3;
+    f.n_sync = 0;
+    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
+             VHOST_DEVICE_OK);
+    CHECK(f.has_reply);
+    CHECK_EQ(f.reply.payload.state.index, 1);
+    CHECK_EQ(f.reply.payload.state.num, 3);
+    CHECK(!vhost_vring_live(&f.dev.vrings[1]));
+    CHECK(!f.dev.vrings[1].started);
+    /* The data path was waited for before reading the index. */
+    CHECK_EQ(f.n_sync, 1);
+    /* Stopped, it can. */
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_NUM, 1, 128),
+             VHOST_DEVICE_OK);
+    teardown(&f);
+}
+
+static void
+test_ring_rules(void)
+{
+    struct fixture f;
+
+    setup(&f, 2);
+    /* Kick before any memory table: refused, and no way to say so. */
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_NUM, 0, 256),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 0 }, 8,
+                      eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(f.dev.errors.vring, 1);
+    teardown(&f);
+
+    setup(&f, 2);
+    negotiate(&f, 0);
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_NUM, 0, 0),
+             VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_NUM, 0, 100),
+             VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_NUM, 0, 65536),
+             VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 0, 70000),
+             VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(f.dev.errors.state, 4);
+    /* Vring index beyond the port's pairs: refused by the codec. */
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_NUM, 4, 256),
+             VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(f.dev.errors.wire[VHOST_USER_WIRE_BAD_VRING_INDEX], 1);
+    /* A ring whose addresses are outside memory does not start. */
+    struct vhost_user_vring_addr addr = { .index = 1,
+                                          .desc_user_addr = 0x10,
+                                          .avail_user_addr = 0x10,
+                                          .used_user_addr = 0x10 };
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_NUM, 1, 256),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_ADDR, 0, &addr, sizeof addr,
+                      -1), VHOST_DEVICE_OK);
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 }, 8,
+                      eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_DISCONNECT);
+    CHECK(!vhost_vring_live(&f.dev.vrings[1]));
+    teardown(&f);
+}
+
+static void
+test_reply_ack(void)
+{
+    struct fixture f;
+
+    setup(&f, 2);
+    negotiate(&f, 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+    /* A good message with need_reply gets ack 0. */
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_NUM, VHOST_USER_NEED_REPLY,
+                      &(struct vhost_user_vring_state) { 0, 256 }, 8, -1),
+             VHOST_DEVICE_OK);
+    CHECK(f.has_reply);
+    CHECK_EQ(f.reply.payload.u64, 0);
+    /* A bad one gets 1, and the connection goes on. */
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_NUM, VHOST_USER_NEED_REPLY,
+                      &(struct vhost_user_vring_state) { 0, 3 }, 8, -1),
+             VHOST_DEVICE_OK);
+    CHECK(f.has_reply);
+    CHECK_EQ(f.reply.payload.u64, 1);
+    /* So does an unknown request. */
+    CHECK_EQ(send_req(&f, 99, VHOST_USER_NEED_REPLY, NULL, 0, -1),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(f.reply.payload.u64, 1);
+    CHECK_EQ(f.dev.errors.wire[VHOST_USER_WIRE_UNKNOWN_REQUEST], 1);
+    /* Without need_reply an unknown request drops the connection. */
+    CHECK_EQ(send_req(&f, 99, 0, NULL, 0, -1), VHOST_DEVICE_DISCONNECT);
+    teardown(&f);
+}
+
+static void
+test_features_not_offered(void)
+{
+    struct fixture f;
+
+    setup(&f, 2);
+    CHECK_EQ(send_u64(&f, VHOST_USER_SET_FEATURES,
+                      1ull << VIRTIO_F_RING_PACKED), VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(send_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES,
+                      1ull << VHOST_USER_PROTOCOL_F_BACKEND_REQ),
+             VHOST_DEVICE_DISCONNECT);
+    /* Requests of features never offered. */
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_LOG_BASE, 0,
+                      &(struct vhost_user_log) { 4096, 0 }, 16,
+                      eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(send_u64(&f, VHOST_USER_NET_SET_MTU, 9000),
+             VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(send_u64(&f, VHOST_USER_SEND_RARP, 0x1234),
+             VHOST_DEVICE_DISCONNECT);
+    teardown(&f);
+}
+
+static void
+test_repeated_device_wide_messages(void)
+{
+    struct fixture f;
+    struct vhost_mem *mem;
+    int n_changed;
+
+    setup(&f, 4);
+    negotiate(&f, 0);
+    mem = f.dev.mem;
+    n_changed = f.n_changed;
+    /* An old front-end repeats these per queue pair. */
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(send_req(&f, VHOST_USER_SET_OWNER, 0, NULL, 0, -1),
+                 VHOST_DEVICE_OK);
+        CHECK_EQ(send_u64(&f, VHOST_USER_SET_FEATURES, net_features),
+                 VHOST_DEVICE_OK);
+        CHECK_EQ(send_mem_table(&f, MEM_SIZE), VHOST_DEVICE_OK);
+    }
+    /* Not remapped, nothing changed. */
+    CHECK(f.dev.mem == mem);
+    CHECK_EQ(f.n_changed, n_changed);
+    /* A different table is a remap. */
+    CHECK_EQ(send_mem_table(&f, MEM_SIZE / 2), VHOST_DEVICE_OK);
+    CHECK(f.dev.mem != NULL);
+    CHECK_EQ(f.dev.mem->regions[0].size, MEM_SIZE / 2);
+    teardown(&f);
+}
+
+static void
+test_mem_table_fd_too_small(void)
+{
+    struct fixture f;
+
+    setup(&f, 1);
+    CHECK_EQ(send_mem_table(&f, 2 * MEM_SIZE), VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(f.dev.errors.memory, 1);
+    CHECK(!f.dev.mem);
+    teardown(&f);
+}
+
+static void
+test_mem_table_swap_restarts_rings(void)
+{
+    struct fixture f;
+    struct virtq *before;
+
+    setup(&f, 1);
+    negotiate(&f, 0);
+    CHECK_EQ(start_vring(&f, 0), VHOST_DEVICE_OK);
+    before = vhost_vring_live(&f.dev.vrings[0]);
+    before->last_avail_idx = 9;
+    f.n_sync = 0;
+    CHECK_EQ(send_mem_table(&f, MEM_SIZE / 2), VHOST_DEVICE_OK);
+    CHECK(vhost_vring_live(&f.dev.vrings[0]) != NULL);
+    CHECK(vhost_vring_live(&f.dev.vrings[0])->mem == f.dev.mem);
+    CHECK_EQ(f.n_sync, 1);
+    teardown(&f);
+}
+
+static void
+test_mem_slots(void)
+{
+    struct fixture f;
+    struct vhost_user_mem_single reg;
+
+    setup(&f, 1);
+    memset(&reg, 0, sizeof reg);
+    reg.region.guest_phys_addr = 0;
+    reg.region.memory_size = MEM_SIZE;
+    reg.region.userspace_addr = (uintptr_t) f.hva;
+    /* Not negotiated: refused. */
+    CHECK_EQ(send_req(&f, VHOST_USER_ADD_MEM_REG, 0, &reg, sizeof reg,
+                      dup(f.memfd)), VHOST_DEVICE_DISCONNECT);
+    teardown(&f);
+
+    setup(&f, 1);
+    CHECK_EQ(send_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES,
+                      1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS),
+             VHOST_DEVICE_OK);
+    reg.region.userspace_addr = (uintptr_t) f.hva;
+    CHECK_EQ(send_req(&f, VHOST_USER_ADD_MEM_REG, 0, &reg, sizeof reg,
+                      dup(f.memfd)), VHOST_DEVICE_OK);
+    CHECK_EQ(f.dev.mem->n_regions, 1);
+    CHECK_EQ(send_req(&f, VHOST_USER_REM_MEM_REG, 0, &reg, sizeof reg, -1),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(f.dev.mem->n_regions, 0);
+    CHECK_EQ(send_req(&f, VHOST_USER_REM_MEM_REG, 0, &reg, sizeof reg, -1),
+             VHOST_DEVICE_DISCONNECT);
+    teardown(&f);
+}
+
+static void
+test_disconnect_keeps_counters(void)
+{
+    struct fixture f;
+
+    setup(&f, 2);
+    negotiate(&f, 0);
+    CHECK_EQ(start_vring(&f, 0), VHOST_DEVICE_OK);
+    f.dev.vrings[0].stats.packets = 42;
+    vhost_device_disconnect(&f.dev);
+    CHECK(!f.dev.mem);
+    CHECK(!f.dev.features_set);
+    CHECK(!vhost_vring_live(&f.dev.vrings[0]));
+    CHECK_EQ(f.dev.vrings[0].kick_fd, -1);
+    CHECK_EQ(f.dev.vrings[0].stats.packets, 42);
+    CHECK_EQ(vhost_device_n_queue_pairs(&f.dev), 0);
+    /* And the device takes a new front-end. */
+    negotiate(&f, 0);
+    CHECK_EQ(start_vring(&f, 0), VHOST_DEVICE_OK);
+    teardown(&f);
+}
+
+static void
+test_mtu_and_rarp(void)
+{
+    struct fixture f;
+
+    setup(&f, 1);
+    negotiate(&f, (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)
+                  | (1ull << VHOST_USER_PROTOCOL_F_RARP));
+    CHECK_EQ(send_u64(&f, VHOST_USER_NET_SET_MTU, 9000), VHOST_DEVICE_OK);
+    CHECK_EQ(f.dev.mtu, 9000);
+    CHECK_EQ(send_u64(&f, VHOST_USER_NET_SET_MTU, 67),
+             VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(send_u64(&f, VHOST_USER_NET_SET_MTU, 65536),
+             VHOST_DEVICE_DISCONNECT);
+    CHECK_EQ(send_u64(&f, VHOST_USER_SEND_RARP, 0x0000665544332211ull),
+             VHOST_DEVICE_OK);
+    CHECK(f.dev.rarp_pending);
+    CHECK_EQ(f.dev.rarp_mac[0], 0x11);
+    CHECK_EQ(f.dev.rarp_mac[5], 0x66);
+    teardown(&f);
+}
+
+static const struct unit_test tests[] = {
+    { "offers", test_offers },
+    { "ready_and_queue_pairs", test_ready_and_queue_pairs },
+    { "enabled_without_protocol_features",
+      test_enabled_without_protocol_features },
+    { "get_vring_base_stops", test_get_vring_base_stops },
+    { "ring_rules", test_ring_rules },
+    { "reply_ack", test_reply_ack },
+    { "features_not_offered", test_features_not_offered },
+    { "repeated_device_wide_messages", test_repeated_device_wide_messages },
+    { "mem_table_fd_too_small", test_mem_table_fd_too_small },
+    { "mem_table_swap_restarts_rings", test_mem_table_swap_restarts_rings },
+    { "mem_slots", test_mem_slots },
+    { "disconnect_keeps_counters", test_disconnect_keeps_counters },
+    { "mtu_and_rarp", test_mtu_and_rarp },
+};
+
+UNIT_SUITE(device_suite, tests);

@@ -1,0 +1,755 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* Unit tests of guest memory and the split virtqueue data path: a guest
+ * (this test) lays out rings in memfd memory that the core maps itself. */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "vhost-mem.h"
+#include "virtq.h"
+
+#define REGION_SIZE (1 << 20)
+#define GPA0 0x40000000ull      /* Region 0's guest-physical start. */
+#define RING 16
+
+/* Two regions, contiguous in guest-physical space, separate memfds. */
+struct test_guest {
+    int fds[2];
+    uint8_t *hva[2];            /* The guest's own view. */
+    struct vhost_mem *mem;      /* The core's view. */
+    uint64_t desc, avail, used; /* Ring gpas, in region 0. */
+    struct vring_desc *d;
+    struct vring_avail *a;
+    struct vring_used *u;
+    uint16_t avail_idx;
+    struct virtq vq;
+    struct virtq_stats stats;
+    int call_fd;
+};
+
+static uint8_t *
+g_ptr(struct test_guest *g, uint64_t gpa)
+{
+    int r = gpa >= GPA0 + REGION_SIZE;
+
+    return g->hva[r] + (gpa - GPA0 - r * REGION_SIZE);
+}
+
+static void
+guest_setup(struct test_guest *g, uint64_t features)
+{
+    struct vhost_user_msg msg;
+
+    memset(g, 0, sizeof *g);
+    memset(&msg, 0, sizeof msg);
+    msg.request = VHOST_USER_SET_MEM_TABLE;
+    msg.flags = VHOST_USER_VERSION;
+    msg.size = 8 + 2 * 32;
+    msg.payload.mem.nregions = 2;
+    for (int i = 0; i < 2; i++) {
+        g->fds[i] = memfd_create("test-guest", MFD_CLOEXEC);
+        CHECK(g->fds[i] >= 0 && !ftruncate(g->fds[i], REGION_SIZE));
+        g->hva[i] = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_SHARED, g->fds[i], 0);
+        CHECK(g->hva[i] != MAP_FAILED);
+        msg.payload.mem.regions[i].guest_phys_addr = GPA0 + i * REGION_SIZE;
+        msg.payload.mem.regions[i].memory_size = REGION_SIZE;
+        msg.payload.mem.regions[i].userspace_addr = (uintptr_t) g->hva[i];
+        msg.fds[i] = dup(g->fds[i]);
+    }
+    msg.n_fds = 2;
+    CHECK_EQ(vhost_user_validate(&msg, 8, NULL), VHOST_USER_WIRE_OK);
+    CHECK_EQ(vhost_mem_from_table(&msg, &g->mem), VHOST_MEM_OK);
+
+    g->desc = GPA0;
+    g->avail = GPA0 + 0x1000;
+    g->used = GPA0 + 0x2000;
+    g->d = (void *) g_ptr(g, g->desc);
+    g->a = (void *) g_ptr(g, g->avail);
+    g->u = (void *) g_ptr(g, g->used);
+    g->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CHECK_EQ(virtq_init(&g->vq, g->mem, RING, (uintptr_t) g->d,
+                        (uintptr_t) g->a, (uintptr_t) g->u, 0, features,
+                        g->call_fd, &g->stats), VIRTQ_INIT_OK);
+}
+
+static void
+guest_teardown(struct test_guest *g)
+{
+    vhost_mem_free(g->mem);
+    for (int i = 0; i < 2; i++) {
+        munmap(g->hva[i], REGION_SIZE);
+        close(g->fds[i]);
+    }
+    close(g->call_fd);
+}
+
+static void
+set_desc(struct test_guest *g, int i, uint64_t addr, uint32_t len,
+         uint16_t flags, uint16_t next)
+{
+    g->d[i].addr = addr;
+    g->d[i].len = len;
+    g->d[i].flags = flags;
+    g->d[i].next = next;
+}
+
+static void
+make_avail(struct test_guest *g, uint16_t head)
+{
+    g->a->ring[g->avail_idx % RING] = head;
+    g->avail_idx++;
+    __atomic_store_n(&g->a->idx, g->avail_idx, __ATOMIC_RELEASE);
+}
+
+static uint64_t
+notifications(struct test_guest *g)
+{
+    uint64_t n = 0;
+
+    if (read(g->call_fd, &n, sizeof n) != sizeof n) {
+        n = 0;
+    }
+    return n;
+}
+
+/* Collects what virtq_dequeue_burst() hands out. */
+struct sink {
+    int n;
+    uint32_t len[8];
+    uint8_t data[8][2048];
+};
+
+static void
+sink_cb(void *aux, const struct virtq_piece *pieces, int n, uint32_t len)
+{
+    struct sink *s = aux;
+    uint32_t off = 0;
+
+    CHECK(s->n < 8);
+    for (int i = 0; i < n; i++) {
+        if (off + pieces[i].len <= sizeof s->data[0]) {
+            memcpy(s->data[s->n] + off, pieces[i].base, pieces[i].len);
+        }
+        off += pieces[i].len;
+    }
+    CHECK_EQ(off, len);
+    s->len[s->n++] = len;
+}
+
+/* Puts a 12-byte header and 'len' bytes of pattern at 'gpa'. */
+static void
+put_frame(struct test_guest *g, uint64_t gpa, uint32_t len, uint8_t seed)
+{
+    uint8_t *p = g_ptr(g, gpa);
+
+    memset(p, 0, 12);
+    for (uint32_t i = 0; i < len; i++) {
+        p[12 + i] = seed + i;
+    }
+}
+
+static bool
+frame_ok(const uint8_t *data, uint32_t len, uint8_t seed)
+{
+    for (uint32_t i = 0; i < len; i++) {
+        if (data[i] != (uint8_t) (seed + i)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+#define FEATURES_MRG ((1ull << VIRTIO_F_VERSION_1) \
+                      | (1ull << VIRTIO_NET_F_MRG_RXBUF))
+
+static void
+test_init_errors(void)
+{
+    struct test_guest g;
+    struct virtq vq;
+
+    guest_setup(&g, FEATURES_MRG);
+    CHECK_EQ(virtq_init(&vq, g.mem, 0, (uintptr_t) g.d, (uintptr_t) g.a,
+                        (uintptr_t) g.u, 0, 0, -1, &g.stats),
+             VIRTQ_INIT_BAD_SIZE);
+    CHECK_EQ(virtq_init(&vq, g.mem, 12, (uintptr_t) g.d, (uintptr_t) g.a,
+                        (uintptr_t) g.u, 0, 0, -1, &g.stats),
+             VIRTQ_INIT_BAD_SIZE);
+    CHECK_EQ(virtq_init(&vq, g.mem, 65536, (uintptr_t) g.d, (uintptr_t) g.a,
+                        (uintptr_t) g.u, 0, 0, -1, &g.stats),
+             VIRTQ_INIT_BAD_SIZE);
+    /* Ring outside memory, or running off its region's end. */
+    CHECK_EQ(virtq_init(&vq, g.mem, RING, 0x1000, (uintptr_t) g.a,
+                        (uintptr_t) g.u, 0, 0, -1, &g.stats),
+             VIRTQ_INIT_BAD_ADDR);
+    CHECK_EQ(virtq_init(&vq, g.mem, RING,
+                        (uintptr_t) g.hva[0] + REGION_SIZE - 16,
+                        (uintptr_t) g.a, (uintptr_t) g.u, 0, 0, -1,
+                        &g.stats), VIRTQ_INIT_BAD_ADDR);
+    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.d + 8,
+                        (uintptr_t) g.a, (uintptr_t) g.u, 0, 0, -1,
+                        &g.stats), VIRTQ_INIT_MISALIGNED);
+    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.d, (uintptr_t) g.a,
+                        (uintptr_t) g.u + 2, 0, 0, -1, &g.stats),
+             VIRTQ_INIT_MISALIGNED);
+    guest_teardown(&g);
+}
+
+static void
+test_dequeue_simple(void)
+{
+    struct test_guest g;
+    struct sink s = { 0 };
+
+    guest_setup(&g, FEATURES_MRG);
+    put_frame(&g, GPA0 + 0x10000, 100, 7);
+    set_desc(&g, 0, GPA0 + 0x10000, 112, 0, 0);
+    make_avail(&g, 0);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 1);
+    CHECK_EQ(s.n, 1);
+    CHECK_EQ(s.len[0], 100);
+    CHECK(frame_ok(s.data[0], 100, 7));
+    CHECK_EQ(g.u->idx, 1);
+    CHECK_EQ(g.u->ring[0].id, 0);
+    CHECK_EQ(g.u->ring[0].len, 0);
+    CHECK_EQ(g.stats.packets, 1);
+    CHECK_EQ(g.stats.bytes, 100);
+    /* The guest asked for interrupts (no NO_INTERRUPT flag). */
+    CHECK_EQ(notifications(&g), 1);
+    /* Nothing more. */
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 0);
+    guest_teardown(&g);
+}
+
+static void
+test_dequeue_chain_across_regions(void)
+{
+    struct test_guest g;
+    struct sink s = { 0 };
+    uint64_t hdr = GPA0 + 0x20000;
+    uint64_t data = GPA0 + REGION_SIZE - 50;   /* 50 + 150 across. */
+    uint8_t *p;
+
+    guest_setup(&g, FEATURES_MRG);
+    memset(g_ptr(&g, hdr), 0, 12);
+    for (int i = 0; i < 200; i++) {
+        p = g_ptr(&g, data + i);
+        *p = 3 + i;
+    }
+    set_desc(&g, 0, hdr, 12, VRING_DESC_F_NEXT, 1);
+    set_desc(&g, 1, data, 200, 0, 0);
+    make_avail(&g, 0);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 1);
+    CHECK_EQ(s.n, 1);
+    CHECK_EQ(s.len[0], 200);
+    CHECK(frame_ok(s.data[0], 200, 3));
+    guest_teardown(&g);
+}
+
+static void
+test_dequeue_header_split_any_layout(void)
+{
+    struct test_guest g;
+    struct sink s = { 0 };
+
+    /* The 12-byte header spread over two descriptors, with data after it
+     * in the second. */
+    guest_setup(&g, FEATURES_MRG);
+    put_frame(&g, GPA0 + 0x30000, 64, 9);
+    set_desc(&g, 0, GPA0 + 0x30000, 5, VRING_DESC_F_NEXT, 1);
+    set_desc(&g, 1, GPA0 + 0x30005, 12 - 5 + 64, 0, 0);
+    make_avail(&g, 0);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 1);
+    CHECK_EQ(s.len[0], 64);
+    CHECK(frame_ok(s.data[0], 64, 9));
+    guest_teardown(&g);
+}
+
+/* A bad chain is dropped and counted, its buffer returned, and the next
+ * good one goes through. */
+static void
+check_bad_chain_then_good(struct test_guest *g, uint64_t *counter)
+{
+    struct sink s = { 0 };
+
+    put_frame(g, GPA0 + 0x40000, 80, 1);
+    set_desc(g, 5, GPA0 + 0x40000, 92, 0, 0);
+    make_avail(g, 5);
+    CHECK_EQ(virtq_dequeue_burst(&g->vq, 32, sink_cb, &s), 2);
+    CHECK_EQ(s.n, 1);
+    CHECK_EQ(s.len[0], 80);
+    CHECK_EQ(*counter, 1);
+    CHECK_EQ(g->u->idx, 2);
+    CHECK_EQ(g->u->ring[0].len, 0);
+    CHECK(!g->vq.broken);
+}
+
+static void
+test_dequeue_loop(void)
+{
+    struct test_guest g;
+
+    guest_setup(&g, FEATURES_MRG);
+    set_desc(&g, 0, GPA0 + 0x10000, 100, VRING_DESC_F_NEXT, 1);
+    set_desc(&g, 1, GPA0 + 0x10000, 100, VRING_DESC_F_NEXT, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+}
+
+static void
+test_dequeue_self_loop(void)
+{
+    struct test_guest g;
+
+    guest_setup(&g, FEATURES_MRG);
+    set_desc(&g, 3, GPA0 + 0x10000, 12, VRING_DESC_F_NEXT, 3);
+    make_avail(&g, 3);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+}
+
+static void
+test_dequeue_bad_addresses(void)
+{
+    static const struct {
+        uint64_t addr;
+        uint32_t len;
+    } cases[] = {
+        { 0x1000, 100 },                        /* Below memory. */
+        { GPA0 + 2 * REGION_SIZE, 100 },        /* Above memory. */
+        { GPA0 + 2 * REGION_SIZE - 10, 100 },   /* Runs off the end. */
+        { UINT64_MAX - 10, 100 },               /* Wraps around. */
+        { GPA0, UINT32_MAX },                   /* Longer than memory. */
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct test_guest g;
+
+        guest_setup(&g, FEATURES_MRG);
+        set_desc(&g, 0, cases[i].addr, cases[i].len, 0, 0);
+        make_avail(&g, 0);
+        if (cases[i].len == UINT32_MAX) {
+            check_bad_chain_then_good(&g, &g.stats.too_long);
+        } else {
+            check_bad_chain_then_good(&g, &g.stats.bad_chain);
+        }
+        guest_teardown(&g);
+    }
+}
+
+static void
+test_dequeue_bad_flags_and_index(void)
+{
+    struct test_guest g;
+
+    /* A device-writable buffer in a TX chain. */
+    guest_setup(&g, FEATURES_MRG);
+    set_desc(&g, 0, GPA0 + 0x10000, 100, VRING_DESC_F_WRITE, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+
+    /* A head beyond the ring. */
+    guest_setup(&g, FEATURES_MRG);
+    make_avail(&g, RING + 3);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+
+    /* A next beyond the ring. */
+    guest_setup(&g, FEATURES_MRG);
+    set_desc(&g, 0, GPA0 + 0x10000, 12, VRING_DESC_F_NEXT, 999);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+
+    /* Shorter than the header. */
+    guest_setup(&g, FEATURES_MRG);
+    set_desc(&g, 0, GPA0 + 0x10000, 11, 0, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+}
+
+static void
+test_dequeue_indirect(void)
+{
+    uint64_t features = FEATURES_MRG | (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+    struct test_guest g;
+    struct sink s = { 0 };
+    struct vring_desc *table;
+
+    guest_setup(&g, features);
+    table = (void *) g_ptr(&g, GPA0 + 0x50000);
+    put_frame(&g, GPA0 + 0x60000, 300, 5);
+    table[0] = (struct vring_desc) { GPA0 + 0x60000, 12, VRING_DESC_F_NEXT,
+                                     1 };
+    table[1] = (struct vring_desc) { GPA0 + 0x6000c, 300, 0, 0 };
+    set_desc(&g, 0, GPA0 + 0x50000, 32, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 1);
+    CHECK_EQ(s.len[0], 300);
+    CHECK(frame_ok(s.data[0], 300, 5));
+    guest_teardown(&g);
+
+    /* Not negotiated: refused. */
+    guest_setup(&g, FEATURES_MRG);
+    table = (void *) g_ptr(&g, GPA0 + 0x50000);
+    table[0] = (struct vring_desc) { GPA0 + 0x60000, 112, 0, 0 };
+    set_desc(&g, 0, GPA0 + 0x50000, 16, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+
+    /* Nested: a table entry that is itself indirect (to itself). */
+    guest_setup(&g, features);
+    table = (void *) g_ptr(&g, GPA0 + 0x50000);
+    table[0] = (struct vring_desc) { GPA0 + 0x50000, 16,
+                                     VRING_DESC_F_INDIRECT, 0 };
+    set_desc(&g, 0, GPA0 + 0x50000, 16, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+
+    /* Indirect and next together; a length not a multiple of 16; a table
+     * looping on itself; a table outside memory. */
+    guest_setup(&g, features);
+    set_desc(&g, 0, GPA0 + 0x50000, 16,
+             VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+
+    guest_setup(&g, features);
+    set_desc(&g, 0, GPA0 + 0x50000, 20, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+
+    guest_setup(&g, features);
+    table = (void *) g_ptr(&g, GPA0 + 0x50000);
+    table[0] = (struct vring_desc) { GPA0 + 0x60000, 12, VRING_DESC_F_NEXT,
+                                     1 };
+    table[1] = (struct vring_desc) { GPA0 + 0x60000, 12, VRING_DESC_F_NEXT,
+                                     0 };
+    set_desc(&g, 0, GPA0 + 0x50000, 32, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+
+    guest_setup(&g, features);
+    set_desc(&g, 0, GPA0 + 2 * REGION_SIZE - 8, 16, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    guest_teardown(&g);
+}
+
+static void
+test_avail_index_jump(void)
+{
+    struct test_guest g;
+    struct sink s = { 0 };
+
+    guest_setup(&g, FEATURES_MRG);
+    __atomic_store_n(&g.a->idx, RING + 1, __ATOMIC_RELEASE);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 0);
+    CHECK(g.vq.broken);
+    CHECK_EQ(g.stats.broken, 1);
+    CHECK_EQ(g.u->idx, 0);
+    /* A broken ring is left alone from then on. */
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 0);
+    CHECK_EQ(virtq_enqueue(&g.vq, "x", 1), EIO);
+    guest_teardown(&g);
+}
+
+static void
+test_dequeue_too_many_pieces(void)
+{
+    struct test_guest g;
+
+    /* More pieces than one packet may have: an indirect table of 200
+     * one-byte buffers. */
+    guest_setup(&g, FEATURES_MRG | (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+    struct vring_desc *table = (void *) g_ptr(&g, GPA0 + 0x50000);
+    for (int i = 0; i < 200; i++) {
+        table[i] = (struct vring_desc) { GPA0 + 0x60000 + i, i ? 1 : 12,
+                                         i < 199 ? VRING_DESC_F_NEXT : 0,
+                                         i + 1 };
+    }
+    set_desc(&g, 0, GPA0 + 0x50000, 200 * 16, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.too_long);
+    guest_teardown(&g);
+}
+
+/* Posts 'n' receive buffers of 'size' bytes, one descriptor each. */
+static void
+post_rx(struct test_guest *g, int first, int n, uint32_t size)
+{
+    for (int i = first; i < first + n; i++) {
+        set_desc(g, i, GPA0 + 0x80000 + i * 0x1000, size,
+                 VRING_DESC_F_WRITE, 0);
+        make_avail(g, i);
+    }
+}
+
+static void
+test_enqueue_mergeable(void)
+{
+    struct test_guest g;
+    uint8_t frame[3000];
+    struct virtio_net_hdr hdr;
+
+    for (size_t i = 0; i < sizeof frame; i++) {
+        frame[i] = i * 3;
+    }
+    guest_setup(&g, FEATURES_MRG);
+    post_rx(&g, 0, 4, 1024);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    /* Not visible before the flush. */
+    CHECK_EQ(g.u->idx, 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 3);
+    CHECK_EQ(g.u->ring[0].len, 1024);
+    CHECK_EQ(g.u->ring[1].len, 1024);
+    CHECK_EQ(g.u->ring[2].len, 3000 + 12 - 2048);
+    memcpy(&hdr, g_ptr(&g, GPA0 + 0x80000), sizeof hdr);
+    CHECK_EQ(hdr.num_buffers, 3);
+    CHECK(!memcmp(g_ptr(&g, GPA0 + 0x80000 + 12), frame, 1012));
+    CHECK(!memcmp(g_ptr(&g, GPA0 + 0x81000), frame + 1012, 1024));
+    CHECK(!memcmp(g_ptr(&g, GPA0 + 0x82000), frame + 2036, 964));
+    CHECK_EQ(g.stats.packets, 1);
+    CHECK_EQ(g.stats.size_1519_max, 1);
+    CHECK_EQ(notifications(&g), 1);
+
+    /* One buffer left, not enough: nothing taken. */
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EAGAIN);
+    CHECK_EQ(virtq_last_avail(&g.vq), 3);
+    /* A small frame fits. */
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, 60), 0);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, 60), EAGAIN);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 4);
+    guest_teardown(&g);
+}
+
+static void
+test_enqueue_chained_no_mrg(void)
+{
+    struct test_guest g;
+    uint8_t frame[5000];
+
+    memset(frame, 0xab, sizeof frame);
+    guest_setup(&g, 0);         /* Legacy: 10-byte header. */
+    /* A chain of 2 x 4096 takes a 5000-byte frame. */
+    set_desc(&g, 0, GPA0 + 0x80000, 4096,
+             VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+    set_desc(&g, 1, GPA0 + 0x90000, 4096, VRING_DESC_F_WRITE, 0);
+    make_avail(&g, 0);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->ring[0].len, 5010);
+    CHECK_EQ(*g_ptr(&g, GPA0 + 0x80000 + 10), 0xab);
+    CHECK_EQ(*g_ptr(&g, GPA0 + 0x90000 + 5010 - 4096 - 1), 0xab);
+
+    /* A single 1024-byte buffer cannot take it: dropped, buffer kept. */
+    set_desc(&g, 2, GPA0 + 0xa0000, 1024, VRING_DESC_F_WRITE, 0);
+    make_avail(&g, 2);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EMSGSIZE);
+    CHECK_EQ(g.stats.too_long, 1);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, 100), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 2);
+    CHECK_EQ(g.u->ring[1].id, 2);
+    guest_teardown(&g);
+}
+
+static void
+test_enqueue_bad_chain(void)
+{
+    struct test_guest g;
+    uint8_t frame[100] = { 0 };
+
+    /* A read-only buffer in an RX chain: the frame is dropped, the chain
+     * given back empty. */
+    guest_setup(&g, FEATURES_MRG);
+    set_desc(&g, 0, GPA0 + 0x80000, 1024, 0, 0);
+    make_avail(&g, 0);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 1);
+    CHECK_EQ(g.u->ring[0].len, 0);
+    CHECK_EQ(g.stats.bad_chain, 1);
+    /* Outside memory. */
+    set_desc(&g, 1, 0x10, 1024, VRING_DESC_F_WRITE, 0);
+    make_avail(&g, 1);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
+    post_rx(&g, 2, 1, 1024);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 3);
+    guest_teardown(&g);
+}
+
+static void
+test_notification_suppression(void)
+{
+    uint64_t event_idx = FEATURES_MRG | (1ull << VIRTIO_RING_F_EVENT_IDX);
+    struct test_guest g;
+    uint8_t frame[60] = { 0 };
+
+    /* NO_INTERRUPT: never notified. */
+    guest_setup(&g, FEATURES_MRG);
+    g.a->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    post_rx(&g, 0, 2, 1024);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(notifications(&g), 0);
+    guest_teardown(&g);
+
+    /* EVENT_IDX: notified when used crosses used_event only. */
+    guest_setup(&g, event_idx);
+    g.a->ring[RING] = 1;        /* used_event: wake me after entry 1. */
+    post_rx(&g, 0, 4, 1024);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);         /* used 0 -> 1: not past 1. */
+    CHECK_EQ(notifications(&g), 0);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);         /* 1 -> 2: crosses. */
+    CHECK_EQ(notifications(&g), 1);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);         /* 2 -> 3: event still 1. */
+    CHECK_EQ(notifications(&g), 0);
+    CHECK_EQ(g.stats.notifications, 1);
+    guest_teardown(&g);
+}
+
+static void
+test_resume_from_used_index(void)
+{
+    struct test_guest g;
+    struct virtq vq;
+
+    /* A front-end that lost its back-end restores the base from the used
+     * index: in-flight buffers are taken again. */
+    guest_setup(&g, FEATURES_MRG);
+    g.u->idx = 5;
+    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.d, (uintptr_t) g.a,
+                        (uintptr_t) g.u, 7, FEATURES_MRG, -1, &g.stats),
+             VIRTQ_INIT_OK);
+    CHECK_EQ(virtq_last_avail(&vq), 5);
+    CHECK_EQ(vq.used_idx, 5);
+    CHECK_EQ(g.u->flags, VRING_USED_F_NO_NOTIFY);
+    guest_teardown(&g);
+}
+
+static void
+test_mem_regions(void)
+{
+    struct test_guest g;
+    struct vhost_mem_cursor cursor = { 0 };
+    struct vhost_user_msg msg;
+    struct vhost_mem *mem2, *mem3;
+    uint64_t avail = 0;
+    int fd;
+
+    guest_setup(&g, FEATURES_MRG);
+    CHECK(vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 + 5, &avail) != NULL);
+    CHECK_EQ(avail, REGION_SIZE - 5);
+    CHECK(vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 + REGION_SIZE, &avail));
+    CHECK_EQ(cursor.last, 1);
+    CHECK(!vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 - 1, &avail));
+    CHECK(!vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 + 2 * REGION_SIZE,
+                                &avail));
+    CHECK(vhost_mem_qva_to_hva(g.mem, (uintptr_t) g.hva[1], 16));
+    CHECK(!vhost_mem_qva_to_hva(g.mem, (uintptr_t) g.hva[1] + REGION_SIZE
+                                - 8, 16));
+    CHECK_EQ(vhost_mem_mapped_bytes(g.mem), 2 * REGION_SIZE);
+
+    /* ADD_MEM_REG: overlap refused, a new region accepted and shared. */
+    memset(&msg, 0, sizeof msg);
+    msg.request = VHOST_USER_ADD_MEM_REG;
+    msg.size = 40;
+    msg.payload.mem_single.region.guest_phys_addr = GPA0 + 100;
+    msg.payload.mem_single.region.memory_size = 4096;
+    msg.payload.mem_single.region.userspace_addr = 0x10000000;
+    msg.fds[0] = dup(g.fds[0]);
+    msg.n_fds = 1;
+    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, &mem2), VHOST_MEM_OVERLAP);
+    CHECK_EQ(msg.n_fds, 0);
+
+    fd = memfd_create("test-small", MFD_CLOEXEC);
+    CHECK(!ftruncate(fd, 4096));
+    msg.payload.mem_single.region.guest_phys_addr = 0x1000;
+    msg.payload.mem_single.region.memory_size = 8192;  /* > the file. */
+    msg.fds[0] = dup(fd);
+    msg.n_fds = 1;
+    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, &mem2),
+             VHOST_MEM_FD_TOO_SMALL);
+    msg.payload.mem_single.region.memory_size = 4096;
+    msg.fds[0] = dup(fd);
+    msg.n_fds = 1;
+    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, &mem2), VHOST_MEM_OK);
+    CHECK_EQ(mem2->n_regions, 3);
+    close(fd);
+
+    /* The old table can go; the new one still maps the shared regions. */
+    vhost_mem_free(g.mem);
+    g.mem = mem2;
+    *g_ptr(&g, GPA0 + 7) = 0x5a;
+    CHECK_EQ(*(uint8_t *) vhost_mem_gpa_to_hva(mem2, &cursor, GPA0 + 7,
+                                               &avail), 0x5a);
+
+    CHECK_EQ(vhost_mem_remove_region(mem2, &msg.payload.mem_single.region,
+                                     &mem3), VHOST_MEM_OK);
+    CHECK_EQ(mem3->n_regions, 2);
+    msg.payload.mem_single.region.guest_phys_addr = 0x999000;
+    CHECK_EQ(vhost_mem_remove_region(mem3, &msg.payload.mem_single.region,
+                                     &mem2), VHOST_MEM_NOT_FOUND);
+    vhost_mem_free(mem3);
+    guest_teardown(&g);
+}
+
+static const struct unit_test tests[] = {
+    { "init_errors", test_init_errors },
+    { "dequeue_simple", test_dequeue_simple },
+    { "dequeue_chain_across_regions", test_dequeue_chain_across_regions },
+    { "dequeue_header_split", test_dequeue_header_split_any_layout },
+    { "dequeue_loop", test_dequeue_loop },
+    { "dequeue_self_loop", test_dequeue_self_loop },
+    { "dequeue_bad_addresses", test_dequeue_bad_addresses },
+    { "dequeue_bad_flags_and_index", test_dequeue_bad_flags_and_index },
+    { "dequeue_indirect", test_dequeue_indirect },
+    { "dequeue_too_many_pieces", test_dequeue_too_many_pieces },
+    { "avail_index_jump", test_avail_index_jump },
+    { "enqueue_mergeable", test_enqueue_mergeable },
+    { "enqueue_chained_no_mrg", test_enqueue_chained_no_mrg },
+    { "enqueue_bad_chain", test_enqueue_bad_chain },
+    { "notification_suppression", test_notification_suppression },
+    { "resume_from_used_index", test_resume_from_used_index },
+    { "mem_regions", test_mem_regions },
+};
+
+UNIT_SUITE(virtq_suite, tests);
