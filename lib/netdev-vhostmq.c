@@ -54,6 +54,7 @@
 #include "vhost-connmgr.h"
 #include "vhost-device.h"
 #include "vhost-user-wire.h"
+#include "vhostmq-settings.h"
 #include "virtq.h"
 
 VLOG_DEFINE_THIS_MODULE(netdev_vhostmq);
@@ -86,6 +87,7 @@ struct vhostmq_txq {
 
 struct netdev_vhostmq {
     struct netdev up;
+    struct ovs_list list_node;  /* In 'vhostmq_ports'. */
 
     /* Fixed at construction. */
     bool client;                /* Switch connects (true) or listens. */
@@ -116,6 +118,11 @@ struct netdev_rxq_vhostmq {
     struct netdev_rxq up;
 };
 
+/* Every vhostmq port, for switch-wide settings changes. */
+static struct ovs_mutex vhostmq_ports_mutex = OVS_MUTEX_INITIALIZER;
+static struct ovs_list vhostmq_ports OVS_GUARDED_BY(vhostmq_ports_mutex)
+    = OVS_LIST_INITIALIZER(&vhostmq_ports);
+
 static int netdev_vhostmq_construct(struct netdev *);
 
 static bool
@@ -145,12 +152,12 @@ type_is_client(const char *type)
     return len > 6 && !strcmp(type + len - 6, "client");
 }
 
-/* Where a server port listens: in OVS's run directory, named after the
- * port. */
+/* Where a server port listens: in other_config:vhost-sock-dir (by default
+ * OVS's run directory), named after the port. */
 static char *
 server_socket_path(const char *name)
 {
-    return xasprintf("%s/%s", ovs_rundir(), name);
+    return xasprintf("%s/%s", vhostmq_sock_dir(), name);
 }
 
 static int
@@ -294,15 +301,63 @@ static const struct vhost_endpoint_cbs vhostmq_endpoint_cbs = {
 
 /* Provider. */
 
+/* other_config:vhost-sock-dir changed: server ports without a front-end
+ * move their socket there now; one with a front-end keeps its socket until
+ * the port is added again. */
+static void
+move_server_sockets(void)
+{
+    struct netdev_vhostmq *dev;
+
+    ovs_mutex_lock(&vhostmq_ports_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
+        const char *name = netdev_get_name(&dev->up);
+        char *path, *error = NULL;
+
+        if (dev->client || !dev->endpoint) {
+            continue;
+        }
+        if (vhost_endpoint_is_connected(dev->endpoint)) {
+            VLOG_INFO("%s: front-end connected; the socket stays at %s",
+                      name, vhost_endpoint_path(dev->endpoint));
+            continue;
+        }
+        path = server_socket_path(name);
+        ovs_mutex_lock(&dev->mutex);
+        if (strcmp(path, dev->socket_path)) {
+            vhost_endpoint_destroy(dev->endpoint);
+            free(dev->socket_path);
+            dev->socket_path = path;
+            path = NULL;
+            dev->endpoint = vhost_endpoint_create(name, dev->socket_path,
+                                                  false,
+                                                  &vhostmq_endpoint_cbs, dev,
+                                                  &error);
+            if (!dev->endpoint) {
+                VLOG_ERR("%s: %s", name, error);
+                free(error);
+            }
+            netdev_change_seq_changed(&dev->up);
+        }
+        ovs_mutex_unlock(&dev->mutex);
+        free(path);
+    }
+    ovs_mutex_unlock(&vhostmq_ports_mutex);
+}
+
 static void
 netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
 {
+    if (vhostmq_settings_run()) {
+        move_server_sockets();
+    }
     vhost_connmgr_run();
 }
 
 static void
 netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
 {
+    vhostmq_settings_wait();
     vhost_connmgr_wait();
 }
 
@@ -351,6 +406,10 @@ netdev_vhostmq_construct(struct netdev *netdev)
 
     netdev->n_rxq = 1;
     netdev->n_txq = 1;
+
+    ovs_mutex_lock(&vhostmq_ports_mutex);
+    ovs_list_push_back(&vhostmq_ports, &dev->list_node);
+    ovs_mutex_unlock(&vhostmq_ports_mutex);
     return 0;
 }
 
@@ -358,6 +417,10 @@ static void
 netdev_vhostmq_destruct(struct netdev *netdev)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+
+    ovs_mutex_lock(&vhostmq_ports_mutex);
+    ovs_list_remove(&dev->list_node);
+    ovs_mutex_unlock(&vhostmq_ports_mutex);
 
     vhost_endpoint_destroy(dev->endpoint);
     dev->endpoint = NULL;

@@ -39,6 +39,8 @@
  *                      placed across region boundaries
  *   --legacy           repeat device-wide messages per queue pair
  *   --no-reply-ack     do not negotiate REPLY_ACK
+ *   --no-status        do not negotiate STATUS: the device is ready as soon
+ *                      as the first pair runs, and later pairs come after
  *   --one-way          only A to B
  *   --toggle Q         after a first round, disable queue pair Q on B (and
  *                      A) while traffic runs, check nothing lands in it,
@@ -99,6 +101,7 @@ static bool one_way;
 static int toggle_q = -1;
 static bool expect_refused;
 static bool ignore_queue_num;
+static bool use_status = true;
 static int timeout_s = 20;
 static int hold_ms;
 static uint8_t mac_a[6] = { 2, 0, 0, 0, 0, 0x0a };
@@ -933,7 +936,7 @@ set_up(struct guest *g, const char *path)
         protocol = request_u64(g, VHOST_USER_GET_PROTOCOL_FEATURES);
         protocol &= (1ull << VHOST_USER_PROTOCOL_F_MQ)
                     | (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)
-                    | (1ull << VHOST_USER_PROTOCOL_F_STATUS)
+                    | (use_status ? 1ull << VHOST_USER_PROTOCOL_F_STATUS : 0)
                     | (reply_ack ? 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK
                                  : 0);
         /* SET_PROTOCOL_FEATURES itself is sent before REPLY_ACK is on. */
@@ -1146,6 +1149,7 @@ main(int argc, char *argv[])
         { "timeout", required_argument, NULL, 't' },
         { "hold", required_argument, NULL, 'H' },
         { "ignore-queue-num", no_argument, NULL, 'G' },
+        { "no-status", no_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
     };
     struct guest a = { .name = "A" }, b = { .name = "B" };
@@ -1183,6 +1187,7 @@ main(int argc, char *argv[])
         case 't': timeout_s = atoi(optarg); break;
         case 'H': hold_ms = atoi(optarg); break;
         case 'G': ignore_queue_num = true; break;
+        case 'S': use_status = false; break;
         default: die("bad option (see the comment at the top of the file)");
         }
     }

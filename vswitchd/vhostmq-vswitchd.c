@@ -29,6 +29,7 @@
 #undef main
 
 #include "netdev-vhostmq.h"
+#include "vhostmq-settings.h"
 
 int main(int argc, char *argv[]);
 
@@ -36,5 +37,6 @@ int
 main(int argc, char *argv[])
 {
     netdev_vhostmq_register();
+    vhostmq_settings_init(argc, argv);
     return upstream_ovs_vswitchd_main(argc, argv);
 }

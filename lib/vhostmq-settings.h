@@ -1,0 +1,47 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef VHOSTMQ_SETTINGS_H
+#define VHOSTMQ_SETTINGS_H 1
+
+/* Switch-wide vhostmq settings from the Open_vSwitch table's other_config,
+ * as OVS-DPDK users set them:
+ *
+ *   other_config:vhost-sock-dir   where server ports' sockets go: an
+ *                                 absolute directory, or one relative to
+ *                                 OVS's run directory (default: the run
+ *                                 directory itself).
+ *
+ * OVS gives netdev providers no access to that column, so vhostmq reads it
+ * through a small database connection of its own, opened by
+ * vhostmq_settings_init() with the database remote ovs-vswitchd was given
+ * and serviced from the provider's run and wait hooks. */
+
+#include <stdbool.h>
+
+/* Finds the database remote in ovs-vswitchd's command line (the first
+ * argument that is not an option, as ovs-vswitchd itself takes it; default
+ * unix:<rundir>/db.sock) and starts reading the settings. */
+void vhostmq_settings_init(int argc, char *argv[]);
+
+/* Reads updates.  Returns true if a setting changed since the last call. */
+bool vhostmq_settings_run(void);
+void vhostmq_settings_wait(void);
+
+/* The directory for server ports' sockets.  Never null. */
+const char *vhostmq_sock_dir(void);
+
+#endif /* vhostmq-settings.h */
