@@ -951,6 +951,8 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
     if (dev->endpoint) {
         vhost_endpoint_get_status(dev->endpoint, args);
     }
+    smap_add_format(args, "protocol_errors", "%"PRIu64,
+                    vhost_device_n_errors(vdev));
     if (vdev->last_error[0]) {
         smap_add(args, "last_protocol_error", vdev->last_error);
     }

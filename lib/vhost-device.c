@@ -280,6 +280,17 @@ vhost_device_is_ready(const struct vhost_device *dev)
     return true;
 }
 
+uint64_t
+vhost_device_n_errors(const struct vhost_device *dev)
+{
+    uint64_t n = dev->errors.state + dev->errors.memory + dev->errors.vring;
+
+    for (int i = 0; i < VHOST_USER_WIRE_N_ERRORS; i++) {
+        n += dev->errors.wire[i];
+    }
+    return n;
+}
+
 unsigned int
 vhost_device_n_queue_pairs(const struct vhost_device *dev)
 {

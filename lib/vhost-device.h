@@ -166,6 +166,9 @@ void vhost_device_disconnect(struct vhost_device *);
  * driver said DRIVER_OK. */
 bool vhost_device_is_ready(const struct vhost_device *);
 
+/* Messages refused since the device was created, all reasons. */
+uint64_t vhost_device_n_errors(const struct vhost_device *);
+
 /* The number of queue pairs the front-end has set up vrings for. */
 unsigned int vhost_device_n_queue_pairs(const struct vhost_device *);
 
