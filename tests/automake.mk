@@ -27,7 +27,8 @@ TESTSUITE_AT = \
 	tests/unit.at \
 	tests/provider.at \
 	tests/datapath.at \
-	tests/testpmd.at
+	tests/testpmd.at \
+	tests/reconnect.at
 TESTSUITE = $(srcdir)/tests/testsuite
 EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
 DISTCLEANFILES += tests/atconfig tests/atlocal
