@@ -44,12 +44,15 @@
 #include "dpif-netdev.h"
 #include "netdev-provider.h"
 #include "openvswitch/dynamic-string.h"
+#include "openvswitch/poll-loop.h"
 #include "openvswitch/vlog.h"
 #include "ovs-atomic.h"
 #include "ovs-rcu.h"
 #include "ovs-thread.h"
 #include "packets.h"
 #include "smap.h"
+#include "timeval.h"
+#include "unixctl.h"
 #include "util.h"
 #include "vhost-connmgr.h"
 #include "vhost-device.h"
@@ -63,12 +66,20 @@ COVERAGE_DEFINE(vhostmq_tx_dropped_link_down);
 COVERAGE_DEFINE(vhostmq_tx_failure_drops);
 COVERAGE_DEFINE(vhostmq_tx_mtu_exceeded_drops);
 COVERAGE_DEFINE(vhostmq_control_errors);
+COVERAGE_DEFINE(vhostmq_reconfigure_deferred);
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
 #define VHOSTMQ_DEFAULT_QUEUE_PAIRS VHOST_USER_MAX_QUEUE_PAIRS
 #define VHOSTMQ_DEFAULT_TX_RETRIES 8
 #define VHOSTMQ_MAX_TX_RETRIES 32
+
+/* A guest changes its port's queue count (and so costs a PMD
+ * reconfiguration) at most this often; changes in between wait. */
+#define VHOSTMQ_RECONFIGURE_MSEC 1000
+
+/* options:reconnect-interval of client ports, in milliseconds. */
+#define VHOSTMQ_DEFAULT_RECONNECT_MSEC 1000
 
 /* Software counters, updated by PMD threads on the drop paths only. */
 struct vhostmq_sw_stats {
@@ -98,6 +109,7 @@ struct netdev_vhostmq {
     int mtu OVS_GUARDED;
     enum netdev_flags flags OVS_GUARDED;
     int requested_n_queues OVS_GUARDED; /* For the next reconfigure. */
+    int reconnect_msec OVS_GUARDED;     /* options:reconnect-interval. */
 
     /* Read by PMD threads. */
     atomic_int tx_retries_max;
@@ -111,6 +123,8 @@ struct netdev_vhostmq {
     struct vhost_device vdev;
     struct vhost_endpoint *endpoint;
     long long int link_resets;
+    long long int next_reconfigure;     /* Earliest next queue change. */
+    bool reconfigure_pending;           /* A queue change is waiting. */
 };
 
 struct netdev_rxq_vhostmq {
@@ -203,12 +217,41 @@ update_tx_map(struct netdev_vhostmq *dev)
     }
 }
 
+/* The port's queue count follows the vrings the front-end set up, taken
+ * once the device is ready (not vring by vring as they are configured).  A
+ * front-end that went away leaves the queues as they are, so that a
+ * restarting guest costs no PMD reconfiguration, and a guest that changes
+ * its queue count in a loop gets at most one reconfiguration of its own
+ * port per VHOSTMQ_RECONFIGURE_MSEC. */
+static void
+update_queue_count(struct netdev_vhostmq *dev)
+{
+    unsigned int n_qp = vhost_device_n_queue_pairs(&dev->vdev);
+    long long int now = time_msec();
+
+    dev->reconfigure_pending = false;
+    if (!vhost_device_is_ready(&dev->vdev) || !n_qp) {
+        return;
+    }
+    ovs_mutex_lock(&dev->mutex);
+    if (n_qp != dev->requested_n_queues) {
+        if (now >= dev->next_reconfigure) {
+            dev->requested_n_queues = n_qp;
+            dev->next_reconfigure = now + VHOSTMQ_RECONFIGURE_MSEC;
+            netdev_request_reconfigure(&dev->up);
+        } else {
+            COVERAGE_INC(vhostmq_reconfigure_deferred);
+            dev->reconfigure_pending = true;
+        }
+    }
+    ovs_mutex_unlock(&dev->mutex);
+}
+
 static void
 vhostmq_changed(void *aux)
 {
     struct netdev_vhostmq *dev = aux;
     bool ready = vhost_device_is_ready(&dev->vdev);
-    unsigned int n_qp = vhost_device_n_queue_pairs(&dev->vdev);
     bool was_ready;
 
     atomic_read_relaxed(&dev->ready, &was_ready);
@@ -220,16 +263,7 @@ vhostmq_changed(void *aux)
                   ready ? "up" : "down");
     }
 
-    /* Queue count follows the vrings the front-end set up, taken once the
-     * device is ready (not vring by vring as they are configured).  A
-     * front-end that went away leaves the queues as they are, so that a
-     * restarting guest costs no PMD reconfiguration. */
-    ovs_mutex_lock(&dev->mutex);
-    if (ready && n_qp && n_qp != dev->requested_n_queues) {
-        dev->requested_n_queues = n_qp;
-        netdev_request_reconfigure(&dev->up);
-    }
-    ovs_mutex_unlock(&dev->mutex);
+    update_queue_count(dev);
 
     /* PMDs re-read rxq_enabled() and the bridge the link state. */
     netdev_change_seq_changed(&dev->up);
@@ -300,9 +334,10 @@ static const struct vhost_endpoint_cbs vhostmq_endpoint_cbs = {
 
 /* Provider. */
 
-/* other_config:vhost-sock-dir changed: server ports without a front-end
- * move their socket there now; one with a front-end keeps its socket until
- * the port is added again. */
+/* other_config:vhost-sock-dir, -owner or -mode changed: server ports
+ * without a front-end move their socket to the new directory now (one with
+ * a front-end keeps its socket until the port is added again); sockets that
+ * stay get the new owner and mode. */
 static void
 move_server_sockets(void)
 {
@@ -323,13 +358,15 @@ move_server_sockets(void)
         }
         path = server_socket_path(name);
         ovs_mutex_lock(&dev->mutex);
-        if (strcmp(path, dev->socket_path)) {
+        if (!strcmp(path, dev->socket_path)) {
+            vhost_endpoint_apply_perms(dev->endpoint);
+        } else {
             vhost_endpoint_destroy(dev->endpoint);
             free(dev->socket_path);
             dev->socket_path = path;
             path = NULL;
             dev->endpoint = vhost_endpoint_create(name, dev->socket_path,
-                                                  false,
+                                                  false, 0,
                                                   &vhostmq_endpoint_cbs, dev,
                                                   &error);
             if (!dev->endpoint) {
@@ -347,17 +384,38 @@ move_server_sockets(void)
 static void
 netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
 {
+    struct netdev_vhostmq *dev;
+
     if (vhostmq_settings_run()) {
         move_server_sockets();
     }
     vhost_connmgr_run();
+
+    ovs_mutex_lock(&vhostmq_ports_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
+        if (dev->reconfigure_pending
+            && time_msec() >= dev->next_reconfigure) {
+            update_queue_count(dev);
+        }
+    }
+    ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
 static void
 netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
 {
+    struct netdev_vhostmq *dev;
+
     vhostmq_settings_wait();
     vhost_connmgr_wait();
+
+    ovs_mutex_lock(&vhostmq_ports_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
+        if (dev->reconfigure_pending) {
+            poll_timer_wait_until(dev->next_reconfigure);
+        }
+    }
+    ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
 static struct netdev *
@@ -389,6 +447,7 @@ netdev_vhostmq_construct(struct netdev *netdev)
     dev->mtu = ETH_PAYLOAD_MAX;
     dev->flags = NETDEV_UP | NETDEV_PROMISC;
     dev->requested_n_queues = 1;
+    dev->reconnect_msec = VHOSTMQ_DEFAULT_RECONNECT_MSEC;
     ovs_mutex_unlock(&dev->mutex);
 
     atomic_init(&dev->tx_retries_max, VHOSTMQ_DEFAULT_TX_RETRIES);
@@ -471,12 +530,14 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
 {
     static const char *const known[] = {
         "vhost-server-path", "max-queue-pairs", "tx-retries-max",
+        "reconnect-interval",
     };
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     const char *name = netdev_get_name(netdev);
     const char *type = netdev_get_type(netdev);
     int max_queue_pairs = VHOSTMQ_DEFAULT_QUEUE_PAIRS;
     int tx_retries_max = VHOSTMQ_DEFAULT_TX_RETRIES;
+    int reconnect_msec = VHOSTMQ_DEFAULT_RECONNECT_MSEC;
     const char *path = smap_get(args, "vhost-server-path");
     struct smap_node *node;
     bool new_endpoint;
@@ -514,7 +575,14 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     if (!parse_int_option(name, args, "max-queue-pairs", 1,
                           VHOST_USER_MAX_QUEUE_PAIRS, &max_queue_pairs, errp)
         || !parse_int_option(name, args, "tx-retries-max", 0,
-                             VHOSTMQ_MAX_TX_RETRIES, &tx_retries_max, errp)) {
+                             VHOSTMQ_MAX_TX_RETRIES, &tx_retries_max, errp)
+        || !parse_int_option(name, args, "reconnect-interval", 10, 3600000,
+                             &reconnect_msec, errp)) {
+        return EINVAL;
+    }
+    if (!dev->client && smap_get(args, "reconnect-interval")) {
+        *errp = xasprintf("%s: options:reconnect-interval is for client "
+                          "ports", name);
         return EINVAL;
     }
 
@@ -537,12 +605,16 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     }
     atomic_store_relaxed(&dev->tx_retries_max, tx_retries_max);
 
+    dev->reconnect_msec = reconnect_msec;
     if (new_endpoint) {
         vhost_endpoint_destroy(dev->endpoint);
         dev->endpoint = vhost_endpoint_create(name, dev->socket_path,
-                                              dev->client,
+                                              dev->client, reconnect_msec,
                                               &vhostmq_endpoint_cbs, dev,
                                               &error);
+    }
+    if (dev->endpoint && dev->client) {
+        vhost_endpoint_set_reconnect_interval(dev->endpoint, reconnect_msec);
     }
     ovs_mutex_unlock(&dev->mutex);
 
@@ -570,6 +642,10 @@ netdev_vhostmq_get_config(const struct netdev *netdev, struct smap *args)
     atomic_read_relaxed(&dev->tx_retries_max, &tx_retries_max);
     if (tx_retries_max != VHOSTMQ_DEFAULT_TX_RETRIES) {
         smap_add_format(args, "tx-retries-max", "%d", tx_retries_max);
+    }
+    if (dev->client && dev->reconnect_msec != VHOSTMQ_DEFAULT_RECONNECT_MSEC) {
+        smap_add_format(args, "reconnect-interval", "%d",
+                        dev->reconnect_msec);
     }
     ovs_mutex_unlock(&dev->mutex);
     return 0;
@@ -1098,6 +1174,166 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     return dp_packet_batch_is_empty(batch) ? EAGAIN : 0;
 }
 
+/* ovs-appctl vhostmq/show [PORT]. */
+
+static void
+format_bits(struct ds *ds, uint64_t bits, const char *const names[],
+            size_t n_names)
+{
+    ds_put_format(ds, "0x%"PRIx64, bits);
+    if (bits) {
+        ds_put_cstr(ds, " (");
+        for (size_t i = 0; i < 64; i++) {
+            if (bits & (1ull << i)) {
+                if (i < n_names && names[i]) {
+                    ds_put_cstr(ds, names[i]);
+                } else {
+                    ds_put_format(ds, "bit%"PRIuSIZE, i);
+                }
+                if (bits >> i > 1) {
+                    ds_put_char(ds, ' ');
+                }
+            }
+        }
+        ds_put_char(ds, ')');
+    }
+}
+
+static void
+format_vring(struct ds *ds, const struct vhost_vring *vr, unsigned int i)
+{
+    const struct virtq *vq = vhost_vring_live(vr);
+    const struct virtq_stats *st = &vr->stats;
+
+    ds_put_format(ds, "  vring %u (guest %s, OVS %s queue %u): %s, %s, "
+                  "size %"PRIu32, i, i & 1 ? "TX" : "RX",
+                  i & 1 ? "rx" : "tx", i / 2,
+                  vq ? "started" : "stopped",
+                  vhost_vring_enabled(vr) ? "enabled" : "disabled", vr->num);
+    if (vq) {
+        ds_put_format(ds, ", avail index %"PRIu16", used index %"PRIu16,
+                      vq->last_avail_idx, vq->used_idx);
+        if (vq->broken) {
+            ds_put_cstr(ds, ", BROKEN");
+        }
+    }
+    ds_put_format(ds, "\n    packets %"PRIu64", bytes %"PRIu64
+                  ", guest notifications %"PRIu64", bad chains %"PRIu64
+                  ", oversize %"PRIu64"\n",
+                  read_stat(&st->packets), read_stat(&st->bytes),
+                  read_stat(&st->notifications), read_stat(&st->bad_chain),
+                  read_stat(&st->too_long));
+}
+
+static void
+format_port(struct ds *ds, struct netdev_vhostmq *dev)
+{
+    static const char *const feature_names[64] = {
+        [VIRTIO_NET_F_CSUM] = "CSUM", [VIRTIO_NET_F_MTU] = "MTU",
+        [VIRTIO_NET_F_MAC] = "MAC", [VIRTIO_NET_F_MRG_RXBUF] = "MRG_RXBUF",
+        [VIRTIO_NET_F_STATUS] = "STATUS", [VIRTIO_NET_F_CTRL_VQ] = "CTRL_VQ",
+        [VIRTIO_NET_F_GUEST_ANNOUNCE] = "GUEST_ANNOUNCE",
+        [VIRTIO_NET_F_MQ] = "MQ",
+        [VIRTIO_F_NOTIFY_ON_EMPTY] = "NOTIFY_ON_EMPTY",
+        [VHOST_F_LOG_ALL] = "LOG_ALL", [VIRTIO_F_ANY_LAYOUT] = "ANY_LAYOUT",
+        [VIRTIO_RING_F_INDIRECT_DESC] = "INDIRECT_DESC",
+        [VIRTIO_RING_F_EVENT_IDX] = "EVENT_IDX",
+        [VHOST_USER_F_PROTOCOL_FEATURES] = "PROTOCOL_FEATURES",
+        [VIRTIO_F_VERSION_1] = "VERSION_1",
+        [VIRTIO_F_IOMMU_PLATFORM] = "IOMMU_PLATFORM",
+        [VIRTIO_F_RING_PACKED] = "RING_PACKED",
+    };
+    static const char *const protocol_names[64] = {
+        "MQ", "LOG_SHMFD", "RARP", "REPLY_ACK", "NET_MTU", "BACKEND_REQ",
+        "CROSS_ENDIAN", "CRYPTO_SESSION", "PAGEFAULT", "CONFIG",
+        "BACKEND_SEND_FD", "HOST_NOTIFIER", "INFLIGHT_SHMFD", "RESET_DEVICE",
+        "INBAND_NOTIFICATIONS", "CONFIGURE_MEM_SLOTS", "STATUS",
+    };
+    const struct vhost_device *vdev = &dev->vdev;
+    bool connected = vhost_endpoint_is_connected(dev->endpoint);
+    bool ready;
+    struct smap status = SMAP_INITIALIZER(&status);
+    const char *last_error;
+
+    atomic_read_relaxed(&dev->ready, &ready);
+    ovs_mutex_lock(&dev->mutex);
+    ds_put_format(ds, "%s: vhost-user %s, socket %s\n",
+                  netdev_get_name(&dev->up),
+                  dev->client ? "client" : "server",
+                  dev->socket_path ? dev->socket_path : "(none)");
+    ovs_mutex_unlock(&dev->mutex);
+    if (dev->endpoint) {
+        vhost_endpoint_get_status(dev->endpoint, &status);
+    }
+    ds_put_format(ds, "  front-end %s, link %s, connects %s, "
+                  "disconnects %s\n",
+                  connected ? "connected" : "disconnected",
+                  ready ? "up" : "down",
+                  smap_get_def(&status, "n_connects", "0"),
+                  smap_get_def(&status, "n_disconnects", "0"));
+    last_error = smap_get(&status, "last_error");
+    if (last_error) {
+        ds_put_format(ds, "  last connection error: %s\n", last_error);
+    }
+    smap_destroy(&status);
+
+    ds_put_format(ds, "  queue pairs: %u set up by the front-end, %d offered;"
+                  " n_rxq %d, n_txq %d\n", vhost_device_n_queue_pairs(vdev),
+                  vdev->max_queue_pairs, netdev_n_rxq(&dev->up),
+                  netdev_n_txq(&dev->up));
+    if (connected) {
+        ds_put_cstr(ds, "  features: ");
+        format_bits(ds, vdev->features, feature_names,
+                    ARRAY_SIZE(feature_names));
+        ds_put_cstr(ds, "\n  protocol features: ");
+        format_bits(ds, vdev->protocol_features, protocol_names,
+                    ARRAY_SIZE(protocol_names));
+        ds_put_format(ds, "\n  device status 0x%"PRIx8", guest MTU %"PRIu16
+                      ", memory %u region(s), %"PRIu64" MiB\n",
+                      vdev->status, vdev->mtu,
+                      vdev->mem ? vdev->mem->n_regions : 0,
+                      vhost_mem_mapped_bytes(vdev->mem) >> 20);
+    }
+    for (unsigned int i = 0; i < vdev->max_vrings; i++) {
+        const struct vhost_vring *vr = &vdev->vrings[i];
+
+        if (vr->configured || read_stat(&vr->stats.packets)) {
+            format_vring(ds, vr, i);
+        }
+    }
+    ds_put_format(ds, "  protocol errors %"PRIu64, vhost_device_n_errors(vdev));
+    if (vdev->last_error[0]) {
+        ds_put_format(ds, ", last: %s", vdev->last_error);
+    }
+    ds_put_char(ds, '\n');
+}
+
+static void
+vhostmq_unixctl_show(struct unixctl_conn *conn, int argc,
+                     const char *argv[], void *aux OVS_UNUSED)
+{
+    struct ds ds = DS_EMPTY_INITIALIZER;
+    struct netdev_vhostmq *dev;
+    bool found = false;
+
+    ovs_mutex_lock(&vhostmq_ports_mutex);
+    LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
+        if (argc > 1 && strcmp(argv[1], netdev_get_name(&dev->up))) {
+            continue;
+        }
+        format_port(&ds, dev);
+        found = true;
+    }
+    ovs_mutex_unlock(&vhostmq_ports_mutex);
+
+    if (argc > 1 && !found) {
+        unixctl_command_reply_error(conn, "no such vhostmq port");
+    } else {
+        unixctl_command_reply(conn, ds_cstr(&ds));
+    }
+    ds_destroy(&ds);
+}
+
 static const struct netdev_class netdev_vhostmq_template = {
     .is_pmd = true,
     .alloc = netdev_vhostmq_alloc,
@@ -1157,6 +1393,8 @@ netdev_vhostmq_register(void)
             }
             netdev_register_provider(&vhostmq_classes[i]);
         }
+        unixctl_command_register("vhostmq/show", "[port]", 0, 1,
+                                 vhostmq_unixctl_show, NULL);
         ovsthread_once_done(&once);
     }
 }

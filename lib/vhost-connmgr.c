@@ -35,6 +35,7 @@
 #include "timeval.h"
 #include "util.h"
 #include "vhost-conn.h"
+#include "vhostmq-settings.h"
 
 VLOG_DEFINE_THIS_MODULE(vhost_connmgr);
 
@@ -131,6 +132,7 @@ listen_on(const char *path, char **errp)
         close(fd);
         return -1;
     }
+    vhostmq_apply_sock_perms(path);
     return fd;
 }
 
@@ -204,6 +206,7 @@ try_connect(struct vhost_endpoint *ep)
 
 struct vhost_endpoint *
 vhost_endpoint_create(const char *name, const char *path, bool client,
+                      int reconnect_msec,
                       const struct vhost_endpoint_cbs *cbs, void *aux,
                       char **errp)
 {
@@ -225,7 +228,8 @@ vhost_endpoint_create(const char *name, const char *path, bool client,
     ep->aux = aux;
     ep->listen_fd = listen_fd;
     ep->conn_fd = -1;
-    ep->reconnect_msec = DEFAULT_RECONNECT_MSEC;
+    ep->reconnect_msec = reconnect_msec > 0 ? reconnect_msec
+                                            : DEFAULT_RECONNECT_MSEC;
     ep->next_connect = time_msec();
     vhost_conn_reader_init(&ep->reader);
     ovs_list_push_back(&endpoints, &ep->node);
@@ -254,6 +258,14 @@ vhost_endpoint_destroy(struct vhost_endpoint *ep)
     free(ep->path);
     free(ep->last_error);
     free(ep);
+}
+
+void
+vhost_endpoint_apply_perms(struct vhost_endpoint *ep)
+{
+    if (ep->listen_fd >= 0) {
+        vhostmq_apply_sock_perms(ep->path);
+    }
 }
 
 void
@@ -366,15 +378,21 @@ vhost_connmgr_run(void)
     struct vhost_endpoint *ep;
 
     LIST_FOR_EACH_SAFE (ep, node, &endpoints) {
+        /* The current front-end first: if it went away just before the
+         * next one connected, its end of file is read before the newcomer
+         * is accepted (and not turned away as a second front-end). */
+        if (ep->conn_fd >= 0) {
+            serve_connection(ep);
+        }
         if (ep->listen_fd >= 0) {
             accept_frontend(ep);
+            if (ep->conn_fd >= 0) {
+                serve_connection(ep);
+            }
         }
         if (ep->conn_fd < 0 && ep->client
             && time_msec() >= ep->next_connect) {
             try_connect(ep);
-        }
-        if (ep->conn_fd >= 0) {
-            serve_connection(ep);
         }
     }
 }

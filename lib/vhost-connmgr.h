@@ -50,15 +50,20 @@ struct vhost_endpoint;
 
 /* Creates an endpoint named 'name' (for logs) on socket 'path'.  A server
  * endpoint replaces a stale socket file at 'path' and listens; a client
- * endpoint starts connecting.  Returns null, with a message in '*errp', if
+ * endpoint starts connecting, and tries again every 'reconnect_msec' (0:
+ * the default, 1 s).  Returns null, with a message in '*errp', if
  * the socket cannot be made. */
 struct vhost_endpoint *vhost_endpoint_create(
-    const char *name, const char *path, bool client,
+    const char *name, const char *path, bool client, int reconnect_msec,
     const struct vhost_endpoint_cbs *, void *aux, char **errp);
 
 /* Closes the endpoint (calling 'disconnected' if a front-end is there) and
  * removes a server's socket file. */
 void vhost_endpoint_destroy(struct vhost_endpoint *);
+
+/* Applies the switch's socket owner and mode settings to a server
+ * endpoint's socket again. */
+void vhost_endpoint_apply_perms(struct vhost_endpoint *);
 
 /* Drops the current front-end, if any (a client reconnects later). */
 void vhost_endpoint_drop(struct vhost_endpoint *, const char *why);

@@ -18,7 +18,13 @@
 
 #include "vhostmq-settings.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dirs.h"
 #include "openvswitch/vlog.h"
@@ -31,6 +37,10 @@ VLOG_DEFINE_THIS_MODULE(vhostmq_settings);
 
 static struct ovsdb_idl *idl;
 static char *sock_dir;
+static char *sock_owner;        /* other_config:vhost-sock-owner. */
+static char *sock_mode;         /* other_config:vhost-sock-mode. */
+
+static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
 /* ovs-vswitchd options whose value may follow as a separate argument. */
 static bool
@@ -99,15 +109,38 @@ compute_sock_dir(void)
     }
 }
 
+/* Replaces '*value' by a copy of 'new_value' (may be null); returns true if
+ * it changed. */
+static bool
+update_string(char **value, const char *new_value)
+{
+    if ((!*value && !new_value)
+        || (*value && new_value && !strcmp(*value, new_value))) {
+        return false;
+    }
+    free(*value);
+    *value = nullable_xstrdup(new_value);
+    return true;
+}
+
 bool
 vhostmq_settings_run(void)
 {
+    const struct ovsrec_open_vswitch *cfg;
+    bool perms_changed;
     char *dir;
 
     if (!idl) {
         return false;
     }
     ovsdb_idl_run(idl);
+    cfg = ovsrec_open_vswitch_first(idl);
+    perms_changed = update_string(&sock_owner,
+                                  cfg ? smap_get(&cfg->other_config,
+                                                 "vhost-sock-owner") : NULL);
+    perms_changed |= update_string(&sock_mode,
+                                   cfg ? smap_get(&cfg->other_config,
+                                                  "vhost-sock-mode") : NULL);
     dir = compute_sock_dir();
     if (!sock_dir || strcmp(dir, sock_dir)) {
         bool changed = sock_dir != NULL || strcmp(dir, ovs_rundir());
@@ -117,10 +150,10 @@ vhostmq_settings_run(void)
         }
         free(sock_dir);
         sock_dir = dir;
-        return changed;
+        return changed || perms_changed;
     }
     free(dir);
-    return false;
+    return perms_changed;
 }
 
 void
@@ -135,4 +168,77 @@ const char *
 vhostmq_sock_dir(void)
 {
     return sock_dir ? sock_dir : ovs_rundir();
+}
+
+static bool
+parse_id(const char *s, bool group, long *id)
+{
+    char *end;
+
+    errno = 0;
+    *id = strtol(s, &end, 10);
+    if (!errno && *s && !*end && *id >= 0) {
+        return true;
+    }
+    if (group) {
+        struct group *gr = getgrnam(s);
+
+        if (gr) {
+            *id = gr->gr_gid;
+            return true;
+        }
+    } else {
+        struct passwd *pw = getpwnam(s);
+
+        if (pw) {
+            *id = pw->pw_uid;
+            return true;
+        }
+    }
+    return false;
+}
+
+int
+vhostmq_apply_sock_perms(const char *path)
+{
+    if (sock_owner && sock_owner[0]) {
+        char *owner = xstrdup(sock_owner);
+        char *colon = strchr(owner, ':');
+        long uid = -1, gid = -1;
+
+        if (colon) {
+            *colon = '\0';
+        }
+        if ((owner[0] && !parse_id(owner, false, &uid))
+            || (colon && colon[1] && !parse_id(colon + 1, true, &gid))) {
+            VLOG_WARN_RL(&rl, "other_config:vhost-sock-owner=\"%s\": no such "
+                         "user or group", sock_owner);
+            free(owner);
+            return EINVAL;
+        }
+        free(owner);
+        if (chown(path, uid, gid)) {
+            int error = errno;
+
+            VLOG_WARN_RL(&rl, "%s: chown: %s", path, ovs_strerror(error));
+            return error;
+        }
+    }
+    if (sock_mode && sock_mode[0]) {
+        char *end;
+        long mode = strtol(sock_mode, &end, 8);
+
+        if (*end || mode < 0 || mode > 07777) {
+            VLOG_WARN_RL(&rl, "other_config:vhost-sock-mode=\"%s\" is not an "
+                         "octal mode", sock_mode);
+            return EINVAL;
+        }
+        if (chmod(path, mode)) {
+            int error = errno;
+
+            VLOG_WARN_RL(&rl, "%s: chmod: %s", path, ovs_strerror(error));
+            return error;
+        }
+    }
+    return 0;
 }

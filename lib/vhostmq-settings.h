@@ -24,6 +24,10 @@
  *                                 absolute directory, or one relative to
  *                                 OVS's run directory (default: the run
  *                                 directory itself).
+ *   other_config:vhost-sock-owner USER[:GROUP] (names or numbers) that
+ *                                 server sockets belong to, so that a QEMU
+ *                                 not running as root can connect.
+ *   other_config:vhost-sock-mode  their permissions, in octal (e.g. 0660).
  *
  * OVS gives netdev providers no access to that column, so vhostmq reads it
  * through a small database connection of its own, opened by
@@ -43,5 +47,9 @@ void vhostmq_settings_wait(void);
 
 /* The directory for server ports' sockets.  Never null. */
 const char *vhostmq_sock_dir(void);
+
+/* Applies vhost-sock-owner and vhost-sock-mode, if set, to the socket file
+ * 'path'.  Returns 0 or an errno value. */
+int vhostmq_apply_sock_perms(const char *path);
 
 #endif /* vhostmq-settings.h */

@@ -28,7 +28,8 @@ TESTSUITE_AT = \
 	tests/provider.at \
 	tests/datapath.at \
 	tests/testpmd.at \
-	tests/reconnect.at
+	tests/reconnect.at \
+	tests/operability.at
 TESTSUITE = $(srcdir)/tests/testsuite
 EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
 DISTCLEANFILES += tests/atconfig tests/atlocal
