@@ -403,6 +403,10 @@ add_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg)
         return refuse(dev, msg, "CONFIGURE_MEM_SLOTS not negotiated");
     }
     error = vhost_mem_add_region(dev->mem, msg, &mem);
+    if (error == VHOST_MEM_DUPLICATE) {
+        /* QEMU adds each region once per queue pair. */
+        return true;
+    }
     if (error) {
         dev->errors.memory++;
         dev_log(dev, VHOST_LOG_WARN, "memory region refused: %s",
@@ -426,6 +430,11 @@ rem_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg)
     }
     error = vhost_mem_remove_region(dev->mem,
                                     &msg->payload.mem_single.region, &mem);
+    if (error == VHOST_MEM_NOT_FOUND) {
+        /* Already removed: QEMU removes each region once per queue pair. */
+        dev_log(dev, VHOST_LOG_DBG, "REM_MEM_REG of a region not mapped");
+        return true;
+    }
     if (error) {
         dev->errors.memory++;
         dev_log(dev, VHOST_LOG_WARN, "memory region removal refused: %s",

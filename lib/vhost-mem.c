@@ -42,6 +42,7 @@ vhost_mem_error_name(enum vhost_mem_error error)
     case VHOST_MEM_OVERLAP: return "region overlaps another";
     case VHOST_MEM_NOT_FOUND: return "no such region";
     case VHOST_MEM_BAD_FD: return "bad fd";
+    case VHOST_MEM_DUPLICATE: return "region already mapped";
     }
     return "unknown";
 }
@@ -184,19 +185,25 @@ vhost_mem_add_region(const struct vhost_mem *old, struct vhost_user_msg *msg,
     msg->fds[0] = -1;
     vhost_user_msg_close_fds(msg);
 
-    if (old && old->n_regions >= VHOST_MEM_MAX_SLOTS) {
-        close(fd);
-        return VHOST_MEM_TOO_MANY;
-    }
     for (unsigned int i = 0; old && i < old->n_regions; i++) {
         const struct vhost_mem_region *r = &old->regions[i];
 
+        if (r->gpa == src->guest_phys_addr && r->size == src->memory_size
+            && r->qva == src->userspace_addr
+            && r->mmap_offset == src->mmap_offset) {
+            close(fd);
+            return VHOST_MEM_DUPLICATE;
+        }
         if (overlaps(r->gpa, r->size, src->guest_phys_addr, src->memory_size)
             || overlaps(r->qva, r->size, src->userspace_addr,
                         src->memory_size)) {
             close(fd);
             return VHOST_MEM_OVERLAP;
         }
+    }
+    if (old && old->n_regions >= VHOST_MEM_MAX_SLOTS) {
+        close(fd);
+        return VHOST_MEM_TOO_MANY;
     }
     mem = copy_table(old);
     if (!mem) {

@@ -70,6 +70,7 @@ enum vhost_mem_error {
     VHOST_MEM_OVERLAP,          /* Overlaps an existing region. */
     VHOST_MEM_NOT_FOUND,        /* REM_MEM_REG of an unknown region. */
     VHOST_MEM_BAD_FD,           /* fstat() failed. */
+    VHOST_MEM_DUPLICATE,        /* ADD_MEM_REG of a region already there. */
 };
 
 const char *vhost_mem_error_name(enum vhost_mem_error);
@@ -81,13 +82,17 @@ enum vhost_mem_error vhost_mem_from_table(struct vhost_user_msg *msg,
                                           struct vhost_mem **memp);
 
 /* Returns a new table: 'old' (may be null) plus the region of a validated
- * ADD_MEM_REG message, whose fd is consumed. */
+ * ADD_MEM_REG message, whose fd is consumed.  A region identical to one
+ * 'old' has already (QEMU sends the same region once per queue pair) is
+ * VHOST_MEM_DUPLICATE: nothing changes. */
 enum vhost_mem_error vhost_mem_add_region(const struct vhost_mem *old,
                                           struct vhost_user_msg *msg,
                                           struct vhost_mem **memp);
 
 /* Returns a new table: 'old' less the region REM_MEM_REG names (matched on
- * guest-physical address, size and front-end address). */
+ * guest-physical address, size and front-end address).  A region that is
+ * not there is VHOST_MEM_NOT_FOUND (QEMU removes a region once per queue
+ * pair: the caller may treat that as done). */
 enum vhost_mem_error vhost_mem_remove_region(
     const struct vhost_mem *old, const struct vhost_user_mem_region *,
     struct vhost_mem **memp);

@@ -29,7 +29,8 @@ TESTSUITE_AT = \
 	tests/datapath.at \
 	tests/testpmd.at \
 	tests/reconnect.at \
-	tests/operability.at
+	tests/operability.at \
+	tests/qemu.at
 TESTSUITE = $(srcdir)/tests/testsuite
 EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
 DISTCLEANFILES += tests/atconfig tests/atlocal
