@@ -236,6 +236,8 @@ update_queue_count(struct netdev_vhostmq *dev)
     ovs_mutex_lock(&dev->mutex);
     if (n_qp != dev->requested_n_queues) {
         if (now >= dev->next_reconfigure) {
+            VLOG_INFO("%s: guest set up %u queue pair(s); reconfiguring",
+                      netdev_get_name(&dev->up), n_qp);
             dev->requested_n_queues = n_qp;
             dev->next_reconfigure = now + VHOSTMQ_RECONFIGURE_MSEC;
             netdev_request_reconfigure(&dev->up);
