@@ -73,6 +73,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vhost-conn.h"
 #include "vhost-user-wire.h"
 #include "virtq.h"
 
@@ -183,36 +184,11 @@ gpa_to_hva(struct guest *g, uint64_t gpa)
     die("%s: gpa 0x%"PRIx64" outside guest memory", g->name, gpa);
 }
 
-/* Copies between guest memory at 'gpa' and 'buf', across regions. */
+/* Copies 'len' bytes between guest memory at 'gpa' and 'buf' (into the
+ * guest if 'to_guest'), across region boundaries. */
 static void
-guest_write(struct guest *g, uint64_t gpa, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len) {
-        uint8_t *h = gpa_to_hva(g, gpa);
-        struct region *r = NULL;
-        size_t chunk;
-
-        for (int i = 0; i < n_regions; i++) {
-            if (gpa >= g->regions[i].gpa
-                && gpa < g->regions[i].gpa + g->regions[i].size) {
-                r = &g->regions[i];
-            }
-        }
-        chunk = r->gpa + r->size - gpa;
-        if (chunk > len) {
-            chunk = len;
-        }
-        memcpy(h, p, chunk);
-        p += chunk;
-        gpa += chunk;
-        len -= chunk;
-    }
-}
-
-static void
-guest_read(struct guest *g, uint64_t gpa, void *buf, size_t len)
+guest_copy(struct guest *g, uint64_t gpa, void *buf, size_t len,
+           bool to_guest)
 {
     uint8_t *p = buf;
 
@@ -231,11 +207,27 @@ guest_read(struct guest *g, uint64_t gpa, void *buf, size_t len)
         if (chunk > len) {
             chunk = len;
         }
-        memcpy(p, h, chunk);
+        if (to_guest) {
+            memcpy(h, p, chunk);
+        } else {
+            memcpy(p, h, chunk);
+        }
         p += chunk;
         gpa += chunk;
         len -= chunk;
     }
+}
+
+static void
+guest_write(struct guest *g, uint64_t gpa, const void *buf, size_t len)
+{
+    guest_copy(g, gpa, (void *) buf, len, true);
+}
+
+static void
+guest_read(struct guest *g, uint64_t gpa, void *buf, size_t len)
+{
+    guest_copy(g, gpa, buf, len, false);
 }
 
 /* Allocates 'size' bytes aligned to 'align'.  Rings must not cross a
@@ -401,37 +393,13 @@ vq_add(struct guest *g, struct vq *vq, const uint64_t *gpas,
 static void
 send_msg(struct guest *g, struct vhost_user_msg *msg)
 {
-    uint8_t buf[VHOST_USER_HDR_SIZE + VHOST_USER_MAX_PAYLOAD];
-    union {
-        char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct iovec iov;
-    struct msghdr mh;
-    size_t len;
+    int error;
 
     msg->flags |= VHOST_USER_VERSION;
-    len = vhost_user_encode(msg, buf, sizeof buf);
-    iov.iov_base = buf;
-    iov.iov_len = len;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    if (msg->n_fds) {
-        struct cmsghdr *cmsg;
-
-        memset(&control, 0, sizeof control);
-        mh.msg_control = control.buf;
-        mh.msg_controllen = CMSG_SPACE(msg->n_fds * sizeof(int));
-        cmsg = CMSG_FIRSTHDR(&mh);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(msg->n_fds * sizeof(int));
-        memcpy(CMSG_DATA(cmsg), msg->fds, msg->n_fds * sizeof(int));
-    }
-    if (sendmsg(g->sock, &mh, MSG_NOSIGNAL) != (ssize_t) len) {
+    error = vhost_conn_send(g->sock, msg);
+    if (error) {
         die("%s: send %s: %s", g->name,
-            vhost_user_request_name(msg->request), strerror(errno));
+            vhost_user_request_name(msg->request), strerror(error));
     }
 }
 
