@@ -78,6 +78,9 @@ static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
  * reconfiguration) at most this often; changes in between wait. */
 #define VHOSTMQ_RECONFIGURE_MSEC 1000
 
+/* How often the main thread drains started but disabled guest TX rings. */
+#define VHOSTMQ_DISCARD_MSEC 100
+
 /* options:reconnect-interval of client ports, in milliseconds. */
 #define VHOSTMQ_DEFAULT_RECONNECT_MSEC 1000
 
@@ -125,6 +128,8 @@ struct netdev_vhostmq {
     long long int link_resets;
     long long int next_reconfigure;     /* Earliest next queue change. */
     bool reconfigure_pending;           /* A queue change is waiting. */
+    bool disabled_tx_live;              /* A started guest TX ring is
+                                         * disabled: drain it. */
 };
 
 struct netdev_rxq_vhostmq {
@@ -383,6 +388,31 @@ move_server_sockets(void)
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
+/* A guest TX ring that is started but disabled is, as the spec asks,
+ * consumed and its packets dropped (counted).  PMDs do not poll it (and
+ * SET_VRING_ENABLE 0 waited for any PMD still inside it), so the main
+ * thread does, every VHOSTMQ_DISCARD_MSEC while such a ring exists. */
+static void
+discard_disabled_tx(struct netdev_vhostmq *dev)
+{
+    unsigned int n_vrings = 2 * netdev_n_rxq(&dev->up);
+    bool found = false;
+
+    if (n_vrings > dev->vdev.max_vrings) {
+        n_vrings = dev->vdev.max_vrings;
+    }
+    for (unsigned int i = 1; i < n_vrings; i += 2) {
+        struct vhost_vring *vr = &dev->vdev.vrings[i];
+        struct virtq *vq = vhost_vring_live(vr);
+
+        if (vq && !vhost_vring_enabled(vr)) {
+            virtq_discard_burst(vq, vq->size);
+            found = true;
+        }
+    }
+    dev->disabled_tx_live = found;
+}
+
 static void
 netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
 {
@@ -399,6 +429,7 @@ netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
             && time_msec() >= dev->next_reconfigure) {
             update_queue_count(dev);
         }
+        discard_disabled_tx(dev);
     }
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
@@ -415,6 +446,9 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
         if (dev->reconfigure_pending) {
             poll_timer_wait_until(dev->next_reconfigure);
+        }
+        if (dev->disabled_tx_live) {
+            poll_timer_wait(VHOSTMQ_DISCARD_MSEC);
         }
     }
     ovs_mutex_unlock(&vhostmq_ports_mutex);
@@ -931,6 +965,7 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
             stats->rx_errors += read_stat(&s->bad_chain)
                                 + read_stat(&s->too_long);
             stats->multicast += read_stat(&s->multicast);
+            stats->rx_dropped += read_stat(&s->disabled_discards);
             stats->rx_broadcast_packets += read_stat(&s->broadcast);
         } else {
             stats->tx_packets += read_stat(&s->packets);
@@ -965,7 +1000,8 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
     VHOSTMQ_QUEUE_STAT(size_1519_max, "size_1519_max_packets")  \
     VHOSTMQ_QUEUE_STAT(notifications, "guest_notifications")    \
     VHOSTMQ_QUEUE_STAT(bad_chain, "bad_descriptor_chains")      \
-    VHOSTMQ_QUEUE_STAT(too_long, "oversize_drops")
+    VHOSTMQ_QUEUE_STAT(too_long, "oversize_drops")                \
+    VHOSTMQ_QUEUE_STAT(disabled_discards, "disabled_queue_drops")
 
 static int
 netdev_vhostmq_get_custom_stats(const struct netdev *netdev,

@@ -354,6 +354,29 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
     return n_avail;
 }
 
+int
+virtq_discard_burst(struct virtq *vq, int max)
+{
+    int n_avail;
+
+    if (vq->broken) {
+        return 0;
+    }
+    n_avail = avail_count(vq);
+    if (n_avail <= 0) {
+        return 0;
+    }
+    if (n_avail > max) {
+        n_avail = max;
+    }
+    for (int i = 0; i < n_avail; i++) {
+        put_used(vq, avail_entry(vq, vq->last_avail_idx++), 0);
+    }
+    STAT_ADD(vq->stats, disabled_discards, n_avail);
+    virtq_flush(vq);
+    return n_avail;
+}
+
 /* Copies 'len' bytes of 'src' into 'pieces' from byte 'offset' on. */
 static void
 scatter(const struct virtq_piece *pieces, int n, uint64_t offset,

@@ -101,6 +101,7 @@ struct virtq_stats {
     uint64_t bad_chain;         /* Chain dropped: loop, bad address, ... */
     uint64_t too_long;          /* Frame bigger than the buffers or limit. */
     uint64_t broken;            /* Ring indexes made no sense. */
+    uint64_t disabled_discards; /* Taken from a disabled TX ring, dropped. */
     /* As OVS-DPDK users know them from rte_vhost (rx_qN_..., tx_qN_...). */
     uint64_t multicast;
     uint64_t broadcast;
@@ -180,6 +181,11 @@ typedef void virtq_packet_cb(void *aux, const struct virtq_piece *pieces,
  * notifies it if it asked.  Returns the number of chains consumed. */
 int virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                         void *aux);
+
+/* Returns up to 'max' chains the guest made available on 'vq' without
+ * looking at them, and counts them as disabled_discards: what the spec asks
+ * of a started but disabled guest TX ring.  Returns the number taken. */
+int virtq_discard_burst(struct virtq *vq, int max);
 
 /* Copies the frame 'data' of 'len' bytes into the guest's buffers on 'vq'
  * (a guest RX vring).  Returns 0 on success, EAGAIN if the guest has no

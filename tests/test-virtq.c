@@ -732,6 +732,26 @@ test_mem_regions(void)
     guest_teardown(&g);
 }
 
+static void
+test_discard_disabled(void)
+{
+    struct test_guest g;
+
+    guest_setup(&g, FEATURES_MRG);
+    /* Even garbage heads: a discard never looks at the descriptors. */
+    make_avail(&g, 0);
+    make_avail(&g, RING + 5);
+    make_avail(&g, 3);
+    CHECK_EQ(virtq_discard_burst(&g.vq, 2), 2);
+    CHECK_EQ(virtq_discard_burst(&g.vq, 32), 1);
+    CHECK_EQ(virtq_discard_burst(&g.vq, 32), 0);
+    CHECK_EQ(g.u->idx, 3);
+    CHECK_EQ(g.u->ring[2].id, 3);
+    CHECK_EQ(g.stats.disabled_discards, 3);
+    CHECK_EQ(g.stats.packets, 0);
+    guest_teardown(&g);
+}
+
 static const struct unit_test tests[] = {
     { "init_errors", test_init_errors },
     { "dequeue_simple", test_dequeue_simple },
@@ -750,6 +770,7 @@ static const struct unit_test tests[] = {
     { "notification_suppression", test_notification_suppression },
     { "resume_from_used_index", test_resume_from_used_index },
     { "mem_regions", test_mem_regions },
+    { "discard_disabled", test_discard_disabled },
 };
 
 UNIT_SUITE(virtq_suite, tests);

@@ -85,6 +85,7 @@
 #define ETHERTYPE_TEST 0x88b5
 #define MAGIC 0x76686d71        /* "vhmq" */
 #define PROBE_MAGIC 0x70726f62  /* "prob": warm-up, may be lost */
+#define DISCARD_MAGIC 0x64697363 /* "disc": sent on a disabled queue */
 
 static int n_pairs = 1;
 static int n_enable = -1;
@@ -632,6 +633,7 @@ struct flow {
     uint64_t per_rxq[MAX_PAIRS];
     uint8_t *seen;              /* Per sequence number. */
     uint64_t probes_seen;
+    uint64_t discards_seen;     /* DISCARD_MAGIC frames that got through. */
     uint32_t max_seq;
 };
 
@@ -645,8 +647,9 @@ static int window;              /* Frames in flight at most. */
  * buffer block big enough for the largest frame; with --regions > 1 blocks
  * may straddle a region boundary. */
 static bool
-send_frame__(struct flow *f, int q, int size, bool probe)
+send_frame__(struct flow *f, int q, int size, uint32_t special_magic)
 {
+    bool probe = special_magic != 0;
     struct guest *g = f->from;
     struct vq *vq = g->vqs[2 * q + 1];
     static uint8_t frame[MAX_FRAME];
@@ -668,9 +671,7 @@ send_frame__(struct flow *f, int q, int size, bool probe)
     block = vq->buf_gpa[head];
     make_frame(frame, size, g->mac, g->peer_mac, seq, q);
     if (probe) {
-        uint32_t magic = PROBE_MAGIC;
-
-        memcpy(frame + 14, &magic, 4);
+        memcpy(frame + 14, &special_magic, 4);
     }
     memset(hdr, 0, sizeof hdr);
     guest_write(g, block, hdr, g->hdr_len);
@@ -701,7 +702,7 @@ send_frame__(struct flow *f, int q, int size, bool probe)
 static bool
 send_frame(struct flow *f, int q, int size)
 {
-    return send_frame__(f, q, size, false);
+    return send_frame__(f, q, size, 0);
 }
 
 /* Sends probe frames on queue pair 0 until one gets through: the switch
@@ -715,7 +716,7 @@ warm_up(struct flow *f)
     while (!f->probes_seen && now_ms() < deadline) {
         long long next = now_ms() + 100;
 
-        send_frame__(f, 0, 60, true);
+        send_frame__(f, 0, 60, PROBE_MAGIC);
         while (!f->probes_seen && now_ms() < next) {
             poll_rx(f);
             reclaim_tx(f->from);
@@ -764,6 +765,12 @@ check_frame(struct flow *f, int q, const uint8_t *frame, uint32_t len)
     memcpy(&size, frame + 24, 2);
     if (magic == PROBE_MAGIC && frame[12] == (ETHERTYPE_TEST >> 8)) {
         f->probes_seen++;
+        return;
+    }
+    if (magic == DISCARD_MAGIC && frame[12] == (ETHERTYPE_TEST >> 8)) {
+        f->discards_seen++;
+        fail("%s rxq %d: a frame sent on a disabled queue was forwarded",
+             f->to->name, q);
         return;
     }
     if (magic != MAGIC || frame[12] != (ETHERTYPE_TEST >> 8)) {
@@ -1070,6 +1077,39 @@ run_round(struct flow *f, const char *label, round_hook *hook)
     fflush(stdout);
 }
 
+/* A guest that transmits on a disabled queue anyway: the switch consumes
+ * and drops those frames (the ring stays usable), and forwards none. */
+static void
+check_disabled_tx_discarded(struct flow *f, int q)
+{
+    struct vq *vq = f->from->vqs[2 * q + 1];
+    long long deadline = now_ms() + timeout_s * 1000LL;
+    int n = 0;
+
+    for (int i = 0; i < 16; i++) {
+        n += send_frame__(f, q, 100, DISCARD_MAGIC);
+    }
+    while (now_ms() < deadline
+           && __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE)
+              != vq->avail_idx) {
+        poll_rx(f);
+        usleep(1000);
+    }
+    reclaim_tx(f->from);
+    /* Give a wrongly forwarded frame time to show up. */
+    for (int i = 0; i < 300; i++) {
+        poll_rx(f);
+        usleep(1000);
+    }
+    if (vq->used->idx != vq->avail_idx) {
+        fail("%s: frames on disabled txq %d were not consumed",
+             f->from->name, q);
+    } else if (!f->discards_seen) {
+        printf("ok: %d frames sent on disabled %s txq %d were consumed and "
+               "dropped\n", n, f->from->name, q);
+    }
+}
+
 static struct guest *toggle_guest;
 
 static void
@@ -1221,6 +1261,7 @@ main(int argc, char *argv[])
         if (!one_way) {
             run_round(&ba, "disabled", NULL);
         }
+        check_disabled_tx_discarded(&ab, toggle_q);
         if (hold_ms) {
             long long until = now_ms() + hold_ms;
 
