@@ -368,6 +368,24 @@ set_features(struct vhost_device *dev, struct vhost_user_msg *msg)
     return true;
 }
 
+/* Installs the table a memory message built ('error' says whether it
+ * could), or counts and logs why not. */
+static bool
+finish_mem_change(struct vhost_device *dev, enum vhost_mem_error error,
+                  struct vhost_mem *mem, const struct vhost_user_msg *msg)
+{
+    if (error) {
+        dev->errors.memory++;
+        dev_log(dev, VHOST_LOG_WARN, "%s refused: %s",
+                vhost_user_request_name(msg->request),
+                vhost_mem_error_name(error));
+        return false;
+    }
+    swap_mem(dev, mem);
+    changed(dev);
+    return true;
+}
+
 static bool
 set_mem_table(struct vhost_device *dev, struct vhost_user_msg *msg)
 {
@@ -380,19 +398,11 @@ set_mem_table(struct vhost_device *dev, struct vhost_user_msg *msg)
         return true;
     }
     error = vhost_mem_from_table(msg, &mem);
-    if (error) {
-        dev->errors.memory++;
-        dev_log(dev, VHOST_LOG_WARN, "memory table refused: %s",
-                vhost_mem_error_name(error));
-        return false;
-    }
-    swap_mem(dev, mem);
-    changed(dev);
-    return true;
+    return finish_mem_change(dev, error, mem, msg);
 }
 
 static bool
-add_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg)
+change_mem_slot(struct vhost_device *dev, struct vhost_user_msg *msg)
 {
     enum vhost_mem_error error;
     struct vhost_mem *mem;
@@ -402,48 +412,22 @@ add_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg)
         vhost_user_msg_close_fds(msg);
         return refuse(dev, msg, "CONFIGURE_MEM_SLOTS not negotiated");
     }
-    error = vhost_mem_add_region(dev->mem, msg, &mem);
-    if (error == VHOST_MEM_DUPLICATE) {
-        /* QEMU adds each region once per queue pair. */
+    if (msg->request == VHOST_USER_ADD_MEM_REG) {
+        error = vhost_mem_add_region(dev->mem, msg, &mem);
+    } else {
+        error = vhost_mem_remove_region(dev->mem,
+                                        &msg->payload.mem_single.region,
+                                        &mem);
+    }
+    if (error == VHOST_MEM_DUPLICATE || error == VHOST_MEM_NOT_FOUND) {
+        /* QEMU adds and removes each region once per queue pair: the same
+         * region again, or one already gone, changes nothing. */
+        dev_log(dev, VHOST_LOG_DBG, "%s: %s; nothing to do",
+                vhost_user_request_name(msg->request),
+                vhost_mem_error_name(error));
         return true;
     }
-    if (error) {
-        dev->errors.memory++;
-        dev_log(dev, VHOST_LOG_WARN, "memory region refused: %s",
-                vhost_mem_error_name(error));
-        return false;
-    }
-    swap_mem(dev, mem);
-    changed(dev);
-    return true;
-}
-
-static bool
-rem_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg)
-{
-    enum vhost_mem_error error;
-    struct vhost_mem *mem;
-
-    if (!has_protocol_feature(dev,
-                              VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
-        return refuse(dev, msg, "CONFIGURE_MEM_SLOTS not negotiated");
-    }
-    error = vhost_mem_remove_region(dev->mem,
-                                    &msg->payload.mem_single.region, &mem);
-    if (error == VHOST_MEM_NOT_FOUND) {
-        /* Already removed: QEMU removes each region once per queue pair. */
-        dev_log(dev, VHOST_LOG_DBG, "REM_MEM_REG of a region not mapped");
-        return true;
-    }
-    if (error) {
-        dev->errors.memory++;
-        dev_log(dev, VHOST_LOG_WARN, "memory region removal refused: %s",
-                vhost_mem_error_name(error));
-        return false;
-    }
-    swap_mem(dev, mem);
-    changed(dev);
-    return true;
+    return finish_mem_change(dev, error, mem, msg);
 }
 
 /* SET_VRING_KICK, _CALL, _ERR: the fd (if any) replaces the vring's. */
@@ -650,10 +634,8 @@ apply(struct vhost_device *dev, struct vhost_user_msg *msg,
         return true;
 
     case VHOST_USER_ADD_MEM_REG:
-        return add_mem_reg(dev, msg);
-
     case VHOST_USER_REM_MEM_REG:
-        return rem_mem_reg(dev, msg);
+        return change_mem_slot(dev, msg);
 
     case VHOST_USER_SET_STATUS:
         if (!has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_STATUS)) {

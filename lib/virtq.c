@@ -141,6 +141,16 @@ avail_count(struct virtq *vq)
     return n;
 }
 
+/* The number of entries to take now: what the guest made available, at
+ * most 'max', 0 on a broken ring. */
+static int
+avail_burst(struct virtq *vq, int max)
+{
+    int n = vq->broken ? 0 : avail_count(vq);
+
+    return n <= 0 ? 0 : n > max ? max : n;
+}
+
 static uint16_t
 avail_entry(const struct virtq *vq, uint16_t idx)
 {
@@ -309,17 +319,11 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                     void *aux)
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
-    int n_avail, i;
+    int n_avail = avail_burst(vq, max);
+    int i;
 
-    if (vq->broken) {
+    if (!n_avail) {
         return 0;
-    }
-    n_avail = avail_count(vq);
-    if (n_avail <= 0) {
-        return 0;
-    }
-    if (n_avail > max) {
-        n_avail = max;
     }
 
     for (i = 0; i < n_avail; i++) {
@@ -357,17 +361,10 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
 int
 virtq_discard_burst(struct virtq *vq, int max)
 {
-    int n_avail;
+    int n_avail = avail_burst(vq, max);
 
-    if (vq->broken) {
+    if (!n_avail) {
         return 0;
-    }
-    n_avail = avail_count(vq);
-    if (n_avail <= 0) {
-        return 0;
-    }
-    if (n_avail > max) {
-        n_avail = max;
     }
     for (int i = 0; i < n_avail; i++) {
         put_used(vq, avail_entry(vq, vq->last_avail_idx++), 0);
