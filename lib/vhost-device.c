@@ -172,8 +172,8 @@ publish(struct vhost_device *dev, unsigned int i)
     return true;
 }
 
-/* Stops the data path on vrings [first, last), applies a change through
- * 'apply' (may be null), and restarts those that were running. */
+/* Takes vrings [first, last) from the data path and starts again those
+ * that were running, on the device's current memory, features and fds. */
 static void
 restart_range(struct vhost_device *dev, unsigned int first, unsigned int last)
 {

@@ -87,21 +87,6 @@ static const struct request_info requests[VHOST_USER_N_REQUESTS] = {
 #undef R
 };
 
-/* Requests that configure the whole device; a front-end older than
- * multiqueue support sends them once per queue pair. */
-static const bool device_wide[VHOST_USER_N_REQUESTS] = {
-    [VHOST_USER_GET_FEATURES] = true,
-    [VHOST_USER_SET_FEATURES] = true,
-    [VHOST_USER_SET_OWNER] = true,
-    [VHOST_USER_RESET_OWNER] = true,
-    [VHOST_USER_SET_MEM_TABLE] = true,
-    [VHOST_USER_SET_LOG_BASE] = true,
-    [VHOST_USER_SET_LOG_FD] = true,
-    [VHOST_USER_GET_PROTOCOL_FEATURES] = true,
-    [VHOST_USER_SET_PROTOCOL_FEATURES] = true,
-    [VHOST_USER_GET_QUEUE_NUM] = true,
-};
-
 static const struct request_info *
 lookup(uint32_t request)
 {
@@ -144,12 +129,6 @@ vhost_user_request_has_reply(uint32_t request)
     const struct request_info *info = lookup(request);
 
     return info && info->has_reply;
-}
-
-bool
-vhost_user_request_is_device_wide(uint32_t request)
-{
-    return request < VHOST_USER_N_REQUESTS && device_wide[request];
 }
 
 static uint32_t

@@ -272,9 +272,6 @@ int vhost_user_msg_vring_index(const struct vhost_user_msg *msg);
 /* Whether the front-end always waits for a reply to 'request'. */
 bool vhost_user_request_has_reply(uint32_t request);
 
-/* Whether 'request' configures the whole device rather than one vring. */
-bool vhost_user_request_is_device_wide(uint32_t request);
-
 /* Closes and forgets every descriptor 'msg' holds. */
 void vhost_user_msg_close_fds(struct vhost_user_msg *msg);
 

@@ -97,7 +97,6 @@ struct virtq_stats {
     uint64_t packets;
     uint64_t bytes;
     uint64_t notifications;     /* Guest interrupts through the call fd. */
-    uint64_t no_buffers;        /* Guest RX ring had no room (enqueue). */
     uint64_t bad_chain;         /* Chain dropped: loop, bad address, ... */
     uint64_t too_long;          /* Frame bigger than the buffers or limit. */
     uint64_t broken;            /* Ring indexes made no sense. */

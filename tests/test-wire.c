@@ -560,11 +560,6 @@ test_request_classes(void)
     CHECK(!vhost_user_request_has_reply(VHOST_USER_SET_MEM_TABLE));
     CHECK(!vhost_user_request_has_reply(1000));
 
-    CHECK(vhost_user_request_is_device_wide(VHOST_USER_SET_MEM_TABLE));
-    CHECK(vhost_user_request_is_device_wide(VHOST_USER_SET_FEATURES));
-    CHECK(!vhost_user_request_is_device_wide(VHOST_USER_SET_VRING_NUM));
-    CHECK(!vhost_user_request_is_device_wide(UINT32_MAX));
-
     struct vhost_user_msg msg = make_msg(VHOST_USER_SET_FEATURES, 8);
     CHECK_EQ(vhost_user_msg_vring_index(&msg), -1);
 }
