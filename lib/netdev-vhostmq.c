@@ -37,6 +37,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coverage.h"
 #include "dirs.h"
@@ -193,6 +194,21 @@ vhostmq_synchronize(void *aux OVS_UNUSED)
     ovsrcu_synchronize();
 }
 
+static void
+vhostmq_close_fd(int *fd)
+{
+    close(*fd);
+    free(fd);
+}
+
+static void
+vhostmq_close_later(void *aux OVS_UNUSED, int fd)
+{
+    int *p = xmemdup(&fd, sizeof fd);
+
+    ovsrcu_postpone(vhostmq_close_fd, p);
+}
+
 /* Spreads OVS tx queue ids over the guest's enabled RX queues. */
 static void
 update_tx_map(struct netdev_vhostmq *dev)
@@ -301,6 +317,7 @@ vhostmq_log(void *aux OVS_UNUSED, enum vhost_log_level level,
 
 static const struct vhost_device_ops vhostmq_device_ops = {
     .synchronize = vhostmq_synchronize,
+    .close_later = vhostmq_close_later,
     .changed = vhostmq_changed,
     .log = vhostmq_log,
 };
@@ -1261,6 +1278,10 @@ format_vring(struct ds *ds, const struct vhost_vring *vr, unsigned int i)
                   read_stat(&st->packets), read_stat(&st->bytes),
                   read_stat(&st->notifications), read_stat(&st->bad_chain),
                   read_stat(&st->too_long));
+    if (i & 1) {
+        ds_put_format(ds, "    dropped while disabled %"PRIu64"\n",
+                      read_stat(&st->disabled_discards));
+    }
 }
 
 static void
@@ -1339,6 +1360,13 @@ format_port(struct ds *ds, struct netdev_vhostmq *dev)
             format_vring(ds, vr, i);
         }
     }
+    ds_put_format(ds, "  switch to guest: dropped for want of guest buffers "
+                  "%"PRIu64", over the MTU %"PRIu64", link down %"PRIu64
+                  "; retries %"PRIu64"\n",
+                  read_sw(&dev->sw.tx_failure_drops),
+                  read_sw(&dev->sw.tx_mtu_exceeded_drops),
+                  read_sw(&dev->sw.tx_link_down_drops),
+                  read_sw(&dev->sw.tx_retries));
     ds_put_format(ds, "  protocol errors %"PRIu64, vhost_device_n_errors(vdev));
     if (vdev->last_error[0]) {
         ds_put_format(ds, ", last: %s", vdev->last_error);

@@ -95,6 +95,21 @@ synchronize(struct vhost_device *dev)
     }
 }
 
+/* Closes 'fd', which the data path may be using, once it no longer can. */
+static void
+close_after_data_path(struct vhost_device *dev, int fd)
+{
+    if (fd < 0) {
+        return;
+    }
+    if (dev->ops && dev->ops->close_later) {
+        dev->ops->close_later(dev->aux, fd);
+    } else {
+        synchronize(dev);
+        close(fd);
+    }
+}
+
 static void
 changed(struct vhost_device *dev)
 {
@@ -461,11 +476,14 @@ set_vring_fd(struct vhost_device *dev, struct vhost_user_msg *msg)
         int old = vr->call_fd;
 
         vr->call_fd = fd;
-        if (vr->started) {
-            /* The data path may be writing to the old fd. */
-            restart_range(dev, i, i + 1);
-        }
-        if (old >= 0) {
+        if (vr->live) {
+            /* Front-ends send this right after the kick that started the
+             * ring: swap the fd under the running ring instead of
+             * restarting it (which waits for the data path).  The data
+             * path may still be writing to the old fd a little while. */
+            __atomic_store_n(&vr->live->call_fd, fd, __ATOMIC_RELAXED);
+            close_after_data_path(dev, old);
+        } else if (old >= 0) {
             close(old);
         }
         return true;
@@ -679,6 +697,9 @@ vhost_device_handle(struct vhost_device *dev, struct vhost_user_msg *msg,
     memset(reply, 0, sizeof *reply);
     reply->request = msg->request;
 
+    dev_log(dev, VHOST_LOG_DBG, "%s (%"PRIu32"), flags 0x%"PRIx32", %"
+            PRIu32" byte(s), %d fd(s)", vhost_user_request_name(msg->request),
+            msg->request, msg->flags, msg->size, msg->n_fds);
     error = vhost_user_validate(msg, dev->max_vrings, &detail);
     if (error) {
         dev->errors.wire[error]++;

@@ -81,6 +81,10 @@ struct vhost_device_ops {
     void (*changed)(void *aux);
     /* Logs 'msg' (the switch rate-limits WARN and above). */
     void (*log)(void *aux, enum vhost_log_level, const char *msg);
+    /* Closes 'fd' once no data-path thread can be using it, without
+     * waiting for that.  Optional: without it the device synchronizes,
+     * then closes. */
+    void (*close_later)(void *aux, int fd);
 };
 
 /* One vring. */

@@ -285,11 +285,11 @@ virtq_flush(struct virtq *vq)
     STORE_RELEASE(&vq->used->idx, vq->used_idx);
     vq->used_published = vq->used_idx;
 
-    if (vq->call_fd >= 0 && guest_wants_interrupt(vq, old_idx,
-                                                  vq->used_idx)) {
+    int call_fd = __atomic_load_n(&vq->call_fd, __ATOMIC_RELAXED);
+    if (call_fd >= 0 && guest_wants_interrupt(vq, old_idx, vq->used_idx)) {
         uint64_t one = 1;
 
-        if (write(vq->call_fd, &one, sizeof one) == sizeof one) {
+        if (write(call_fd, &one, sizeof one) == sizeof one) {
             STAT_ADD(vq->stats, notifications, 1);
         }
     }

@@ -131,7 +131,9 @@ struct virtq {
     bool event_idx;
     bool mrg_rxbuf;
     bool indirect;              /* INDIRECT_DESC negotiated. */
-    int call_fd;                /* -1: never notify. */
+    int call_fd;                /* -1: never notify.  The control thread
+                                 * may replace it (atomically) while the
+                                 * ring runs. */
     const struct vhost_mem *mem;
     struct virtq_stats *stats;
 

@@ -34,6 +34,7 @@ struct fixture {
     struct vhost_device dev;
     int n_changed;
     int n_sync;
+    int late_fd;                /* Last fd given to close_later. */
     int memfd;
     uint8_t *hva;
     struct vhost_user_msg reply;
@@ -60,10 +61,28 @@ f_log(void *aux, enum vhost_log_level level, const char *msg)
     (void) msg;
 }
 
+static void
+f_close_later(void *aux, int fd)
+{
+    struct fixture *f = aux;
+
+    if (f->late_fd >= 0) {
+        close(f->late_fd);
+    }
+    f->late_fd = fd;
+}
+
 static const struct vhost_device_ops ops = {
     .synchronize = f_sync,
     .changed = f_changed,
     .log = f_log,
+};
+
+static const struct vhost_device_ops ops_close_later = {
+    .synchronize = f_sync,
+    .changed = f_changed,
+    .log = f_log,
+    .close_later = f_close_later,
 };
 
 static void
@@ -428,6 +447,50 @@ test_repeated_device_wide_messages(void)
     teardown(&f);
 }
 
+/* A new call fd for a running ring replaces the old one in place: no
+ * restart, no wait for the data path; the old fd is closed only once the
+ * data path cannot be using it. */
+static void
+test_call_fd_swapped_in_place(void)
+{
+    for (int late = 0; late < 2; late++) {
+        struct fixture f;
+        struct virtq *vq;
+        int fd;
+
+        setup(&f, 1);
+        f.late_fd = -1;
+        if (late) {
+            vhost_device_destroy(&f.dev);
+            vhost_device_init(&f.dev, "test", 1, &ops_close_later, &f);
+        }
+        negotiate(&f, 0);
+        CHECK_EQ(start_vring(&f, 0), VHOST_DEVICE_OK);
+        vq = vhost_vring_live(&f.dev.vrings[0]);
+        CHECK(vq != NULL);
+        CHECK(vq->call_fd >= 0);
+        f.n_sync = 0;
+        fd = eventfd(0, EFD_CLOEXEC);
+        CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_CALL, 0, &(uint64_t) { 0 },
+                          8, fd), VHOST_DEVICE_OK);
+        CHECK(vhost_vring_live(&f.dev.vrings[0]) == vq);
+        CHECK_EQ(vq->call_fd, fd);
+        CHECK_EQ(f.dev.vrings[0].call_fd, fd);
+        /* With close_later nothing waits; without it, one wait. */
+        CHECK_EQ(f.n_sync, late ? 0 : 1);
+        CHECK_EQ(f.late_fd >= 0, late);
+        /* No fd: the ring stops notifying. */
+        CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_CALL, 0,
+                          &(uint64_t) { VHOST_USER_VRING_NOFD_MASK }, 8, -1),
+                 VHOST_DEVICE_OK);
+        CHECK_EQ(vq->call_fd, -1);
+        if (f.late_fd >= 0) {
+            close(f.late_fd);
+        }
+        teardown(&f);
+    }
+}
+
 static void
 test_mem_table_fd_too_small(void)
 {
@@ -558,6 +621,7 @@ static const struct unit_test tests[] = {
     { "reply_ack", test_reply_ack },
     { "features_not_offered", test_features_not_offered },
     { "repeated_device_wide_messages", test_repeated_device_wide_messages },
+    { "call_fd_swapped_in_place", test_call_fd_swapped_in_place },
     { "mem_table_fd_too_small", test_mem_table_fd_too_small },
     { "mem_table_swap_restarts_rings", test_mem_table_swap_restarts_rings },
     { "mem_slots", test_mem_slots },
