@@ -1,0 +1,36 @@
+# Microbenchmark of the core's data path, without Open vSwitch: see the
+# comment at the top of bench/core-bench.c.  "make bench-core" builds and
+# runs it, and counts its instructions under callgrind if valgrind is
+# installed.
+
+noinst_PROGRAMS = bench/core-bench
+bench_core_bench_SOURCES = bench/core-bench.c
+bench_core_bench_CPPFLAGS = $(CORE_CPPFLAGS)
+bench_core_bench_CFLAGS = $(CORE_CFLAGS)
+bench_core_bench_LDADD = lib/libvhostmq-core.la
+
+EXTRA_DIST += bench/core-bench-callgrind
+
+# Frame sizes "make bench-core" measures, and extra options for core-bench
+# (e.g. BENCH_CORE_FLAGS='--packets 500000 --burst 64').
+BENCH_CORE_SIZES = 64 512 1518
+BENCH_CORE_FLAGS =
+
+bench-core: bench/core-bench
+	@for size in $(BENCH_CORE_SIZES); do \
+	  bench/core-bench --size $$size $(BENCH_CORE_FLAGS) || exit 1; \
+	done
+	@if command -v valgrind >/dev/null 2>&1; then \
+	  $(SHELL) $(srcdir)/bench/core-bench-callgrind \
+	    --sizes '$(BENCH_CORE_SIZES)' bench/core-bench || exit 1; \
+	else \
+	  echo 'bench-core: valgrind is not installed: no instruction counts'; \
+	fi
+.PHONY: bench-core
+
+# The benchmark against OVS-DPDK (bench/run --help); BENCH_FLAGS passes
+# options, e.g. BENCH_FLAGS=--quick.
+BENCH_FLAGS =
+bench: all
+	$(srcdir)/bench/run --builddir $(abs_builddir) $(BENCH_FLAGS)
+.PHONY: bench
