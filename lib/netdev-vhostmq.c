@@ -816,6 +816,108 @@ lock_guest_rxq(struct netdev_vhostmq *dev, int qid, bool concurrent_txq,
     return vq;
 }
 
+/* Packets from guests.
+ *
+ * Each packet that fits VHOSTMQ_PKT_ROOM is one heap block: the struct
+ * dp_packet, then its buffer (DP_NETDEV_HEADROOM and the frame), then a
+ * tag.  The buffer is a "stub" of the struct, so that dp_packet_delete()
+ * anywhere in OVS frees the whole block with one free(), and OVS may still
+ * grow the packet (it then moves the data to a buffer of its own).
+ *
+ * The send path, which owns the packets it sends, keeps such blocks in a
+ * cache of its thread instead of freeing them, and the receive path takes
+ * from it: a packet going from one guest to another through a PMD thread
+ * costs no malloc() or free() at all.  Bigger frames get a block of their
+ * own size that is never cached. */
+#define VHOSTMQ_PKT_ROOM 2048   /* Frame bytes of a cached block. */
+#define VHOSTMQ_PKT_BUF (DP_NETDEV_HEADROOM + VHOSTMQ_PKT_ROOM)
+#define VHOSTMQ_PKT_TAG UINT64_C(0x7668716d706b7421)
+#define VHOSTMQ_PKT_CACHE 512   /* Blocks per thread at most. */
+
+struct vhostmq_pkt_cache {
+    int n;
+    struct dp_packet *pkts[VHOSTMQ_PKT_CACHE];
+};
+
+static pthread_key_t pkt_cache_key;
+
+static void
+pkt_cache_destroy(void *cache_)
+{
+    struct vhostmq_pkt_cache *cache = cache_;
+
+    for (int i = 0; i < cache->n; i++) {
+        free(cache->pkts[i]);
+    }
+    free(cache);
+}
+
+static struct vhostmq_pkt_cache *
+pkt_cache_get(void)
+{
+    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
+    struct vhostmq_pkt_cache *cache;
+
+    if (OVS_UNLIKELY(ovsthread_once_start(&once))) {
+        xpthread_key_create(&pkt_cache_key, pkt_cache_destroy);
+        ovsthread_once_done(&once);
+    }
+    cache = pthread_getspecific(pkt_cache_key);
+    if (OVS_UNLIKELY(!cache)) {
+        cache = xmalloc(sizeof *cache);
+        cache->n = 0;
+        xpthread_setspecific(pkt_cache_key, cache);
+    }
+    return cache;
+}
+
+static uint64_t *
+pkt_tag(struct dp_packet *packet)
+{
+    return ALIGNED_CAST(uint64_t *, (char *) (packet + 1) + VHOSTMQ_PKT_BUF);
+}
+
+/* A packet with room for 'len' bytes after the usual headroom. */
+static struct dp_packet *
+pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
+{
+    struct dp_packet *packet;
+    size_t buf;
+
+    if (OVS_LIKELY(len <= VHOSTMQ_PKT_ROOM)) {
+        buf = VHOSTMQ_PKT_BUF;
+        if (cache->n) {
+            packet = cache->pkts[--cache->n];
+        } else {
+            packet = xmalloc(sizeof *packet + buf + sizeof(uint64_t));
+            *pkt_tag(packet) = VHOSTMQ_PKT_TAG;
+        }
+    } else {
+        /* Not cached: no tag. */
+        buf = DP_NETDEV_HEADROOM + len;
+        packet = xmalloc(sizeof *packet + buf);
+    }
+    dp_packet_use_stub(packet, packet + 1, buf);
+    dp_packet_reserve(packet, DP_NETDEV_HEADROOM);
+    return packet;
+}
+
+/* Frees 'packet', or keeps it in 'cache' if it is one of ours that OVS
+ * did not reallocate. */
+static void
+pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
+{
+    if (packet->source == DPBUF_STUB
+        && dp_packet_base(packet) == (void *) (packet + 1)
+        && dp_packet_get_allocated(packet) == VHOSTMQ_PKT_BUF
+        && *pkt_tag(packet) == VHOSTMQ_PKT_TAG
+        && cache->n < VHOSTMQ_PKT_CACHE) {
+        cache->pkts[cache->n++] = packet;
+    } else {
+        dp_packet_delete(packet);
+    }
+}
+
 static int
 netdev_vhostmq_send(struct netdev *netdev, int qid,
                     struct dp_packet_batch *batch, bool concurrent_txq)
@@ -842,6 +944,7 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
 
     atomic_read_relaxed(&dev->max_frame_len, &max_frame_len);
     atomic_read_relaxed(&dev->tx_retries_max, &retries_max);
+    virtq_prefetch_rx(vq, n);
 
     DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
         uint32_t size = dp_packet_size(packet);
@@ -873,7 +976,11 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
         COVERAGE_ADD(vhostmq_tx_mtu_exceeded_drops, mtu_drops);
         COVERAGE_ADD(vhostmq_tx_failure_drops, failed);
     }
-    dp_packet_delete_batch(batch, true);
+
+    struct vhostmq_pkt_cache *cache = pkt_cache_get();
+    DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
+        pkt_free(cache, packet);
+    }
     return 0;
 }
 
@@ -1178,18 +1285,25 @@ netdev_vhostmq_rxq_enabled(struct netdev_rxq *rxq)
 }
 
 /* Builds a dp_packet from the pieces of a guest frame. */
+struct recv_ctx {
+    struct dp_packet_batch *batch;
+    struct vhostmq_pkt_cache *cache;
+};
+
 static void
-packet_from_guest(void *batch_, const struct virtq_piece *pieces, int n,
+packet_from_guest(void *ctx_, const struct virtq_piece *pieces, int n,
                   uint32_t len)
 {
-    struct dp_packet_batch *batch = batch_;
-    struct dp_packet *packet;
+    struct recv_ctx *ctx = ctx_;
+    struct dp_packet *packet = pkt_alloc(ctx->cache, len);
+    char *dst = dp_packet_data(packet);
 
-    packet = dp_packet_new_with_headroom(len, DP_NETDEV_HEADROOM);
     for (int i = 0; i < n; i++) {
-        dp_packet_put(packet, pieces[i].base, pieces[i].len);
+        memcpy(dst, pieces[i].base, pieces[i].len);
+        dst += pieces[i].len;
     }
-    dp_packet_batch_add(batch, packet);
+    dp_packet_set_size(packet, len);
+    dp_packet_batch_add(ctx->batch, packet);
 }
 
 static int
@@ -1224,8 +1338,9 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
         dp_packet_batch_add(batch, rarp);
     }
 
+    struct recv_ctx ctx = { .batch = batch, .cache = pkt_cache_get() };
     virtq_dequeue_burst(vq, NETDEV_MAX_BURST - dp_packet_batch_size(batch),
-                        packet_from_guest, batch);
+                        packet_from_guest, &ctx);
     return dp_packet_batch_is_empty(batch) ? EAGAIN : 0;
 }
 

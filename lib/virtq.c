@@ -86,6 +86,7 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
     if (base != vq->used_idx) {
         vq->last_avail_idx = vq->used_idx;
     }
+    vq->avail_seen = vq->last_avail_idx;
 
     /* The data path polls: the guest need not kick. */
     STORE_RELAXED(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
@@ -138,7 +139,19 @@ avail_count(struct virtq *vq)
         STAT_ADD(vq->stats, broken, 1);
         return -1;
     }
+    vq->avail_seen = avail_idx;
     return n;
+}
+
+/* Like avail_count(), but reads the guest's index only if the entries
+ * seen available before are fewer than 'want'.  (The acquire load that
+ * first saw them ordered their ring entries and descriptors already.) */
+static int
+avail_at_least(struct virtq *vq, int want)
+{
+    uint16_t n = vq->avail_seen - vq->last_avail_idx;
+
+    return n >= want ? n : avail_count(vq);
 }
 
 /* The number of entries to take now: what the guest made available, at
@@ -146,7 +159,7 @@ avail_count(struct virtq *vq)
 static int
 avail_burst(struct virtq *vq, int max)
 {
-    int n = vq->broken ? 0 : avail_count(vq);
+    int n = vq->broken ? 0 : avail_at_least(vq, max);
 
     return n <= 0 ? 0 : n > max ? max : n;
 }
@@ -314,6 +327,58 @@ skip_header(struct virtq_piece *pieces, int n, uint32_t skip, int *first)
     return n - i;
 }
 
+/* Starts loading, for the next 'n' available entries, their first
+ * descriptor and the first bytes of its buffer, so that the cache misses
+ * on memory the guest wrote last overlap instead of stalling the walk of
+ * each chain in turn.  Only a hint: entries or addresses that make no
+ * sense are skipped here and refused later. */
+static void
+prefetch_entries(struct virtq *vq, int n, bool write)
+{
+    uint16_t heads[VIRTQ_PREFETCH_MAX];
+
+    if (n > VIRTQ_PREFETCH_MAX) {
+        n = VIRTQ_PREFETCH_MAX;
+    }
+    for (int i = 0; i < n; i++) {
+        heads[i] = avail_entry(vq, vq->last_avail_idx + i);
+        if (heads[i] < vq->size) {
+            __builtin_prefetch(&vq->desc[heads[i]]);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        const struct vring_desc *d;
+        uint64_t avail;
+        uint8_t *p;
+
+        if (heads[i] >= vq->size) {
+            continue;
+        }
+        d = &vq->desc[heads[i]];
+        p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor,
+                                 LOAD_RELAXED(&d->addr), &avail);
+        if (p) {
+            if (write) {
+                __builtin_prefetch(p, 1);
+            } else {
+                /* The header and the Ethernet header. */
+                __builtin_prefetch(p);
+                __builtin_prefetch(p + vq->hdr_len + 14);
+            }
+        }
+    }
+}
+
+void
+virtq_prefetch_rx(struct virtq *vq, int n)
+{
+    int have = vq->broken ? 0 : avail_at_least(vq, n);
+
+    if (have > 0) {
+        prefetch_entries(vq, n < have ? n : have, true);
+    }
+}
+
 int
 virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                     void *aux)
@@ -326,6 +391,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
         return 0;
     }
 
+    prefetch_entries(vq, n_avail, false);
     for (i = 0; i < n_avail; i++) {
         uint16_t head = avail_entry(vq, vq->last_avail_idx++);
         enum chain_status status;
@@ -415,7 +481,7 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
     if (vq->broken) {
         return EIO;
     }
-    n_avail = avail_count(vq);
+    n_avail = avail_at_least(vq, 1);
     if (n_avail < 0) {
         return EIO;
     }
@@ -424,6 +490,13 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
         enum chain_status status;
         uint64_t before = have;
 
+        if (taken == n_avail) {
+            /* Maybe the guest has posted more since. */
+            n_avail = avail_count(vq);
+            if (n_avail < 0) {
+                return EIO;
+            }
+        }
         if (taken == n_avail || taken == VIRTQ_MAX_PIECES
             || (taken && !vq->mrg_rxbuf)) {
             if (taken && !vq->mrg_rxbuf) {

@@ -77,6 +77,7 @@ struct vring_used {
 
 #define VIRTQ_MAX_SIZE 32768    /* Largest split ring. */
 #define VIRTQ_MAX_PIECES 128    /* Pieces of one packet's buffers. */
+#define VIRTQ_PREFETCH_MAX 32   /* Entries prefetched ahead at most. */
 #define VIRTQ_MAX_PACKET (65535 + 26)   /* Largest frame taken from a guest. */
 
 /* The virtio-net header. */
@@ -140,6 +141,9 @@ struct virtq {
     /* Owned by the thread that polls the queue. */
     struct vhost_mem_cursor cursor;
     uint16_t last_avail_idx;    /* Next avail entry to take. */
+    uint16_t avail_seen;        /* avail->idx as last read: entries up to
+                                 * it need no new read of that index (a
+                                 * line the guest keeps writing). */
     uint16_t used_idx;          /* Next used entry to fill. */
     uint16_t used_published;    /* used->idx as last written. */
     bool broken;                /* Stop touching the ring. */
@@ -170,6 +174,10 @@ virtq_last_avail(const struct virtq *vq)
 {
     return vq->last_avail_idx;
 }
+
+/* Hints that about 'n' frames are to be enqueued into 'vq' (a guest RX
+ * vring) now: starts loading the descriptors and buffers they will use. */
+void virtq_prefetch_rx(struct virtq *, int n);
 
 /* Called once per packet dequeued: 'pieces' (n of them, 'len' bytes in all)
  * hold the frame, the virtio-net header already skipped.  The pieces point
