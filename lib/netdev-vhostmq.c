@@ -967,6 +967,8 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
         }
     }
     virtq_flush(vq);
+    /* The next batch's buffers, while the switch does other work. */
+    virtq_prefetch_rx(vq, NETDEV_MAX_BURST);
     txq_unlock_if(txq, locked);
 
     if (OVS_UNLIKELY(mtu_drops || failed || retries)) {
