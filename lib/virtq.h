@@ -141,6 +141,7 @@ struct virtq {
     /* Owned by the thread that polls the queue. */
     struct vhost_mem_cursor cursor;
     uint16_t last_avail_idx;    /* Next avail entry to take. */
+    uint16_t prefetched;        /* Entries before it were prefetched. */
     uint16_t avail_seen;        /* avail->idx as last read: entries up to
                                  * it need no new read of that index (a
                                  * line the guest keeps writing). */
