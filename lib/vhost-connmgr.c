@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -47,6 +48,14 @@ static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
 #define DEFAULT_RECONNECT_MSEC 1000
 
+/* A client port also watches its socket's directory (inotify): when the
+ * front-end creates the socket, the port connects at once instead of at the
+ * next retry.  A front-end binds before it listens, so a connect that the
+ * watch triggered and that was refused is tried again this soon, this many
+ * times. */
+#define FAST_RETRY_MSEC 10
+#define FAST_RETRIES 50
+
 struct vhost_endpoint {
     struct ovs_list node;       /* In 'endpoints'. */
     char *name;
@@ -63,6 +72,10 @@ struct vhost_endpoint {
     long long int next_connect;
     int reconnect_msec;
     bool connect_failed_logged;
+    int watch;                  /* inotify watch of the socket's directory,
+                                 * or -1. */
+    const char *base;           /* The socket's name in it (in 'path'). */
+    int fast_retries;           /* Left after the watch saw the socket. */
 
     /* Counters. */
     uint64_t n_connects;
@@ -72,6 +85,92 @@ struct vhost_endpoint {
 };
 
 static struct ovs_list endpoints = OVS_LIST_INITIALIZER(&endpoints);
+
+/* One inotify instance for every client port's directory, or -1. */
+static int inotify_fd = -1;
+
+/* Starts watching the directory of client 'ep''s socket, if not yet.  Best
+ * effort: without a watch the port still retries on its timer. */
+static void
+watch_socket_dir(struct vhost_endpoint *ep)
+{
+    const char *slash;
+    char *dir;
+
+    if (ep->watch >= 0) {
+        return;
+    }
+    if (inotify_fd < 0) {
+        inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (inotify_fd < 0) {
+            VLOG_WARN_RL(&rl, "inotify: %s (client ports retry on their "
+                         "timers only)", ovs_strerror(errno));
+            return;
+        }
+    }
+    slash = strrchr(ep->path, '/');
+    dir = slash ? xmemdup0(ep->path, MAX(slash - ep->path, 1))
+                : xstrdup(".");
+    ep->base = slash ? slash + 1 : ep->path;
+    ep->watch = inotify_add_watch(inotify_fd, dir,
+                                  IN_CREATE | IN_MOVED_TO | IN_ATTRIB
+                                  | IN_ONLYDIR);
+    free(dir);
+}
+
+/* Stops 'ep''s watch, unless another client shares the directory (inotify
+ * gives one watch per directory). */
+static void
+unwatch_socket_dir(struct vhost_endpoint *ep)
+{
+    struct vhost_endpoint *other;
+
+    if (ep->watch < 0) {
+        return;
+    }
+    LIST_FOR_EACH (other, node, &endpoints) {
+        if (other != ep && other->watch == ep->watch) {
+            ep->watch = -1;
+            return;
+        }
+    }
+    inotify_rm_watch(inotify_fd, ep->watch);
+    ep->watch = -1;
+}
+
+/* Reads what the watches saw: a client waiting for a socket that just
+ * appeared connects now. */
+static void
+read_socket_dir_events(void)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    long long int now = time_msec();
+    ssize_t n;
+
+    if (inotify_fd < 0) {
+        return;
+    }
+    while ((n = read(inotify_fd, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n; ) {
+            const struct inotify_event *ev = (const struct inotify_event *) p;
+            struct vhost_endpoint *ep;
+
+            LIST_FOR_EACH (ep, node, &endpoints) {
+                if (ep->watch != ev->wd) {
+                    continue;
+                }
+                if (ev->mask & IN_IGNORED) {
+                    ep->watch = -1;     /* The directory went away. */
+                } else if (ev->len && ep->conn_fd < 0
+                           && !strcmp(ev->name, ep->base)) {
+                    ep->next_connect = now;
+                    ep->fast_retries = FAST_RETRIES;
+                }
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
 
 static void
 set_error(struct vhost_endpoint *ep, const char *format, ...)
@@ -178,6 +277,11 @@ try_connect(struct vhost_endpoint *ep)
     int fd;
 
     ep->next_connect = time_msec() + ep->reconnect_msec;
+    if (ep->fast_retries > 0) {
+        ep->fast_retries--;
+        ep->next_connect = time_msec() + FAST_RETRY_MSEC;
+    }
+    watch_socket_dir(ep);
     if (!fill_sockaddr(ep->path, &sun, &error)) {
         set_error(ep, "%s", error);
         free(error);
@@ -201,6 +305,7 @@ try_connect(struct vhost_endpoint *ep)
         }
         return;
     }
+    ep->fast_retries = 0;
     endpoint_connected(ep, fd);
 }
 
@@ -228,6 +333,7 @@ vhost_endpoint_create(const char *name, const char *path, bool client,
     ep->aux = aux;
     ep->listen_fd = listen_fd;
     ep->conn_fd = -1;
+    ep->watch = -1;
     ep->reconnect_msec = reconnect_msec > 0 ? reconnect_msec
                                             : DEFAULT_RECONNECT_MSEC;
     ep->next_connect = time_msec();
@@ -249,6 +355,7 @@ vhost_endpoint_destroy(struct vhost_endpoint *ep)
         return;
     }
     endpoint_disconnect(ep, "port removed");
+    unwatch_socket_dir(ep);
     if (ep->listen_fd >= 0) {
         close(ep->listen_fd);
         unlink(ep->path);
@@ -377,6 +484,7 @@ vhost_connmgr_run(void)
 {
     struct vhost_endpoint *ep;
 
+    read_socket_dir_events();
     LIST_FOR_EACH_SAFE (ep, node, &endpoints) {
         /* The current front-end first: if it went away just before the
          * next one connected, its end of file is read before the newcomer
@@ -402,6 +510,9 @@ vhost_connmgr_wait(void)
 {
     struct vhost_endpoint *ep;
 
+    if (inotify_fd >= 0) {
+        poll_fd_wait(inotify_fd, POLLIN);
+    }
     LIST_FOR_EACH (ep, node, &endpoints) {
         if (ep->listen_fd >= 0) {
             poll_fd_wait(ep->listen_fd, POLLIN);

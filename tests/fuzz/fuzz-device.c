@@ -1,0 +1,225 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* libFuzzer target: a front-end's message stream, as the connection layer
+ * hands it to the device state machine.
+ *
+ * The input is a sequence of records, each:
+ *
+ *   1 byte    fds to attach (low 4 bits, 0 to 8 kept) and which kind
+ *             (high bits: memfds of 4 KiB, 64 KiB or 1 MiB, or an eventfd)
+ *   12 bytes  a vhost-user header (request, flags, size)
+ *   N bytes   its payload, N as the header says (the record is cut short,
+ *             and the stream ends, if the input has less)
+ *
+ * Each header goes through vhost_user_decode_header() (a refused one ends
+ * the stream, as the connection is dropped), each message through
+ * vhost_device_handle(), replies through vhost_user_encode(); a result that
+ * asks for a disconnect resets the device as a new connection would.
+ * Whenever a vring is live its ring is polled both ways over the memfd
+ * memory the fuzzer's memory tables describe (all zero unless the fuzzer
+ * sent descriptors through it: the point is every ring state the control
+ * path can produce).  After each input the device is destroyed, and as
+ * many descriptors must be open as before it: no leaks. */
+
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vhost-device.h"
+#include "virtq.h"
+
+static int memfds[3];
+static uint8_t *memfd_views[3];
+static const size_t memfd_sizes[3] = { 4096, 65536, 1 << 20 };
+
+static void
+f_sync(void *aux)
+{
+    (void) aux;
+}
+
+static void
+f_changed(void *aux)
+{
+    (void) aux;
+}
+
+static void
+f_log(void *aux, enum vhost_log_level level, const char *msg)
+{
+    (void) aux;
+    (void) level;
+    (void) msg;
+}
+
+static const struct vhost_device_ops ops = {
+    .synchronize = f_sync,
+    .changed = f_changed,
+    .log = f_log,
+};
+
+/* Open descriptors, counted at the start and at the end of each input
+ * (libFuzzer's own come and go between inputs, never during one). */
+static int
+count_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *de;
+    int n = 0;
+
+    if (!dir) {
+        abort();
+    }
+    while ((de = readdir(dir)) != NULL) {
+        n += de->d_name[0] != '.';
+    }
+    closedir(dir);
+    return n;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void) argc;
+    (void) argv;
+    for (int i = 0; i < 3; i++) {
+        memfds[i] = memfd_create("fuzz-device", MFD_CLOEXEC);
+        if (memfds[i] < 0 || ftruncate(memfds[i], memfd_sizes[i])) {
+            abort();
+        }
+        memfd_views[i] = mmap(NULL, memfd_sizes[i], PROT_READ | PROT_WRITE,
+                              MAP_SHARED, memfds[i], 0);
+        if (memfd_views[i] == MAP_FAILED) {
+            abort();
+        }
+    }
+    return 0;
+}
+
+static int
+make_fd(unsigned int kind)
+{
+    return kind < 3 ? dup(memfds[kind])
+                    : eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+static void
+noop_packet(void *aux, const struct virtq_piece *pieces, int n, uint32_t len)
+{
+    volatile uint8_t sink = 0;
+
+    (void) aux;
+    /* Touch every byte the data path claims is a frame: out-of-bounds
+     * pieces would show under ASAN or fault. */
+    for (int i = 0; i < n; i++) {
+        for (size_t j = 0; j < pieces[i].len; j++) {
+            sink ^= pieces[i].base[j];
+        }
+    }
+    (void) len;
+    (void) sink;
+}
+
+static void
+poll_rings(struct vhost_device *dev)
+{
+    static const uint8_t frame[1514];
+
+    for (unsigned int i = 0; i < dev->max_vrings; i++) {
+        struct virtq *vq = vhost_vring_live(&dev->vrings[i]);
+
+        if (!vq) {
+            continue;
+        }
+        if (i & 1) {
+            virtq_dequeue_burst(vq, 32, noop_packet, NULL);
+        } else {
+            virtq_enqueue(vq, frame, 60);
+            virtq_enqueue(vq, frame, sizeof frame);
+            virtq_flush(vq);
+        }
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct vhost_device dev;
+    size_t ofs = 0;
+
+    int fds_before = count_fds();
+
+    /* The data path writes guest memory: start every input from zeros,
+     * so that a crash reproduces from its input alone. */
+    for (int i = 0; i < 3; i++) {
+        memset(memfd_views[i], 0, memfd_sizes[i]);
+    }
+    vhost_device_init(&dev, "fuzz", 4, &ops, NULL);
+    while (size - ofs >= 1 + VHOST_USER_HDR_SIZE) {
+        struct vhost_user_msg msg, reply;
+        unsigned int n_fds = data[ofs] & 0xf;
+        unsigned int kind = (data[ofs] >> 4) & 3;
+        enum vhost_device_result result;
+        uint8_t out[VHOST_USER_HDR_SIZE + sizeof msg.payload];
+        bool has_reply;
+
+        ofs++;
+        memset(&msg, 0, sizeof msg);
+        if (vhost_user_decode_header(data + ofs, &msg)) {
+            break;
+        }
+        ofs += VHOST_USER_HDR_SIZE;
+        if (size - ofs < msg.size) {
+            break;
+        }
+        memcpy(&msg.payload, data + ofs, msg.size);
+        ofs += msg.size;
+        if (n_fds > VHOST_USER_MAX_FDS) {
+            n_fds = VHOST_USER_MAX_FDS;
+        }
+        for (unsigned int i = 0; i < n_fds; i++) {
+            msg.fds[msg.n_fds] = make_fd((kind + i) & 3);
+            if (msg.fds[msg.n_fds] >= 0) {
+                msg.n_fds++;
+            }
+        }
+
+        result = vhost_device_handle(&dev, &msg, &reply, &has_reply);
+        if (has_reply && !vhost_user_encode(&reply, out, sizeof out)) {
+            abort();            /* A reply that cannot be sent. */
+        }
+        if (result == VHOST_DEVICE_DISCONNECT) {
+            vhost_device_disconnect(&dev);
+        } else {
+            poll_rings(&dev);
+        }
+    }
+    vhost_device_destroy(&dev);
+
+    if (count_fds() != fds_before) {
+        abort();                /* A descriptor leaked. */
+    }
+    return 0;
+}
