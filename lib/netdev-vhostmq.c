@@ -871,10 +871,21 @@ pkt_cache_get(void)
     return cache;
 }
 
-static uint64_t *
+/* The tag after a cached block's buffer (not necessarily 8-byte aligned:
+ * read and written with memcpy()). */
+static void *
 pkt_tag(struct dp_packet *packet)
 {
-    return ALIGNED_CAST(uint64_t *, (char *) (packet + 1) + VHOSTMQ_PKT_BUF);
+    return (char *) (packet + 1) + VHOSTMQ_PKT_BUF;
+}
+
+static bool
+pkt_has_tag(struct dp_packet *packet)
+{
+    uint64_t tag;
+
+    memcpy(&tag, pkt_tag(packet), sizeof tag);
+    return tag == VHOSTMQ_PKT_TAG;
 }
 
 /* A packet with room for 'len' bytes after the usual headroom. */
@@ -889,8 +900,10 @@ pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
         if (cache->n) {
             packet = cache->pkts[--cache->n];
         } else {
-            packet = xmalloc(sizeof *packet + buf + sizeof(uint64_t));
-            *pkt_tag(packet) = VHOSTMQ_PKT_TAG;
+            uint64_t tag = VHOSTMQ_PKT_TAG;
+
+            packet = xmalloc(sizeof *packet + buf + sizeof tag);
+            memcpy(pkt_tag(packet), &tag, sizeof tag);
         }
     } else {
         /* Not cached: no tag. */
@@ -910,7 +923,7 @@ pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
     if (packet->source == DPBUF_STUB
         && dp_packet_base(packet) == (void *) (packet + 1)
         && dp_packet_get_allocated(packet) == VHOSTMQ_PKT_BUF
-        && *pkt_tag(packet) == VHOSTMQ_PKT_TAG
+        && pkt_has_tag(packet)
         && cache->n < VHOSTMQ_PKT_CACHE) {
         cache->pkts[cache->n++] = packet;
     } else {

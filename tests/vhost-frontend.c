@@ -460,7 +460,9 @@ request(struct guest *g, uint32_t req, const void *payload, uint32_t size,
     if (size) {
         memcpy(&msg.payload, payload, size);
     }
-    memcpy(msg.fds, fds, n_fds * sizeof *fds);
+    if (n_fds) {
+        memcpy(msg.fds, fds, n_fds * sizeof *fds);
+    }
     msg.n_fds = n_fds;
     if (ack) {
         msg.flags |= VHOST_USER_NEED_REPLY;
