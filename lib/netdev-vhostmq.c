@@ -1231,7 +1231,8 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
         vhost_endpoint_get_status(dev->endpoint, args);
     }
     smap_add_format(args, "protocol_errors", "%"PRIu64,
-                    vhost_device_n_errors(vdev));
+                    vhost_device_n_errors(vdev)
+                    + vhost_endpoint_n_bad_headers(dev->endpoint));
     if (vdev->last_error[0]) {
         smap_add(args, "last_protocol_error", vdev->last_error);
     }
@@ -1497,7 +1498,9 @@ format_port(struct ds *ds, struct netdev_vhostmq *dev)
                   read_sw(&dev->sw.tx_mtu_exceeded_drops),
                   read_sw(&dev->sw.tx_link_down_drops),
                   read_sw(&dev->sw.tx_retries));
-    ds_put_format(ds, "  protocol errors %"PRIu64, vhost_device_n_errors(vdev));
+    ds_put_format(ds, "  protocol errors %"PRIu64,
+                  vhost_device_n_errors(vdev)
+                  + vhost_endpoint_n_bad_headers(dev->endpoint));
     if (vdev->last_error[0]) {
         ds_put_format(ds, ", last: %s", vdev->last_error);
     }

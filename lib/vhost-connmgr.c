@@ -81,6 +81,7 @@ struct vhost_endpoint {
     uint64_t n_connects;
     uint64_t n_disconnects;
     uint64_t n_rejected;        /* Extra front-ends turned away. */
+    uint64_t n_bad_headers;     /* Connections dropped for a bad header. */
     char *last_error;
 };
 
@@ -399,11 +400,18 @@ vhost_endpoint_set_reconnect_interval(struct vhost_endpoint *ep, int msec)
     ep->reconnect_msec = msec;
 }
 
+uint64_t
+vhost_endpoint_n_bad_headers(const struct vhost_endpoint *ep)
+{
+    return ep ? ep->n_bad_headers : 0;
+}
+
 void
 vhost_endpoint_get_status(const struct vhost_endpoint *ep, struct smap *smap)
 {
     smap_add_format(smap, "n_connects", "%"PRIu64, ep->n_connects);
     smap_add_format(smap, "n_disconnects", "%"PRIu64, ep->n_disconnects);
+    smap_add_format(smap, "bad_headers", "%"PRIu64, ep->n_bad_headers);
     if (ep->last_error) {
         smap_add(smap, "last_error", ep->last_error);
     }
@@ -448,6 +456,7 @@ serve_connection(struct vhost_endpoint *ep)
             endpoint_disconnect(ep, "connection closed by front-end");
             return;
         } else if (error == EPROTO) {
+            ep->n_bad_headers++;
             set_error(ep, "invalid message header: %s",
                       vhost_user_wire_error_name(wire_error));
             VLOG_WARN_RL(&rl, "%s: invalid message header (%s); dropping "

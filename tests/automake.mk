@@ -30,7 +30,8 @@ TESTSUITE_AT = \
 	tests/testpmd.at \
 	tests/reconnect.at \
 	tests/operability.at \
-	tests/qemu.at
+	tests/qemu.at \
+	tests/hostile.at
 TESTSUITE = $(srcdir)/tests/testsuite
 EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
 DISTCLEANFILES += tests/atconfig tests/atlocal
@@ -58,3 +59,9 @@ package.m4: $(top_srcdir)/configure.ac
 	  echo 'm4_define([AT_PACKAGE_BUGREPORT], [$(PACKAGE_BUGREPORT)])'; \
 	} >'$@'
 CLEANFILES += package.m4
+
+check_PROGRAMS += tests/vhost-hostile
+tests_vhost_hostile_SOURCES = tests/vhost-hostile.c
+tests_vhost_hostile_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_vhost_hostile_CFLAGS = $(CORE_CFLAGS)
+tests_vhost_hostile_LDADD = lib/libvhostmq-core.la
