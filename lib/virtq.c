@@ -155,8 +155,9 @@ acc_flush(struct virtq_stats *s, const struct stats_acc *a)
     }
 }
 
-void
-virtq_stats_count(struct virtq_stats *s, uint32_t len, const uint8_t *dst)
+/* Counts one packet, outside a burst. */
+static void
+stats_count(struct virtq_stats *s, uint32_t len, const uint8_t *dst)
 {
     struct stats_acc a = { .packets = 0 };
 
@@ -365,6 +366,38 @@ skip_header(struct virtq_piece *pieces, int n, uint32_t skip, int *first)
     return n - i;
 }
 
+/* The fast path's test: whether chain 'head' is one descriptor, neither
+ * chained nor indirect, device-writable exactly if 'write', of at least
+ * 'min_len' bytes (and at most 'max_len'), all in one memory region.  If
+ * so, returns where its buffer is and stores its length in '*len';
+ * otherwise NULL, and the general walk decides (it makes the same checks
+ * and more). */
+static inline uint8_t *
+single_desc(struct virtq *vq, uint16_t head, bool write, uint64_t min_len,
+            uint64_t max_len, uint32_t *len)
+{
+    struct vring_desc d;
+    uint64_t room;
+    uint8_t *p;
+
+    if (head >= vq->size) {
+        return NULL;
+    }
+    memcpy(&d, &vq->desc[head], sizeof d);
+    if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                    | VRING_DESC_F_WRITE))
+        != (write ? VRING_DESC_F_WRITE : 0)
+        || d.len < min_len || d.len > max_len) {
+        return NULL;
+    }
+    p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr, &room);
+    if (!p || room < d.len) {
+        return NULL;
+    }
+    *len = d.len;
+    return p;
+}
+
 /* Starts loading, for the next 'n' available entries, their first
  * descriptor and the first bytes of its buffer, so that the cache misses
  * on memory the guest wrote last overlap instead of stalling the walk of
@@ -459,29 +492,18 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
         int n = 0;
 
         /* Most frames: one readable descriptor holding the header and the
-         * frame, in one memory region.  Anything else takes the general
-         * walk below, which makes the same checks and more. */
-        if (LIKELY(head < vq->size)) {
-            struct vring_desc d;
-            uint64_t room;
-            uint8_t *p;
-
-            memcpy(&d, &vq->desc[head], sizeof d);
-            if (!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
-                             | VRING_DESC_F_WRITE))
-                && d.len > vq->hdr_len
-                && d.len <= VIRTQ_MAX_PACKET + vq->hdr_len
-                && (p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr,
-                                             &room)) != NULL
-                && room >= d.len) {
-                pieces[0].base = p + vq->hdr_len;
-                pieces[0].len = d.len - vq->hdr_len;
-                acc_count(&acc, pieces[0].len,
-                          pieces[0].len >= 6 ? pieces[0].base : NULL);
-                cb(aux, pieces, 1, pieces[0].len);
-                put_used(vq, head, 0);
-                continue;
-            }
+         * frame. */
+        uint32_t d_len;
+        uint8_t *p = single_desc(vq, head, false, vq->hdr_len + 1,
+                                 VIRTQ_MAX_PACKET + vq->hdr_len, &d_len);
+        if (LIKELY(p != NULL)) {
+            pieces[0].base = p + vq->hdr_len;
+            pieces[0].len = d_len - vq->hdr_len;
+            acc_count(&acc, pieces[0].len,
+                      pieces[0].len >= 6 ? pieces[0].base : NULL);
+            cb(aux, pieces, 1, pieces[0].len);
+            put_used(vq, head, 0);
+            continue;
         }
 
         status = walk_chain(vq, head, false, pieces, &n, &len, UINT64_MAX,
@@ -580,35 +602,24 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
         return EIO;
     }
 
-    /* Most frames: the next buffer is one writable descriptor, in one
-     * memory region, big enough for the header and the frame.  Anything
-     * else takes the general path below. */
+    /* Most frames: the next buffer is one writable descriptor big enough
+     * for the header and the frame. */
     if (LIKELY(n_avail > 0)) {
         uint16_t head = avail_entry(vq, vq->last_avail_idx);
+        uint32_t d_len;
+        uint8_t *p = single_desc(vq, head, true, need, UINT32_MAX, &d_len);
 
-        if (LIKELY(head < vq->size)) {
-            struct vring_desc d;
-            uint64_t room;
-            uint8_t *p;
+        if (LIKELY(p != NULL)) {
+            static const struct virtio_net_hdr one_buffer = {
+                .num_buffers = 1,
+            };
 
-            memcpy(&d, &vq->desc[head], sizeof d);
-            if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
-                            | VRING_DESC_F_WRITE)) == VRING_DESC_F_WRITE
-                && d.len >= need
-                && (p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr,
-                                             &room)) != NULL
-                && room >= need) {
-                static const struct virtio_net_hdr one_buffer = {
-                    .num_buffers = 1,
-                };
-
-                memcpy(p, &one_buffer, vq->hdr_len);
-                memcpy(p + vq->hdr_len, data, len);
-                put_used(vq, head, need);
-                vq->last_avail_idx++;
-                virtq_stats_count(vq->stats, len, len >= 6 ? data : NULL);
-                return 0;
-            }
+            memcpy(p, &one_buffer, vq->hdr_len);
+            memcpy(p + vq->hdr_len, data, len);
+            put_used(vq, head, need);
+            vq->last_avail_idx++;
+            stats_count(vq->stats, len, len >= 6 ? data : NULL);
+            return 0;
         }
     }
 
@@ -669,6 +680,6 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
         need -= used_len;
     }
     vq->last_avail_idx += taken;
-    virtq_stats_count(vq->stats, len, len >= 6 ? data : NULL);
+    stats_count(vq->stats, len, len >= 6 ? data : NULL);
     return 0;
 }

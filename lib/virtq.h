@@ -208,10 +208,4 @@ int virtq_enqueue(struct virtq *vq, const void *data, uint32_t len);
  * and notifies the guest if it asked. */
 void virtq_flush(struct virtq *vq);
 
-/* Counts one packet of 'len' bytes in 'stats', its size bin and, from its
- * destination MAC 'dst' (null if unknown), whether it is multicast or
- * broadcast. */
-void virtq_stats_count(struct virtq_stats *stats, uint32_t len,
-                       const uint8_t *dst);
-
 #endif /* virtq.h */

@@ -463,14 +463,17 @@ c_kick_before_mem_table(void)
     send_msg(VHOST_USER_SET_VRING_KICK, ASK, &idx, 8, &fd, 1);
 }
 
+/* Sets ring 0 up at the front-end addresses 'desc', 'avail', 'used' (all
+ * acked: the switch checks them when the kick starts the ring), then
+ * sends the kick. */
 static void
-c_ring_outside_memory(void)
+start_ring_at(uint64_t desc, uint64_t avail, uint64_t used)
 {
     struct vhost_user_vring_addr addr = {
         .index = 0,
-        .desc_user_addr = (uintptr_t) mem + 2 * MEM_SIZE,
-        .avail_user_addr = (uintptr_t) mem + 2 * MEM_SIZE + 4096,
-        .used_user_addr = (uintptr_t) mem + 2 * MEM_SIZE + 8192,
+        .desc_user_addr = desc,
+        .avail_user_addr = avail,
+        .used_user_addr = used,
     };
     uint64_t idx = 0;
     int fd = eventfd(0, EFD_CLOEXEC);
@@ -482,20 +485,19 @@ c_ring_outside_memory(void)
 }
 
 static void
+c_ring_outside_memory(void)
+{
+    uint64_t base = (uintptr_t) mem + 2 * MEM_SIZE;
+
+    start_ring_at(base, base + 4096, base + 8192);
+}
+
+static void
 c_ring_misaligned(void)
 {
-    struct vhost_user_vring_addr addr = {
-        .index = 0,
-        .desc_user_addr = (uintptr_t) mem + 8,
-        .avail_user_addr = (uintptr_t) mem + 8192 + 1,
-        .used_user_addr = (uintptr_t) mem + 16384 + 2,
-    };
-    uint64_t idx = 0;
-    int fd = eventfd(0, EFD_CLOEXEC);
+    uint64_t base = (uintptr_t) mem;
 
-    ack_state(VHOST_USER_SET_VRING_NUM, 0, 256);
-    must_ack(VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
-    send_msg(VHOST_USER_SET_VRING_KICK, ASK, &idx, 8, &fd, 1);
+    start_ring_at(base + 8, base + 8192 + 1, base + 16384 + 2);
 }
 
 static void
