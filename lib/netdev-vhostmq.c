@@ -405,6 +405,42 @@ move_server_sockets(void)
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
+/* Logs, rate-limited, the last thing the guest got wrong on 'vq' (already
+ * counted by the virtq layer) and clears it.  Called by whichever thread
+ * owns 'vq', after a burst in which 'vq->error' was set. */
+static void __attribute__((noinline, cold))
+report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
+{
+    static struct vlog_rate_limit ring_rl = VLOG_RATE_LIMIT_INIT(5, 20);
+    enum virtq_error error = vq->error;
+
+    vq->error = VIRTQ_ERR_NONE;
+    if (!VLOG_DROP_WARN(&ring_rl)) {
+        const struct virtq_stats *st = vq->stats;
+        unsigned int i;
+
+        for (i = 0; i < VHOST_USER_MAX_VRINGS; i++) {
+            if (&dev->vdev.vrings[i].stats == st) {
+                break;
+            }
+        }
+        VLOG_WARN("%s: guest %s vring %u: %s (%s %"PRIu16"); %s "
+                  "(this vring: %"PRIu64" bad chains, %"PRIu64" oversize, "
+                  "%"PRIu64" ring errors)",
+                  netdev_get_name(&dev->up), i & 1 ? "TX" : "RX", i,
+                  virtq_error_name(error),
+                  error == VIRTQ_ERR_AVAIL_JUMP ? "avail index" : "chain",
+                  vq->error_head,
+                  error == VIRTQ_ERR_AVAIL_JUMP
+                  ? "vring stopped until the front-end restarts it"
+                  : i & 1 ? "chain returned, frame dropped"
+                  : "chain returned empty, frame dropped",
+                  __atomic_load_n(&st->bad_chain, __ATOMIC_RELAXED),
+                  __atomic_load_n(&st->too_long, __ATOMIC_RELAXED),
+                  __atomic_load_n(&st->broken, __ATOMIC_RELAXED));
+    }
+}
+
 /* A guest TX ring that is started but disabled is, as the spec asks,
  * consumed and its packets dropped (counted).  PMDs do not poll it (and
  * SET_VRING_ENABLE 0 waited for any PMD still inside it), so the main
@@ -424,6 +460,9 @@ discard_disabled_tx(struct netdev_vhostmq *dev)
 
         if (vq && !vhost_vring_enabled(vr)) {
             virtq_discard_burst(vq, vq->size);
+            if (OVS_UNLIKELY(vq->error)) {
+                report_ring_error(dev, vq);
+            }
             found = true;
         }
     }
@@ -982,6 +1021,9 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     virtq_flush(vq);
     /* The next batch's buffers, while the switch does other work. */
     virtq_prefetch_rx(vq, NETDEV_MAX_BURST);
+    if (OVS_UNLIKELY(vq->error)) {
+        report_ring_error(dev, vq);
+    }
     txq_unlock_if(txq, locked);
 
     if (OVS_UNLIKELY(mtu_drops || failed || retries)) {
@@ -1102,7 +1144,8 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
             stats->rx_packets += read_stat(&s->packets);
             stats->rx_bytes += read_stat(&s->bytes);
             stats->rx_errors += read_stat(&s->bad_chain)
-                                + read_stat(&s->too_long);
+                                + read_stat(&s->too_long)
+                                + read_stat(&s->broken);
             stats->multicast += read_stat(&s->multicast);
             stats->rx_dropped += read_stat(&s->disabled_discards);
             stats->rx_broadcast_packets += read_stat(&s->broadcast);
@@ -1110,7 +1153,8 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
             stats->tx_packets += read_stat(&s->packets);
             stats->tx_bytes += read_stat(&s->bytes);
             stats->tx_errors += read_stat(&s->bad_chain)
-                                + read_stat(&s->too_long);
+                                + read_stat(&s->too_long)
+                                + read_stat(&s->broken);
             stats->tx_broadcast_packets += read_stat(&s->broadcast);
             stats->tx_multicast_packets += read_stat(&s->multicast);
         }
@@ -1139,7 +1183,8 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
     VHOSTMQ_QUEUE_STAT(size_1519_max, "size_1519_max_packets")  \
     VHOSTMQ_QUEUE_STAT(notifications, "guest_notifications")    \
     VHOSTMQ_QUEUE_STAT(bad_chain, "bad_descriptor_chains")      \
-    VHOSTMQ_QUEUE_STAT(too_long, "oversize_drops")                \
+    VHOSTMQ_QUEUE_STAT(too_long, "oversize_drops")              \
+    VHOSTMQ_QUEUE_STAT(broken, "ring_index_errors")             \
     VHOSTMQ_QUEUE_STAT(disabled_discards, "disabled_queue_drops")
 
 static int
@@ -1357,6 +1402,9 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     struct recv_ctx ctx = { .batch = batch, .cache = pkt_cache_get() };
     virtq_dequeue_burst(vq, NETDEV_MAX_BURST - dp_packet_batch_size(batch),
                         packet_from_guest, &ctx);
+    if (OVS_UNLIKELY(vq->error)) {
+        report_ring_error(dev, vq);
+    }
     return dp_packet_batch_is_empty(batch) ? EAGAIN : 0;
 }
 
@@ -1405,10 +1453,10 @@ format_vring(struct ds *ds, const struct vhost_vring *vr, unsigned int i)
     }
     ds_put_format(ds, "\n    packets %"PRIu64", bytes %"PRIu64
                   ", guest notifications %"PRIu64", bad chains %"PRIu64
-                  ", oversize %"PRIu64"\n",
+                  ", oversize %"PRIu64", ring index errors %"PRIu64"\n",
                   read_stat(&st->packets), read_stat(&st->bytes),
                   read_stat(&st->notifications), read_stat(&st->bad_chain),
-                  read_stat(&st->too_long));
+                  read_stat(&st->too_long), read_stat(&st->broken));
     if (i & 1) {
         ds_put_format(ds, "    dropped while disabled %"PRIu64"\n",
                       read_stat(&st->disabled_discards));

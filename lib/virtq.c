@@ -47,6 +47,33 @@ virtq_init_error_name(enum virtq_init_error error)
     return "unknown";
 }
 
+const char *
+virtq_error_name(enum virtq_error error)
+{
+    switch (error) {
+    case VIRTQ_ERR_NONE: return "no error";
+    case VIRTQ_ERR_HEAD_RANGE: return "chain head beyond the ring";
+    case VIRTQ_ERR_NEXT_RANGE: return "descriptor 'next' beyond the table";
+    case VIRTQ_ERR_LOOP: return "descriptor chain loops";
+    case VIRTQ_ERR_DIRECTION:
+        return "buffer writable where readable belongs, or the reverse";
+    case VIRTQ_ERR_ADDR: return "buffer outside guest memory";
+    case VIRTQ_ERR_INDIRECT_UNNEGOTIATED:
+        return "indirect descriptor without INDIRECT_DESC";
+    case VIRTQ_ERR_INDIRECT_NESTED: return "indirect table inside another";
+    case VIRTQ_ERR_INDIRECT_CHAINED: return "indirect descriptor with NEXT";
+    case VIRTQ_ERR_INDIRECT_SIZE: return "indirect table of a bad size";
+    case VIRTQ_ERR_INDIRECT_ADDR: return "indirect table outside guest memory";
+    case VIRTQ_ERR_SHORT: return "frame shorter than its virtio-net header";
+    case VIRTQ_ERR_TOO_LONG: return "frame too long or in too many pieces";
+    case VIRTQ_ERR_NO_ROOM:
+        return "receive buffer too small for the frame (no MRG_RXBUF)";
+    case VIRTQ_ERR_AVAIL_JUMP:
+        return "avail index ran past the ring: ring stopped";
+    }
+    return "unknown error";
+}
+
 enum virtq_init_error
 virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
            uint64_t desc, uint64_t avail, uint64_t used, uint16_t base,
@@ -165,6 +192,13 @@ stats_count(struct virtq_stats *s, uint32_t len, const uint8_t *dst)
     acc_flush(s, &a);
 }
 
+static void
+record_error(struct virtq *vq, enum virtq_error error, uint16_t head)
+{
+    vq->error = error;
+    vq->error_head = head;
+}
+
 /* The number of entries the guest made available, or -1 (and the ring
  * marked broken) if its index ran more than a ring ahead of ours. */
 static int
@@ -176,6 +210,7 @@ avail_count(struct virtq *vq)
     if (n > vq->size) {
         vq->broken = true;
         STAT_ADD(vq->stats, broken, 1);
+        record_error(vq, VIRTQ_ERR_AVAIL_JUMP, avail_idx);
         return -1;
     }
     vq->avail_seen = avail_idx;
@@ -209,18 +244,45 @@ avail_entry(const struct virtq *vq, uint16_t idx)
     return LOAD_RELAXED(&vq->avail->ring[idx & vq->mask]);
 }
 
-enum chain_status {
-    CHAIN_OK,
-    CHAIN_BAD,                  /* Malformed: loop, bad address, flags. */
-    CHAIN_TOO_LONG,             /* More bytes or pieces than allowed. */
-};
+/* Whether the chain from entry 'idx' of 'table' (of 'size' entries) loops.
+ * Only for telling a loop from a merely long chain once a walk has failed:
+ * a loop of non-empty buffers runs into the byte or piece limits before
+ * the walk's own loop test (more visits than entries). */
+static bool
+chain_loops(const struct vring_desc *table, uint32_t size, uint32_t idx)
+{
+    uint32_t slow = idx, fast = idx;
+
+    for (uint32_t steps = 0; steps <= size; steps++) {
+        for (int i = 0; i < 2; i++) {
+            uint16_t flags = LOAD_RELAXED(&table[fast].flags);
+
+            if (!(flags & VRING_DESC_F_NEXT)) {
+                return false;
+            }
+            fast = LOAD_RELAXED(&table[fast].next);
+            if (fast >= size) {
+                return false;
+            }
+        }
+        slow = LOAD_RELAXED(&table[slow].next);
+        if (slow >= size) {
+            return false;
+        }
+        if (slow == fast) {
+            return true;
+        }
+    }
+    return false;
+}
 
 /* Walks the descriptor chain at 'head', appending its buffers to 'pieces'
  * (at most VIRTQ_MAX_PIECES in all, '*n' in use) and adding their length to
  * '*len'.  The buffers must all be device-writable if 'write', all
- * device-readable otherwise.  Stops early, with CHAIN_OK, once '*len'
- * reaches 'enough'; fails with CHAIN_TOO_LONG past 'limit' bytes. */
-static enum chain_status
+ * device-readable otherwise.  Stops early, with VIRTQ_ERR_NONE, once '*len'
+ * reaches 'enough'; fails with VIRTQ_ERR_TOO_LONG past 'limit' bytes or
+ * VIRTQ_MAX_PIECES pieces, and with the reason if the chain is bad. */
+static enum virtq_error
 walk_chain(struct virtq *vq, uint16_t head, bool write,
            struct virtq_piece *pieces, int *n, uint64_t *len,
            uint64_t enough, uint64_t limit)
@@ -235,10 +297,13 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
         struct vring_desc d;
         uint64_t addr, left;
 
-        if (idx >= table_size || ++visited > table_size) {
-            /* Out of the table, or a loop (a chain can visit each entry
-             * once at most). */
-            return CHAIN_BAD;
+        if (idx >= table_size) {
+            return (visited || indirect ? VIRTQ_ERR_NEXT_RANGE
+                    : VIRTQ_ERR_HEAD_RANGE);
+        }
+        if (++visited > table_size) {
+            /* A chain can visit each entry once at most. */
+            return VIRTQ_ERR_LOOP;
         }
         memcpy(&d, &table[idx], sizeof d);
 
@@ -248,14 +313,22 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
 
             /* One level only, not chained, only if negotiated, a whole
              * number of descriptors, in one region. */
-            if (indirect || !vq->indirect || d.flags & VRING_DESC_F_NEXT
-                || !d.len || d.len % sizeof d
+            if (!vq->indirect) {
+                return VIRTQ_ERR_INDIRECT_UNNEGOTIATED;
+            }
+            if (indirect) {
+                return VIRTQ_ERR_INDIRECT_NESTED;
+            }
+            if (d.flags & VRING_DESC_F_NEXT) {
+                return VIRTQ_ERR_INDIRECT_CHAINED;
+            }
+            if (!d.len || d.len % sizeof d
                 || d.len / sizeof d > VIRTQ_MAX_SIZE) {
-                return CHAIN_BAD;
+                return VIRTQ_ERR_INDIRECT_SIZE;
             }
             p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr, &avail);
             if (!p || avail < d.len) {
-                return CHAIN_BAD;
+                return VIRTQ_ERR_INDIRECT_ADDR;
             }
             table = (const struct vring_desc *) p;
             table_size = d.len / sizeof d;
@@ -266,10 +339,10 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
         }
 
         if (!(d.flags & VRING_DESC_F_WRITE) != !write) {
-            return CHAIN_BAD;
+            return VIRTQ_ERR_DIRECTION;
         }
         if (*len + d.len > limit) {
-            return CHAIN_TOO_LONG;
+            goto too_long;
         }
         *len += d.len;
 
@@ -279,10 +352,10 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
 
             p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, addr, &avail);
             if (!p) {
-                return CHAIN_BAD;
+                return VIRTQ_ERR_ADDR;
             }
             if (*n >= VIRTQ_MAX_PIECES) {
-                return CHAIN_TOO_LONG;
+                goto too_long;
             }
             chunk = left < avail ? left : avail;
             pieces[*n].base = p;
@@ -293,10 +366,14 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
         }
 
         if (*len >= enough || !(d.flags & VRING_DESC_F_NEXT)) {
-            return CHAIN_OK;
+            return VIRTQ_ERR_NONE;
         }
         idx = d.next;
     }
+
+too_long:
+    return (chain_loops(table, table_size, indirect ? 0 : head)
+            ? VIRTQ_ERR_LOOP : VIRTQ_ERR_TOO_LONG);
 }
 
 static void
@@ -487,7 +564,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
     prefetch_entries(vq, n_avail, false);
     for (i = 0; i < n_avail; i++) {
         uint16_t head = avail_entry(vq, vq->last_avail_idx++);
-        enum chain_status status;
+        enum virtq_error status;
         uint64_t len = 0;
         int n = 0;
 
@@ -508,10 +585,10 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
 
         status = walk_chain(vq, head, false, pieces, &n, &len, UINT64_MAX,
                             VIRTQ_MAX_PACKET + vq->hdr_len);
-        if (status == CHAIN_OK && len < vq->hdr_len) {
-            status = CHAIN_BAD;
+        if (status == VIRTQ_ERR_NONE && len < vq->hdr_len) {
+            status = VIRTQ_ERR_SHORT;
         }
-        if (status == CHAIN_OK) {
+        if (status == VIRTQ_ERR_NONE) {
             int first;
             int left = skip_header(pieces, n, vq->hdr_len, &first);
 
@@ -519,10 +596,13 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                       left && pieces[first].len >= 6
                       ? pieces[first].base : NULL);
             cb(aux, &pieces[first], left, len - vq->hdr_len);
-        } else if (status == CHAIN_TOO_LONG) {
-            STAT_ADD(vq->stats, too_long, 1);
         } else {
-            STAT_ADD(vq->stats, bad_chain, 1);
+            if (status == VIRTQ_ERR_TOO_LONG) {
+                STAT_ADD(vq->stats, too_long, 1);
+            } else {
+                STAT_ADD(vq->stats, bad_chain, 1);
+            }
+            record_error(vq, status, head);
         }
         /* Every chain goes back to the guest, good or not, so that a bad
          * one does not leak its buffers or stall the ring. */
@@ -624,7 +704,7 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
     }
 
     while (have < need) {
-        enum chain_status status;
+        enum virtq_error status;
         uint64_t before = have;
 
         if (taken == n_avail) {
@@ -640,10 +720,12 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
                 /* One chain too small for the frame: drop the frame, keep
                  * the buffer for the next one. */
                 STAT_ADD(vq->stats, too_long, 1);
+                record_error(vq, VIRTQ_ERR_NO_ROOM, chains[0].head);
                 return EMSGSIZE;
             }
             if (taken == VIRTQ_MAX_PIECES) {
                 STAT_ADD(vq->stats, too_long, 1);
+                record_error(vq, VIRTQ_ERR_TOO_LONG, chains[0].head);
                 return EMSGSIZE;
             }
             /* Not enough buffers yet: take nothing. */
@@ -655,7 +737,7 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
                             &have, need, UINT64_MAX);
         chains[taken].cap = have - before;
         taken++;
-        if (status != CHAIN_OK) {
+        if (status != VIRTQ_ERR_NONE) {
             /* A bad chain (or one with too many pieces): give back every
              * chain taken for this frame, empty, and drop the frame. */
             for (uint16_t i = 0; i < taken; i++) {
@@ -663,6 +745,7 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
             }
             vq->last_avail_idx += taken;
             STAT_ADD(vq->stats, bad_chain, 1);
+            record_error(vq, status, chains[taken - 1].head);
             return EINVAL;
         }
     }

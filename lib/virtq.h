@@ -100,7 +100,8 @@ struct virtq_stats {
     uint64_t notifications;     /* Guest interrupts through the call fd. */
     uint64_t bad_chain;         /* Chain dropped: loop, bad address, ... */
     uint64_t too_long;          /* Frame bigger than the buffers or limit. */
-    uint64_t broken;            /* Ring indexes made no sense. */
+    uint64_t broken;            /* Ring indexes made no sense: the ring
+                                 * stopped. */
     uint64_t disabled_discards; /* Taken from a disabled TX ring, dropped. */
     /* As OVS-DPDK users know them from rte_vhost (rx_qN_..., tx_qN_...). */
     uint64_t multicast;
@@ -148,7 +149,42 @@ struct virtq {
     uint16_t used_idx;          /* Next used entry to fill. */
     uint16_t used_published;    /* used->idx as last written. */
     bool broken;                /* Stop touching the ring. */
+    uint8_t error;              /* enum virtq_error: the last thing the
+                                 * guest got wrong, for the caller to
+                                 * report and clear (see below). */
+    uint16_t error_head;        /* The chain it was in (or avail index). */
 };
+
+/* What a guest got wrong on a running ring.  virtq_dequeue_burst(),
+ * virtq_enqueue() and virtq_discard_burst() count every such event (stats
+ * 'bad_chain', 'too_long', 'broken') and leave the last one in 'error' and
+ * 'error_head', so that the caller can log it: one test of 'error' after a
+ * burst, out of the way of the fast path. */
+enum virtq_error {
+    VIRTQ_ERR_NONE = 0,
+    VIRTQ_ERR_HEAD_RANGE,       /* Chain head beyond the ring. */
+    VIRTQ_ERR_NEXT_RANGE,       /* 'next' beyond the (indirect) table. */
+    VIRTQ_ERR_LOOP,             /* Chain visits more entries than exist. */
+    VIRTQ_ERR_DIRECTION,        /* Readable buffer where a writable one
+                                 * belongs, or the other way round. */
+    VIRTQ_ERR_ADDR,             /* Buffer not (wholly) in guest memory. */
+    VIRTQ_ERR_INDIRECT_UNNEGOTIATED, /* INDIRECT without the feature. */
+    VIRTQ_ERR_INDIRECT_NESTED,  /* Indirect inside an indirect table. */
+    VIRTQ_ERR_INDIRECT_CHAINED, /* INDIRECT together with NEXT. */
+    VIRTQ_ERR_INDIRECT_SIZE,    /* Table length 0, not whole descriptors,
+                                 * or more than a ring's worth. */
+    VIRTQ_ERR_INDIRECT_ADDR,    /* Table not (wholly) in guest memory. */
+    VIRTQ_ERR_SHORT,            /* Frame shorter than its virtio header. */
+    VIRTQ_ERR_TOO_LONG,         /* Frame over the limit, or in too many
+                                 * pieces. */
+    VIRTQ_ERR_NO_ROOM,          /* Without MRG_RXBUF, a receive buffer too
+                                 * small for the frame. */
+    VIRTQ_ERR_AVAIL_JUMP,       /* avail->idx ran more than a ring ahead:
+                                 * the ring is stopped (broken) until the
+                                 * front-end restarts it. */
+};
+
+const char *virtq_error_name(enum virtq_error);
 
 /* Why virtq_init() refused a vring. */
 enum virtq_init_error {

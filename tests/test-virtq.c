@@ -290,7 +290,8 @@ test_dequeue_header_split_any_layout(void)
 /* A bad chain is dropped and counted, its buffer returned, and the next
  * good one goes through. */
 static void
-check_bad_chain_then_good(struct test_guest *g, uint64_t *counter)
+check_bad_chain_then_good(struct test_guest *g, uint64_t *counter,
+                          enum virtq_error error)
 {
     struct sink s = { 0 };
 
@@ -304,6 +305,9 @@ check_bad_chain_then_good(struct test_guest *g, uint64_t *counter)
     CHECK_EQ(g->u->idx, 2);
     CHECK_EQ(g->u->ring[0].len, 0);
     CHECK(!g->vq.broken);
+    /* The reason is left for the caller to log. */
+    CHECK_EQ(g->vq.error, error);
+    CHECK(strcmp(virtq_error_name(error), "unknown error"));
 }
 
 static void
@@ -315,7 +319,8 @@ test_dequeue_loop(void)
     set_desc(&g, 0, GPA0 + 0x10000, 100, VRING_DESC_F_NEXT, 1);
     set_desc(&g, 1, GPA0 + 0x10000, 100, VRING_DESC_F_NEXT, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_LOOP);
     guest_teardown(&g);
 }
 
@@ -327,7 +332,8 @@ test_dequeue_self_loop(void)
     guest_setup(&g, FEATURES_MRG);
     set_desc(&g, 3, GPA0 + 0x10000, 12, VRING_DESC_F_NEXT, 3);
     make_avail(&g, 3);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_LOOP);
     guest_teardown(&g);
 }
 
@@ -352,9 +358,11 @@ test_dequeue_bad_addresses(void)
         set_desc(&g, 0, cases[i].addr, cases[i].len, 0, 0);
         make_avail(&g, 0);
         if (cases[i].len == UINT32_MAX) {
-            check_bad_chain_then_good(&g, &g.stats.too_long);
+            check_bad_chain_then_good(&g, &g.stats.too_long,
+                              VIRTQ_ERR_TOO_LONG);
         } else {
-            check_bad_chain_then_good(&g, &g.stats.bad_chain);
+            check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_ADDR);
         }
         guest_teardown(&g);
     }
@@ -369,27 +377,31 @@ test_dequeue_bad_flags_and_index(void)
     guest_setup(&g, FEATURES_MRG);
     set_desc(&g, 0, GPA0 + 0x10000, 100, VRING_DESC_F_WRITE, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_DIRECTION);
     guest_teardown(&g);
 
     /* A head beyond the ring. */
     guest_setup(&g, FEATURES_MRG);
     make_avail(&g, RING + 3);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_HEAD_RANGE);
     guest_teardown(&g);
 
     /* A next beyond the ring. */
     guest_setup(&g, FEATURES_MRG);
     set_desc(&g, 0, GPA0 + 0x10000, 12, VRING_DESC_F_NEXT, 999);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_NEXT_RANGE);
     guest_teardown(&g);
 
     /* Shorter than the header. */
     guest_setup(&g, FEATURES_MRG);
     set_desc(&g, 0, GPA0 + 0x10000, 11, 0, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_SHORT);
     guest_teardown(&g);
 }
 
@@ -420,7 +432,8 @@ test_dequeue_indirect(void)
     table[0] = (struct vring_desc) { GPA0 + 0x60000, 112, 0, 0 };
     set_desc(&g, 0, GPA0 + 0x50000, 16, VRING_DESC_F_INDIRECT, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_INDIRECT_UNNEGOTIATED);
     guest_teardown(&g);
 
     /* Nested: a table entry that is itself indirect (to itself). */
@@ -430,7 +443,8 @@ test_dequeue_indirect(void)
                                      VRING_DESC_F_INDIRECT, 0 };
     set_desc(&g, 0, GPA0 + 0x50000, 16, VRING_DESC_F_INDIRECT, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_INDIRECT_NESTED);
     guest_teardown(&g);
 
     /* Indirect and next together; a length not a multiple of 16; a table
@@ -439,13 +453,15 @@ test_dequeue_indirect(void)
     set_desc(&g, 0, GPA0 + 0x50000, 16,
              VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_INDIRECT_CHAINED);
     guest_teardown(&g);
 
     guest_setup(&g, features);
     set_desc(&g, 0, GPA0 + 0x50000, 20, VRING_DESC_F_INDIRECT, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_INDIRECT_SIZE);
     guest_teardown(&g);
 
     guest_setup(&g, features);
@@ -456,13 +472,15 @@ test_dequeue_indirect(void)
                                      0 };
     set_desc(&g, 0, GPA0 + 0x50000, 32, VRING_DESC_F_INDIRECT, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_LOOP);
     guest_teardown(&g);
 
     guest_setup(&g, features);
     set_desc(&g, 0, GPA0 + 2 * REGION_SIZE - 8, 16, VRING_DESC_F_INDIRECT, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.bad_chain);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_INDIRECT_ADDR);
     guest_teardown(&g);
 }
 
@@ -477,6 +495,8 @@ test_avail_index_jump(void)
     CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 0);
     CHECK(g.vq.broken);
     CHECK_EQ(g.stats.broken, 1);
+    CHECK_EQ(g.vq.error, VIRTQ_ERR_AVAIL_JUMP);
+    CHECK_EQ(g.vq.error_head, RING + 1);
     CHECK_EQ(g.u->idx, 0);
     /* A broken ring is left alone from then on. */
     CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 0);
@@ -500,7 +520,21 @@ test_dequeue_too_many_pieces(void)
     }
     set_desc(&g, 0, GPA0 + 0x50000, 200 * 16, VRING_DESC_F_INDIRECT, 0);
     make_avail(&g, 0);
-    check_bad_chain_then_good(&g, &g.stats.too_long);
+    check_bad_chain_then_good(&g, &g.stats.too_long,
+                              VIRTQ_ERR_TOO_LONG);
+    guest_teardown(&g);
+    /* The same table with its last entry leading back to entry 150: a loop
+     * (found once the piece limit stops the walk). */
+    guest_setup(&g, FEATURES_MRG | (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+    table = (void *) g_ptr(&g, GPA0 + 0x50000);
+    for (int i = 0; i < 200; i++) {
+        table[i] = (struct vring_desc) { GPA0 + 0x60000 + i, i ? 1 : 12,
+                                         VRING_DESC_F_NEXT,
+                                         i < 199 ? i + 1 : 150 };
+    }
+    set_desc(&g, 0, GPA0 + 0x50000, 200 * 16, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain, VIRTQ_ERR_LOOP);
     guest_teardown(&g);
 }
 
@@ -602,10 +636,13 @@ test_enqueue_bad_chain(void)
     CHECK_EQ(g.u->idx, 1);
     CHECK_EQ(g.u->ring[0].len, 0);
     CHECK_EQ(g.stats.bad_chain, 1);
+    CHECK_EQ(g.vq.error, VIRTQ_ERR_DIRECTION);
     /* Outside memory. */
     set_desc(&g, 1, 0x10, 1024, VRING_DESC_F_WRITE, 0);
     make_avail(&g, 1);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
+    CHECK_EQ(g.vq.error, VIRTQ_ERR_ADDR);
+    CHECK_EQ(g.vq.error_head, 1);
     post_rx(&g, 2, 1, 1024);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
     virtq_flush(&g.vq);
