@@ -61,7 +61,7 @@ package.m4: $(top_srcdir)/configure.ac
 CLEANFILES += package.m4
 
 check_PROGRAMS += tests/vhost-hostile
-tests_vhost_hostile_SOURCES = tests/vhost-hostile.c
+tests_vhost_hostile_SOURCES = tests/vhost-hostile.c tests/vguest.c tests/vguest.h
 tests_vhost_hostile_CPPFLAGS = $(CORE_CPPFLAGS)
 tests_vhost_hostile_CFLAGS = $(CORE_CFLAGS)
 tests_vhost_hostile_LDADD = lib/libvhostmq-core.la

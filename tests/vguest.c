@@ -1,0 +1,671 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#define _GNU_SOURCE
+#include "vguest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vhost-conn.h"
+
+void
+vg_fail(const struct vguest *g, const char *format, ...)
+{
+    va_list args;
+
+    printf("FAIL: %s: ", g->name);
+    va_start(args, format);
+    vprintf(format, args);
+    va_end(args);
+    printf("\n");
+    fflush(stdout);
+    exit(1);
+}
+
+/* Sets up 'g' with fresh guest memory, not connected.  With 'shadow', the
+ * memory is filled with a pattern and every guest write is recorded, for
+ * vg_check_memory(). */
+void
+vg_init(struct vguest *g, const char *name, bool shadow)
+{
+    memset(g, 0, sizeof *g);
+    g->name = name;
+    g->sock = -1;
+    for (int i = 0; i < 2 * VG_MAX_PAIRS; i++) {
+        g->rings[i].index = i;
+        g->rings[i].kick = g->rings[i].call = -1;
+    }
+    memcpy(g->probe_mac, (uint8_t[6]) { 0x02, 0, 0, 0, 0, 0xee }, 6);
+    memcpy(g->own_mac, (uint8_t[6]) { 0x02, 0, 0, 0, 0, 0x01 }, 6);
+
+    g->memfd = memfd_create("vguest", MFD_CLOEXEC);
+    if (g->memfd < 0 || ftruncate(g->memfd, VG_MEM_SIZE)) {
+        vg_fail(g, "memfd: %s", strerror(errno));
+    }
+    g->mem = mmap(NULL, VG_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  g->memfd, 0);
+    if (g->mem == MAP_FAILED) {
+        vg_fail(g, "mmap: %s", strerror(errno));
+    }
+    if (shadow) {
+        g->shadow = malloc(VG_MEM_SIZE);
+        g->may_write = calloc(1, VG_MEM_SIZE);
+        if (!g->shadow || !g->may_write) {
+            vg_fail(g, "out of memory");
+        }
+        /* Everything the switch has no business writing: a pattern. */
+        memset(g->mem, 0xa5, VG_MEM_SIZE);
+        memset(g->shadow, 0xa5, VG_MEM_SIZE);
+    }
+}
+
+/* Closes the connection (if any) and frees everything. */
+void
+vg_destroy(struct vguest *g)
+{
+    for (int i = 0; i < 2 * VG_MAX_PAIRS; i++) {
+        if (g->rings[i].kick >= 0) {
+            close(g->rings[i].kick);
+        }
+        if (g->rings[i].call >= 0) {
+            close(g->rings[i].call);
+        }
+    }
+    if (g->sock >= 0) {
+        close(g->sock);
+    }
+    munmap(g->mem, VG_MEM_SIZE);
+    close(g->memfd);
+    free(g->shadow);
+    free(g->may_write);
+    memset(g, 0, sizeof *g);
+    g->sock = g->memfd = -1;
+}
+
+/* Connects to the server socket 'path', trying for up to 'timeout_ms'.
+ * Returns 0 or an errno value. */
+int
+vg_connect(struct vguest *g, const char *path, int timeout_ms)
+{
+    struct sockaddr_un sun;
+    int error = 0;
+
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path) {
+        vg_fail(g, "socket path too long");
+    }
+    strcpy(sun.sun_path, path);
+    g->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    for (int waited = 0; ; waited += 10) {
+        if (!connect(g->sock, (struct sockaddr *) &sun, sizeof sun)) {
+            return 0;
+        }
+        error = errno;
+        if (waited >= timeout_ms) {
+            return error;
+        }
+        usleep(10 * 1000);
+    }
+}
+
+void
+vg_send_raw(struct vguest *g, const void *buf, size_t len)
+{
+    if (write(g->sock, buf, len) != (ssize_t) len) {
+        vg_fail(g, "write: %s", strerror(errno));
+    }
+}
+
+void
+vg_send(struct vguest *g, uint32_t request, uint32_t flags,
+        const void *payload, uint32_t size, const int *fds, int n_fds)
+{
+    struct vhost_user_msg msg;
+    int error;
+
+    memset(&msg, 0, sizeof msg);
+    msg.request = request;
+    msg.flags = flags;
+    msg.size = size;
+    if (size) {
+        memcpy(&msg.payload, payload, size);
+    }
+    for (int i = 0; i < n_fds; i++) {
+        msg.fds[i] = fds[i];
+    }
+    msg.n_fds = n_fds;
+    error = vhost_conn_send(g->sock, &msg);
+    if (error) {
+        vg_fail(g, "send %s: %s", vhost_user_request_name(request),
+                strerror(error));
+    }
+}
+
+/* Reads the switch's answer within 5 s: 0 and the reply, or -1 if the
+ * switch closed the connection. */
+int
+vg_read_answer(struct vguest *g, struct vhost_user_msg *reply)
+{
+    uint8_t buf[VHOST_USER_HDR_SIZE + sizeof reply->payload];
+    struct pollfd pfd = { .fd = g->sock, .events = POLLIN };
+    size_t have = 0, need = VHOST_USER_HDR_SIZE;
+
+    memset(reply, 0, sizeof *reply);
+    while (have < need) {
+        ssize_t n;
+
+        if (poll(&pfd, 1, 5000) != 1) {
+            vg_fail(g, "no answer from the switch in 5 s");
+        }
+        n = read(g->sock, buf + have, need - have);
+        if (n <= 0) {
+            return -1;
+        }
+        have += n;
+        if (have == VHOST_USER_HDR_SIZE) {
+            memcpy(&reply->request, buf, 4);
+            memcpy(&reply->flags, buf + 4, 4);
+            memcpy(&reply->size, buf + 8, 4);
+            if (reply->size > sizeof reply->payload) {
+                vg_fail(g, "reply of %"PRIu32" bytes", reply->size);
+            }
+            need += reply->size;
+        }
+    }
+    memcpy(&reply->payload, buf + VHOST_USER_HDR_SIZE, reply->size);
+    return 0;
+}
+
+/* A request the switch answers (GET_*): its u64. */
+uint64_t
+vg_get_u64(struct vguest *g, uint32_t request)
+{
+    struct vhost_user_msg reply;
+
+    vg_send(g, request, VHOST_USER_VERSION, NULL, 0, NULL, 0);
+    if (vg_read_answer(g, &reply) || reply.size != 8) {
+        vg_fail(g, "no answer to %s", vhost_user_request_name(request));
+    }
+    return reply.payload.u64;
+}
+
+/* A request with REPLY_ACK that must succeed. */
+void
+vg_must_ack(struct vguest *g, uint32_t request, const void *payload,
+            uint32_t size, const int *fds, int n_fds)
+{
+    struct vhost_user_msg reply;
+
+    vg_send(g, request, VG_ASK, payload, size, fds, n_fds);
+    if (vg_read_answer(g, &reply) || reply.payload.u64) {
+        vg_fail(g, "%s refused", vhost_user_request_name(request));
+    }
+}
+
+void
+vg_ack_u64(struct vguest *g, uint32_t request, uint64_t value)
+{
+    vg_must_ack(g, request, &value, 8, NULL, 0);
+}
+
+void
+vg_ack_state(struct vguest *g, uint32_t request, uint32_t index,
+             uint32_t num)
+{
+    struct vhost_user_vring_state st = { .index = index, .num = num };
+
+    vg_must_ack(g, request, &st, sizeof st, NULL, 0);
+}
+
+/* QEMU's start: features, protocol features with REPLY_ACK, owner.  The
+ * virtio features taken are VERSION_1, MRG_RXBUF, MQ and 'extra'. */
+void
+vg_negotiate(struct vguest *g, uint64_t extra)
+{
+    uint64_t features = vg_get_u64(g, VHOST_USER_GET_FEATURES);
+    uint64_t protocol = vg_get_u64(g, VHOST_USER_GET_PROTOCOL_FEATURES);
+
+    protocol &= (1ull << VHOST_USER_PROTOCOL_F_MQ)
+                | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)
+                | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+    if (!(protocol & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
+        vg_fail(g, "no REPLY_ACK offered");
+    }
+    vg_send(g, VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_VERSION,
+            &protocol, 8, NULL, 0);
+    vg_must_ack(g, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0);
+    vg_ack_u64(g, VHOST_USER_SET_FEATURES,
+               features & ((1ull << VIRTIO_F_VERSION_1)
+                           | (1ull << VIRTIO_NET_F_MRG_RXBUF)
+                           | (1ull << VIRTIO_NET_F_MQ)
+                           | (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
+                           | extra));
+}
+
+struct vhost_user_mem_region
+vg_region(const struct vguest *g, uint64_t gpa, uint64_t size,
+          uint64_t offset)
+{
+    struct vhost_user_mem_region r = {
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uintptr_t) g->mem + offset,
+        .mmap_offset = offset,
+    };
+    return r;
+}
+
+/* A memory table of 'n' regions (all from the guest's memfd; more than
+ * VHOST_USER_MAX_MEM_REGIONS are claimed but not sent) with 'n_fds'
+ * fds. */
+void
+vg_send_mem_table(struct vguest *g, uint32_t flags,
+                  const struct vhost_user_mem_region *r, int n, int n_fds)
+{
+    struct vhost_user_mem_table table;
+    int fds[VHOST_USER_MAX_FDS] = { -1 };
+    int sent = n < VHOST_USER_MAX_MEM_REGIONS ? n : VHOST_USER_MAX_MEM_REGIONS;
+
+    memset(&table, 0, sizeof table);
+    table.nregions = n;
+    for (int i = 0; i < sent; i++) {
+        table.regions[i] = r[i];
+    }
+    for (int i = 0; i < n_fds; i++) {
+        fds[i] = g->memfd;
+    }
+    vg_send(g, VHOST_USER_SET_MEM_TABLE, flags, &table,
+            8 + (uint32_t) sent * sizeof *r, fds, n_fds);
+}
+
+/* The two regions of the layout in vguest.h. */
+void
+vg_set_up_memory(struct vguest *g)
+{
+    struct vhost_user_mem_region r[2] = {
+        vg_region(g, 0, VG_REGION_A_SIZE, 0),
+        vg_region(g, VG_REGION_B_GPA, VG_REGION_B_SIZE, VG_REGION_B_OFF),
+    };
+    struct vhost_user_msg reply;
+
+    vg_send_mem_table(g, VG_ASK, r, 2, 2);
+    if (vg_read_answer(g, &reply) || reply.payload.u64) {
+        vg_fail(g, "memory table refused");
+    }
+}
+
+/* The memfd offset of guest-physical 'gpa' (the whole 'len' in one
+ * region). */
+static size_t
+gpa_offset(const struct vguest *g, uint64_t gpa, uint64_t len)
+{
+    if (gpa < VG_REGION_A_SIZE && len <= VG_REGION_A_SIZE - gpa) {
+        return gpa;
+    }
+    if (gpa >= VG_REGION_B_GPA && gpa - VG_REGION_B_GPA < VG_REGION_B_SIZE
+        && len <= VG_REGION_B_SIZE - (gpa - VG_REGION_B_GPA)) {
+        return VG_REGION_B_OFF + gpa - VG_REGION_B_GPA;
+    }
+    vg_fail(g, "test bug: GPA 0x%"PRIx64" not in guest memory", gpa);
+}
+
+void *
+vg_ptr(const struct vguest *g, uint64_t gpa, uint64_t len)
+{
+    return g->mem + gpa_offset(g, gpa, len);
+}
+
+/* The guest writes its memory only through this, so that the shadow knows
+ * what every byte must hold. */
+void
+vg_write(struct vguest *g, uint64_t gpa, const void *data, size_t len)
+{
+    size_t off = gpa_offset(g, gpa, len);
+
+    if (g->shadow) {
+        memcpy(g->shadow + off, data, len);
+    }
+    memcpy(g->mem + off, data, len);
+}
+
+void
+vg_switch_may_write(struct vguest *g, uint64_t gpa, size_t len)
+{
+    if (g->may_write) {
+        memset(g->may_write + gpa_offset(g, gpa, len), 1, len);
+    }
+}
+
+/* Fails unless every byte of guest memory the switch was not given to
+ * write holds what the guest put there. */
+void
+vg_check_memory(const struct vguest *g, const char *when)
+{
+    if (!g->shadow) {
+        return;
+    }
+    for (size_t i = 0; i < VG_MEM_SIZE; i++) {
+        if (!g->may_write[i] && g->mem[i] != g->shadow[i]) {
+            vg_fail(g, "%s: the switch wrote guest memory it was not given "
+                    "(memfd offset 0x%zx: 0x%02x, was 0x%02x)", when, i,
+                    g->mem[i], g->shadow[i]);
+        }
+    }
+}
+
+static void
+set_table_entry(struct vguest *g, uint64_t table, uint16_t i, uint64_t addr,
+                uint32_t len, uint16_t flags, uint16_t next)
+{
+    struct vring_desc d = { .addr = addr, .len = len, .flags = flags,
+                            .next = next };
+
+    vg_write(g, table + i * sizeof d, &d, sizeof d);
+}
+
+void
+vg_set_desc(struct vguest *g, unsigned int ring, uint16_t i, uint64_t addr,
+            uint32_t len, uint16_t flags, uint16_t next)
+{
+    set_table_entry(g, VG_RING_GPA(ring), i, addr, len, flags, next);
+}
+
+void
+vg_set_table_desc(struct vguest *g, uint64_t table, uint16_t i,
+                  uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+    set_table_entry(g, table, i, addr, len, flags, next);
+}
+
+static uint64_t
+avail_gpa(unsigned int ring)
+{
+    return VG_RING_GPA(ring) + 0x1000;
+}
+
+static uint64_t
+used_gpa(unsigned int ring)
+{
+    return VG_RING_GPA(ring) + 0x2000;
+}
+
+void
+vg_kick(struct vguest *g, unsigned int ring)
+{
+    uint64_t one = 1;
+
+    if (write(g->rings[ring].kick, &one, sizeof one) != sizeof one) {
+        vg_fail(g, "kick: %s", strerror(errno));
+    }
+}
+
+/* Stores the guest's avail index of 'ring' as 'idx', whatever it was. */
+void
+vg_set_avail_idx(struct vguest *g, unsigned int ring, uint16_t idx)
+{
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    vg_write(g, avail_gpa(ring) + 2, &idx, 2);
+}
+
+/* Makes chain 'head' available on 'ring' and kicks. */
+void
+vg_make_avail(struct vguest *g, unsigned int ring, uint16_t head)
+{
+    struct vg_ring *r = &g->rings[ring];
+
+    vg_write(g, avail_gpa(ring) + 4 + (r->avail_idx % VG_RING_SIZE) * 2,
+             &head, 2);
+    r->avail_idx++;
+    vg_set_avail_idx(g, ring, r->avail_idx);
+    vg_kick(g, ring);
+}
+
+uint16_t
+vg_used_idx(const struct vguest *g, unsigned int ring)
+{
+    const struct vring_used *u = vg_ptr(g, used_gpa(ring), 4);
+
+    return __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
+}
+
+/* Takes the next used entry of 'ring' into '*e', if there is one. */
+static bool
+take_used(struct vguest *g, unsigned int ring, struct vring_used_elem *e)
+{
+    struct vg_ring *r = &g->rings[ring];
+    const struct vring_used *u;
+
+    if (vg_used_idx(g, ring) == r->used_seen) {
+        return false;
+    }
+    u = vg_ptr(g, used_gpa(ring), 4 + 8 * VG_RING_SIZE);
+    memcpy(e, &u->ring[r->used_seen % VG_RING_SIZE], sizeof *e);
+    r->used_seen++;
+    return true;
+}
+
+/* Waits up to 'ms' for the switch to give back one more chain on 'ring':
+ * true and its used entry, or false. */
+bool
+vg_wait_used(struct vguest *g, unsigned int ring, int ms,
+             struct vring_used_elem *e)
+{
+    for (int i = 0; ; i++) {
+        if (take_used(g, ring, e)) {
+            return true;
+        }
+        if (i >= ms) {
+            return false;
+        }
+        usleep(1000);
+    }
+}
+
+/* Sets up vring 'index' at its place in the layout, started and enabled. */
+void
+vg_set_up_ring(struct vguest *g, unsigned int index)
+{
+    struct vg_ring *r = &g->rings[index];
+    struct vhost_user_vring_addr addr = {
+        .index = index,
+        .desc_user_addr = (uintptr_t) vg_ptr(g, VG_RING_GPA(index),
+                                             16 * VG_RING_SIZE),
+        .avail_user_addr = (uintptr_t) vg_ptr(g, avail_gpa(index), 6),
+        .used_user_addr = (uintptr_t) vg_ptr(g, used_gpa(index), 6),
+    };
+    uint64_t idx = index;
+    static const uint8_t zero[0x3000];
+
+    vg_write(g, VG_RING_GPA(index), zero, sizeof zero);
+    vg_switch_may_write(g, used_gpa(index), 0x1000);
+
+    r->kick = eventfd(0, EFD_CLOEXEC);
+    r->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->kick < 0 || r->call < 0) {
+        vg_fail(g, "eventfd: %s", strerror(errno));
+    }
+    vg_ack_state(g, VHOST_USER_SET_VRING_NUM, index, VG_RING_SIZE);
+    vg_ack_state(g, VHOST_USER_SET_VRING_BASE, index, 0);
+    vg_must_ack(g, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+    vg_must_ack(g, VHOST_USER_SET_VRING_CALL, &idx, 8, &r->call, 1);
+    vg_must_ack(g, VHOST_USER_SET_VRING_KICK, &idx, 8, &r->kick, 1);
+    vg_ack_state(g, VHOST_USER_SET_VRING_ENABLE, index, 1);
+    r->set_up = true;
+}
+
+/* Negotiation, memory and 'n_pairs' queue pairs, as a guest driver brings
+ * a port up. */
+void
+vg_set_up(struct vguest *g, int n_pairs, uint64_t extra_features)
+{
+    if (n_pairs < 1 || n_pairs > VG_MAX_PAIRS) {
+        vg_fail(g, "test bug: %d queue pairs", n_pairs);
+    }
+    g->n_pairs = n_pairs;
+    vg_negotiate(g, extra_features);
+    vg_set_up_memory(g);
+    for (int i = 0; i < 2 * n_pairs; i++) {
+        vg_set_up_ring(g, i);
+    }
+}
+
+/* Stops vring 'index' and starts it again where it stopped, as a front-end
+ * does when it resets a queue. */
+void
+vg_restart_ring(struct vguest *g, unsigned int index)
+{
+    struct vg_ring *r = &g->rings[index];
+    struct vhost_user_vring_state st = { .index = index };
+    struct vhost_user_msg reply;
+    uint64_t idx = index;
+    int fd = eventfd(0, EFD_CLOEXEC);
+
+    vg_send(g, VHOST_USER_GET_VRING_BASE, VHOST_USER_VERSION, &st,
+            sizeof st, NULL, 0);
+    if (vg_read_answer(g, &reply) || reply.size != sizeof st) {
+        vg_fail(g, "no answer to GET_VRING_BASE");
+    }
+    memcpy(&st, &reply.payload, sizeof st);
+    if (st.num != r->avail_idx) {
+        vg_fail(g, "GET_VRING_BASE says %"PRIu32", the guest made %"PRIu16
+                " available", st.num, r->avail_idx);
+    }
+    vg_set_avail_idx(g, index, r->avail_idx);
+    vg_ack_state(g, VHOST_USER_SET_VRING_BASE, index, st.num);
+    close(r->kick);
+    r->kick = fd;
+    vg_must_ack(g, VHOST_USER_SET_VRING_KICK, &idx, 8, &fd, 1);
+}
+
+/* The slot (0 to VG_SLOTS - 1) for the next buffer of 'ring', a ring of
+ * pair 'pair': each pair has 16 of each kind. */
+static unsigned int
+next_slot(struct vguest *g, unsigned int ring)
+{
+    return (ring / 2) * 16 + g->rings[ring].next_slot++ % 16;
+}
+
+/* Posts a receive buffer on pair 'pair''s RX ring. */
+void
+vg_post_rx_buffer(struct vguest *g, unsigned int pair)
+{
+    unsigned int ring = 2 * pair;
+    unsigned int slot = next_slot(g, ring);
+
+    vg_set_desc(g, ring, VG_SLOT_DESC + slot, VG_RX_BUF(slot), 2048,
+                VRING_DESC_F_WRITE, 0);
+    vg_switch_may_write(g, VG_RX_BUF(slot), 2048);
+    g->rings[ring].outstanding++;
+    vg_make_avail(g, ring, VG_SLOT_DESC + slot);
+}
+
+static void
+make_probe(const struct vguest *g, uint8_t *frame, unsigned int seq)
+{
+    memset(frame, 0, VG_HDR_LEN + VG_PROBE_LEN);
+    memcpy(frame + VG_HDR_LEN, g->probe_mac, 6);
+    memcpy(frame + VG_HDR_LEN + 6, g->own_mac, 6);
+    frame[VG_HDR_LEN + 12] = 0x88;      /* Local experimental ethertype. */
+    frame[VG_HDR_LEN + 13] = 0xb5;
+    memcpy(frame + VG_HDR_LEN + 14, "vhostmq probe", 13);
+    memcpy(frame + VG_HDR_LEN + 28, &seq, sizeof seq);
+}
+
+/* Transmits probe frame 'seq' on pair 'pair'. */
+void
+vg_send_probe(struct vguest *g, unsigned int pair, unsigned int seq)
+{
+    uint8_t frame[VG_HDR_LEN + VG_PROBE_LEN];
+    unsigned int ring = 2 * pair + 1;
+    unsigned int slot = next_slot(g, ring);
+
+    make_probe(g, frame, seq);
+    vg_write(g, VG_TX_BUF(slot), frame, sizeof frame);
+    vg_set_desc(g, ring, VG_SLOT_DESC + slot, VG_TX_BUF(slot), sizeof frame,
+                0, 0);
+    vg_make_avail(g, ring, VG_SLOT_DESC + slot);
+}
+
+/* Waits up to 'ms' for the switch to take the frame last sent on
+ * 'pair'. */
+bool
+vg_wait_probe_taken(struct vguest *g, unsigned int pair, int ms)
+{
+    struct vring_used_elem e;
+
+    return vg_wait_used(g, 2 * pair + 1, ms, &e);
+}
+
+/* Sends a probe on pair 'pair', with a receive buffer posted on every RX
+ * ring (the switch picks the queue it sends on), and waits up to 'ms' for
+ * it to come back. */
+void
+vg_probe_round_trip(struct vguest *g, unsigned int pair, int ms,
+                    const char *when)
+{
+    uint8_t want[VG_HDR_LEN + VG_PROBE_LEN];
+    unsigned int seq = ++g->probe_seq;
+    struct vring_used_elem e;
+
+    for (int p = 0; p < g->n_pairs; p++) {
+        if (!g->rings[2 * p].outstanding) {
+            vg_post_rx_buffer(g, p);
+        }
+    }
+    vg_send_probe(g, pair, seq);
+    if (!vg_wait_probe_taken(g, pair, ms)) {
+        vg_fail(g, "%s: the switch did not take the probe frame", when);
+    }
+    make_probe(g, want, seq);
+    for (int waited = 0; waited <= ms; waited++) {
+        for (int p = 0; p < g->n_pairs; p++) {
+            unsigned int slot;
+            const uint8_t *got;
+
+            if (!take_used(g, 2 * p, &e)) {
+                continue;
+            }
+            g->rings[2 * p].outstanding--;
+            slot = e.id - VG_SLOT_DESC;
+            if (e.id < VG_SLOT_DESC || slot >= VG_SLOTS
+                || e.len != sizeof want) {
+                vg_fail(g, "%s: odd used entry back (id %"PRIu32", %"PRIu32
+                        " bytes)", when, e.id, e.len);
+            }
+            got = vg_ptr(g, VG_RX_BUF(slot), 2048);
+            if (memcmp(got + VG_HDR_LEN, want + VG_HDR_LEN, VG_PROBE_LEN)) {
+                vg_fail(g, "%s: wrong frame back", when);
+            }
+            vg_check_memory(g, when);
+            return;
+        }
+        usleep(1000);
+    }
+    vg_fail(g, "%s: the probe frame did not come back", when);
+}

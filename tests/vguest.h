@@ -1,0 +1,145 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef VGUEST_H
+#define VGUEST_H 1
+
+/* vguest: a scripted guest and its vhost-user front-end, for test tools
+ * that drive a switch port message by message and ring entry by ring entry
+ * (tests/vhost-hostile.c, tests/vhost-swarm.c).
+ *
+ * One 'struct vguest' is one front-end connection with its guest memory: a
+ * memfd shared with the switch as two regions with a hole between them in
+ * guest-physical space, and up to VG_MAX_PAIRS queue pairs of split rings.
+ * The guest writes its memory only through vg_write(), which keeps a
+ * shadow copy, so that vg_check_memory() can tell whether the switch wrote
+ * anything it was not given to write.
+ *
+ * Every call that meets something unexpected prints "FAIL: NAME: ..." and
+ * exits 1: these are test tools. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhost-user-wire.h"
+#include "virtq.h"
+
+/* Guest memory layout. */
+#define VG_MEM_SIZE       (1 << 20)     /* The memfd. */
+#define VG_REGION_A_SIZE  0x80000       /* GPA 0, memfd offset 0. */
+#define VG_REGION_B_GPA   0x100000
+#define VG_REGION_B_OFF   0x80000
+#define VG_REGION_B_SIZE  0x40000
+#define VG_RING_GPA(I)    ((uint64_t) (I) * 0x4000)    /* Rings 0 to 7. */
+#define VG_RX_BUF(SLOT)   (0x20000 + (uint64_t) (SLOT) * 2048)
+#define VG_TX_BUF(SLOT)   (0x40000 + (uint64_t) (SLOT) * 2048)
+#define VG_FREE_GPA       0x60000       /* To 0x80000: the caller's. */
+#define VG_SLOTS          64            /* Buffers of each kind, 16 a
+                                         * pair. */
+#define VG_SLOT_DESC      16            /* Descriptor of slot 0; 0 to 15
+                                         * are the caller's. */
+
+#define VG_MAX_PAIRS      4
+#define VG_RING_SIZE      256
+#define VG_HDR_LEN        12            /* VERSION_1. */
+#define VG_PROBE_LEN      64
+
+#define VG_ASK (VHOST_USER_VERSION | VHOST_USER_NEED_REPLY)
+
+struct vg_ring {
+    unsigned int index;
+    uint16_t avail_idx;         /* The guest's next avail index. */
+    uint16_t used_seen;         /* Used entries the guest has looked at. */
+    int kick;
+    int call;
+    bool set_up;
+    unsigned int next_slot;     /* Of this ring's (pair's) 16 slots. */
+    int outstanding;            /* Good receive buffers posted, unused. */
+};
+
+struct vguest {
+    const char *name;           /* For messages. */
+    int sock;
+    int memfd;
+    uint8_t *mem;
+    uint8_t *shadow;            /* What guest memory must hold... */
+    uint8_t *may_write;         /* ...except where these are non-zero. */
+    int n_pairs;
+    struct vg_ring rings[2 * VG_MAX_PAIRS];
+    unsigned int probe_seq;
+    uint8_t probe_mac[6];       /* Probes go to this MAC... */
+    uint8_t own_mac[6];         /* ...from this one. */
+};
+
+void vg_fail(const struct vguest *, const char *format, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
+
+/* Connection. */
+void vg_init(struct vguest *, const char *name, bool shadow);
+void vg_destroy(struct vguest *);
+int vg_connect(struct vguest *, const char *path, int timeout_ms);
+void vg_send(struct vguest *, uint32_t request, uint32_t flags,
+             const void *payload, uint32_t size, const int *fds, int n_fds);
+void vg_send_raw(struct vguest *, const void *buf, size_t len);
+int vg_read_answer(struct vguest *, struct vhost_user_msg *reply);
+uint64_t vg_get_u64(struct vguest *, uint32_t request);
+void vg_must_ack(struct vguest *, uint32_t request, const void *payload,
+                 uint32_t size, const int *fds, int n_fds);
+void vg_ack_u64(struct vguest *, uint32_t request, uint64_t value);
+void vg_ack_state(struct vguest *, uint32_t request, uint32_t index,
+                  uint32_t num);
+
+/* Negotiation and memory. */
+void vg_negotiate(struct vguest *, uint64_t extra_features);
+struct vhost_user_mem_region vg_region(const struct vguest *, uint64_t gpa,
+                                       uint64_t size, uint64_t offset);
+void vg_send_mem_table(struct vguest *, uint32_t flags,
+                       const struct vhost_user_mem_region *, int n,
+                       int n_fds);
+void vg_set_up_memory(struct vguest *);
+void vg_set_up_ring(struct vguest *, unsigned int index);
+void vg_set_up(struct vguest *, int n_pairs, uint64_t extra_features);
+void vg_restart_ring(struct vguest *, unsigned int index);
+
+/* Guest memory. */
+void *vg_ptr(const struct vguest *, uint64_t gpa, uint64_t len);
+void vg_write(struct vguest *, uint64_t gpa, const void *data, size_t len);
+void vg_switch_may_write(struct vguest *, uint64_t gpa, size_t len);
+void vg_check_memory(const struct vguest *, const char *when);
+
+/* Rings. */
+void vg_set_desc(struct vguest *, unsigned int ring, uint16_t i,
+                 uint64_t addr, uint32_t len, uint16_t flags, uint16_t next);
+void vg_set_table_desc(struct vguest *, uint64_t table, uint16_t i,
+                       uint64_t addr, uint32_t len, uint16_t flags,
+                       uint16_t next);
+void vg_set_avail_idx(struct vguest *, unsigned int ring, uint16_t idx);
+void vg_make_avail(struct vguest *, unsigned int ring, uint16_t head);
+void vg_kick(struct vguest *, unsigned int ring);
+uint16_t vg_used_idx(const struct vguest *, unsigned int ring);
+bool vg_wait_used(struct vguest *, unsigned int ring, int ms,
+                  struct vring_used_elem *);
+
+/* Probe frames: sent on a pair's TX ring to 'probe_mac', which the test's
+ * flows send back to the same port. */
+void vg_post_rx_buffer(struct vguest *, unsigned int pair);
+void vg_send_probe(struct vguest *, unsigned int pair, unsigned int seq);
+bool vg_wait_probe_taken(struct vguest *, unsigned int pair, int ms);
+void vg_probe_round_trip(struct vguest *, unsigned int pair, int ms,
+                         const char *when);
+
+#endif /* vguest.h */
