@@ -127,8 +127,11 @@ struct netdev_vhostmq {
     struct vhost_device vdev;
     struct vhost_endpoint *endpoint;
     long long int link_resets;
-    long long int next_reconfigure;     /* Earliest next queue change. */
-    bool reconfigure_pending;           /* A queue change is waiting. */
+    long long int fewer_since;          /* Since when the guest has had
+                                         * fewer pairs than the port has
+                                         * queues (LLONG_MIN: it has not). */
+    long long int reconfigure_at;       /* When to look again... */
+    bool reconfigure_pending;           /* ...at a queue change waiting. */
     bool disabled_tx_live;              /* A started guest TX ring is
                                          * disabled: drain it. */
 };
@@ -239,11 +242,16 @@ update_tx_map(struct netdev_vhostmq *dev)
 }
 
 /* The port's queue count follows the vrings the front-end set up, taken
- * once the device is ready (not vring by vring as they are configured).  A
- * front-end that went away leaves the queues as they are, so that a
- * restarting guest costs no PMD reconfiguration, and a guest that changes
- * its queue count in a loop gets at most one reconfiguration of its own
- * port per VHOSTMQ_RECONFIGURE_MSEC. */
+ * once the device is ready (not vring by vring as they are configured).
+ *
+ * More pairs than the port has queues: the port grows at once.  Fewer: it
+ * shrinks only if the guest still has fewer VHOSTMQ_RECONFIGURE_MSEC
+ * later.  A guest brings its pairs up one after another, and the device is
+ * ready with the first, so a guest that reconnects (a VM restart, a
+ * front-end crash) passes through fewer pairs than it had: that costs no
+ * PMD reconfiguration.  A front-end that went away leaves the queues as
+ * they are.  And a guest that changes its queue count in a loop costs at
+ * most a shrink and a growth of its port per VHOSTMQ_RECONFIGURE_MSEC. */
 static void
 update_queue_count(struct netdev_vhostmq *dev)
 {
@@ -252,20 +260,32 @@ update_queue_count(struct netdev_vhostmq *dev)
 
     dev->reconfigure_pending = false;
     if (!vhost_device_is_ready(&dev->vdev) || !n_qp) {
+        dev->fewer_since = LLONG_MIN;
         return;
     }
     ovs_mutex_lock(&dev->mutex);
     if (n_qp != dev->requested_n_queues) {
-        if (now >= dev->next_reconfigure) {
+        long long int when = now;
+
+        if (n_qp < dev->requested_n_queues) {
+            if (dev->fewer_since == LLONG_MIN) {
+                dev->fewer_since = now;
+            }
+            when = dev->fewer_since + VHOSTMQ_RECONFIGURE_MSEC;
+        }
+        if (now >= when) {
             VLOG_INFO("%s: guest set up %u queue pair(s); reconfiguring",
                       netdev_get_name(&dev->up), n_qp);
             dev->requested_n_queues = n_qp;
-            dev->next_reconfigure = now + VHOSTMQ_RECONFIGURE_MSEC;
+            dev->fewer_since = LLONG_MIN;
             netdev_request_reconfigure(&dev->up);
         } else {
             COVERAGE_INC(vhostmq_reconfigure_deferred);
             dev->reconfigure_pending = true;
+            dev->reconfigure_at = when;
         }
+    } else {
+        dev->fewer_since = LLONG_MIN;
     }
     ovs_mutex_unlock(&dev->mutex);
 }
@@ -482,7 +502,7 @@ netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
     ovs_mutex_lock(&vhostmq_ports_mutex);
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
         if (dev->reconfigure_pending
-            && time_msec() >= dev->next_reconfigure) {
+            && time_msec() >= dev->reconfigure_at) {
             update_queue_count(dev);
         }
         discard_disabled_tx(dev);
@@ -501,7 +521,7 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
     ovs_mutex_lock(&vhostmq_ports_mutex);
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
         if (dev->reconfigure_pending) {
-            poll_timer_wait_until(dev->next_reconfigure);
+            poll_timer_wait_until(dev->reconfigure_at);
         }
         if (dev->disabled_tx_live) {
             poll_timer_wait(VHOSTMQ_DISCARD_MSEC);
@@ -539,6 +559,7 @@ netdev_vhostmq_construct(struct netdev *netdev)
     dev->mtu = ETH_PAYLOAD_MAX;
     dev->flags = NETDEV_UP | NETDEV_PROMISC;
     dev->requested_n_queues = 1;
+    dev->fewer_since = LLONG_MIN;
     dev->reconnect_msec = VHOSTMQ_DEFAULT_RECONNECT_MSEC;
     ovs_mutex_unlock(&dev->mutex);
 

@@ -31,7 +31,8 @@ TESTSUITE_AT = \
 	tests/reconnect.at \
 	tests/operability.at \
 	tests/qemu.at \
-	tests/hostile.at
+	tests/hostile.at \
+	tests/soak.at
 TESTSUITE = $(srcdir)/tests/testsuite
 EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
 DISTCLEANFILES += tests/atconfig tests/atlocal
@@ -65,3 +66,10 @@ tests_vhost_hostile_SOURCES = tests/vhost-hostile.c tests/vguest.c tests/vguest.
 tests_vhost_hostile_CPPFLAGS = $(CORE_CPPFLAGS)
 tests_vhost_hostile_CFLAGS = $(CORE_CFLAGS)
 tests_vhost_hostile_LDADD = lib/libvhostmq-core.la
+
+# Many scripted guests in one process, for soak and scale tests.
+check_PROGRAMS += tests/vhost-swarm
+tests_vhost_swarm_SOURCES = tests/vhost-swarm.c tests/vguest.c tests/vguest.h
+tests_vhost_swarm_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_vhost_swarm_CFLAGS = $(CORE_CFLAGS)
+tests_vhost_swarm_LDADD = lib/libvhostmq-core.la

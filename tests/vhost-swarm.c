@@ -1,0 +1,278 @@
+/*
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* vhost-swarm: many scripted guests in one process, for soak and scale
+ * tests (tests/soak.at).
+ *
+ *   vhost-swarm [OPTIONS] SOCKET...
+ *
+ * Connects a guest to every server socket given, each with --pairs queue
+ * pairs, and sends each a probe frame that the test's flows return to the
+ * same port ("up" once every port forwarded).  Then:
+ *
+ *   --cycles N      N times: close one guest's connection (round robin over
+ *                   the ports), connect a fresh guest in its place, bring it
+ *                   up and check that it forwards, and that another port
+ *                   still does;
+ *   --watch PID     reads process PID's open fds, memory mappings and
+ *                   resident memory after --warmup cycles, halfway through
+ *                   the rest and at the end, and prints them;
+ *   --hold FILE     then, while FILE exists, keeps every guest connected
+ *                   and sends probes through every --sample'th port.
+ *
+ * Prints progress lines; any failure prints "FAIL: ..." and exits 1. */
+
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vguest.h"
+
+struct port {
+    const char *path;
+    const char *name;
+    struct vguest g;
+};
+
+static struct port *ports;
+static int n_ports;
+static int n_pairs = 2;
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void
+port_connect(struct port *p)
+{
+    int error;
+
+    vg_init(&p->g, p->name, false);
+    error = vg_connect(&p->g, p->path, 10000);
+    if (error) {
+        vg_fail(&p->g, "connect to %s: %s", p->path, strerror(error));
+    }
+    vg_set_up(&p->g, n_pairs, 0);
+}
+
+/* A probe through port 'p' on each of its pairs in turn. */
+static void
+port_probe(struct port *p, int ms, const char *when)
+{
+    vg_probe_round_trip(&p->g, p->g.probe_seq % n_pairs, ms, when);
+}
+
+struct usage {
+    int fds;
+    int maps;
+    long rss_kb;
+};
+
+static struct usage
+read_usage(int pid)
+{
+    struct usage u = { 0, 0, -1 };
+    char path[64], line[512];
+    struct dirent *de;
+    FILE *f;
+    DIR *d;
+
+    snprintf(path, sizeof path, "/proc/%d/fd", pid);
+    d = opendir(path);
+    if (!d) {
+        printf("FAIL: swarm: %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    while ((de = readdir(d))) {
+        u.fds += de->d_name[0] != '.';
+    }
+    closedir(d);
+
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        u.maps++;
+    }
+    if (f) {
+        fclose(f);
+    }
+
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        sscanf(line, "VmRSS: %ld", &u.rss_kb);
+    }
+    if (f) {
+        fclose(f);
+    }
+    return u;
+}
+
+static void
+print_usage(const char *when, struct usage u)
+{
+    printf("watch: %s: fds %d maps %d rss %ld kB\n", when, u.fds, u.maps,
+           u.rss_kb);
+}
+
+int
+main(int argc, char *argv[])
+{
+    static const struct option options[] = {
+        { "pairs", required_argument, NULL, 'p' },
+        { "cycles", required_argument, NULL, 'c' },
+        { "warmup", required_argument, NULL, 'w' },
+        { "watch", required_argument, NULL, 'W' },
+        { "hold", required_argument, NULL, 'h' },
+        { "sample", required_argument, NULL, 's' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *hold = NULL;
+    int cycles = 0, warmup = -1, watch = 0, sample = 16;
+    long long t0;
+    int opt;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'p': n_pairs = atoi(optarg); break;
+        case 'c': cycles = atoi(optarg); break;
+        case 'w': warmup = atoi(optarg); break;
+        case 'W': watch = atoi(optarg); break;
+        case 'h': hold = optarg; break;
+        case 's': sample = atoi(optarg); break;
+        default:
+            fprintf(stderr, "usage: vhost-swarm [--pairs N] [--cycles N] "
+                    "[--warmup N] [--watch PID] [--hold FILE] [--sample K] "
+                    "SOCKET...\n");
+            return 2;
+        }
+    }
+    n_ports = argc - optind;
+    if (n_ports < 1 || n_pairs < 1 || n_pairs > VG_MAX_PAIRS || sample < 1
+        || cycles < 0) {
+        fprintf(stderr, "vhost-swarm: bad arguments (--help)\n");
+        return 2;
+    }
+    if (warmup < 0) {
+        warmup = cycles / 10 < 100 ? cycles / 10 : 100;
+    }
+    ports = calloc(n_ports, sizeof *ports);
+    for (int i = 0; i < n_ports; i++) {
+        const char *slash = strrchr(argv[optind + i], '/');
+
+        ports[i].path = argv[optind + i];
+        ports[i].name = slash ? slash + 1 : ports[i].path;
+    }
+
+    /* Every port up and forwarding. */
+    t0 = now_ms();
+    for (int i = 0; i < n_ports; i++) {
+        port_connect(&ports[i]);
+    }
+    printf("connected: %d ports, %d queue pairs each, in %lld ms\n",
+           n_ports, n_pairs, now_ms() - t0);
+    for (int i = 0; i < n_ports; i++) {
+        /* The first probe of a port waits for the switch to poll its
+         * queues. */
+        for (int q = 0; q < n_pairs; q++) {
+            vg_probe_round_trip(&ports[i].g, q, 20000, "first probe");
+        }
+    }
+    printf("up: %d ports forwarding on every queue pair, %lld ms after "
+           "the first connect\n", n_ports, now_ms() - t0);
+
+    /* Reconnect cycles. */
+    struct usage warm = { 0, 0, -1 }, half = { 0, 0, -1 };
+    int halfway = warmup + (cycles - warmup) / 2;
+    t0 = now_ms();
+    for (int c = 0; c < cycles; c++) {
+        struct port *p = &ports[c % n_ports];
+        struct port *other = &ports[(c + n_ports / 2 + 1) % n_ports];
+
+        if (c == warmup && watch) {
+            warm = read_usage(watch);
+            print_usage("after warm-up", warm);
+        }
+        if (c == halfway && watch) {
+            half = read_usage(watch);
+            print_usage("halfway", half);
+        }
+        vg_destroy(&p->g);
+        port_connect(p);
+        port_probe(p, 10000, "after reconnecting");
+        if (other != p) {
+            port_probe(other, 10000, "while another port reconnected");
+        }
+        if ((c + 1) % 100 == 0) {
+            printf("cycles: %d done\n", c + 1);
+        }
+    }
+    if (cycles) {
+        long long ms = now_ms() - t0;
+
+        printf("cycles: %d reconnects in %lld ms, %.1f ms each from "
+               "disconnect to forwarding again\n", cycles, ms,
+               (double) ms / cycles);
+    }
+    if (watch) {
+        struct usage end = read_usage(watch);
+
+        if (warm.rss_kb < 0) {
+            warm = end;
+        }
+        if (half.rss_kb < 0) {
+            half = warm;
+        }
+        print_usage("at the end", end);
+        printf("watch: change: fds %+d maps %+d rss %+ld kB (second half "
+               "%+ld kB)\n", end.fds - warm.fds, end.maps - warm.maps,
+               end.rss_kb - warm.rss_kb, end.rss_kb - half.rss_kb);
+    }
+
+    if (hold) {
+        unsigned long n = 0;
+
+        printf("holding while %s exists\n", hold);
+        while (!access(hold, F_OK)) {
+            for (int i = 0; i < n_ports; i += sample) {
+                port_probe(&ports[i], 10000, "while holding");
+                n++;
+            }
+            usleep(20 * 1000);
+        }
+        printf("held: %lu probes through every %d%s port\n", n, sample,
+               sample == 1 ? "" : "th");
+    }
+    for (int i = 0; i < n_ports; i++) {
+        vg_destroy(&ports[i].g);
+    }
+    free(ports);
+    printf("done\n");
+    return 0;
+}
