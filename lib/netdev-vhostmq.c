@@ -127,6 +127,7 @@ struct netdev_vhostmq {
     struct vhost_device vdev;
     struct vhost_endpoint *endpoint;
     long long int link_resets;
+    long long int next_reconfigure;     /* Earliest next queue change. */
     long long int fewer_since;          /* Since when the guest has had
                                          * fewer pairs than the port has
                                          * queues (LLONG_MIN: it has not). */
@@ -244,14 +245,15 @@ update_tx_map(struct netdev_vhostmq *dev)
 /* The port's queue count follows the vrings the front-end set up, taken
  * once the device is ready (not vring by vring as they are configured).
  *
- * More pairs than the port has queues: the port grows at once.  Fewer: it
- * shrinks only if the guest still has fewer VHOSTMQ_RECONFIGURE_MSEC
- * later.  A guest brings its pairs up one after another, and the device is
- * ready with the first, so a guest that reconnects (a VM restart, a
- * front-end crash) passes through fewer pairs than it had: that costs no
- * PMD reconfiguration.  A front-end that went away leaves the queues as
- * they are.  And a guest that changes its queue count in a loop costs at
- * most a shrink and a growth of its port per VHOSTMQ_RECONFIGURE_MSEC. */
+ * A PMD reconfiguration pauses every port the PMDs poll, so a port changes
+ * its queue count at most once per VHOSTMQ_RECONFIGURE_MSEC, however its
+ * guest behaves.  More pairs than the port has queues: the port grows as
+ * soon as that allows.  Fewer: it shrinks only if the guest still has
+ * fewer VHOSTMQ_RECONFIGURE_MSEC later.  A guest brings its pairs up one
+ * after another, and the device is ready with the first, so a guest that
+ * reconnects (a VM restart, a front-end crash) passes through fewer pairs
+ * than it had: that costs no reconfiguration.  A front-end that went away
+ * leaves the queues as they are. */
 static void
 update_queue_count(struct netdev_vhostmq *dev)
 {
@@ -265,18 +267,19 @@ update_queue_count(struct netdev_vhostmq *dev)
     }
     ovs_mutex_lock(&dev->mutex);
     if (n_qp != dev->requested_n_queues) {
-        long long int when = now;
+        long long int when = dev->next_reconfigure;
 
         if (n_qp < dev->requested_n_queues) {
             if (dev->fewer_since == LLONG_MIN) {
                 dev->fewer_since = now;
             }
-            when = dev->fewer_since + VHOSTMQ_RECONFIGURE_MSEC;
+            when = MAX(when, dev->fewer_since + VHOSTMQ_RECONFIGURE_MSEC);
         }
         if (now >= when) {
             VLOG_INFO("%s: guest set up %u queue pair(s); reconfiguring",
                       netdev_get_name(&dev->up), n_qp);
             dev->requested_n_queues = n_qp;
+            dev->next_reconfigure = now + VHOSTMQ_RECONFIGURE_MSEC;
             dev->fewer_since = LLONG_MIN;
             netdev_request_reconfigure(&dev->up);
         } else {
@@ -1466,9 +1469,12 @@ format_vring(struct ds *ds, const struct vhost_vring *vr, unsigned int i)
                   vq ? "started" : "stopped",
                   vhost_vring_enabled(vr) ? "enabled" : "disabled", vr->num);
     if (vq) {
-        ds_put_format(ds, ", avail index %"PRIu16", used index %"PRIu16,
-                      vq->last_avail_idx, vq->used_idx);
-        if (vq->broken) {
+        /* (The switch's own indexes belong to the PMD polling the ring:
+         * what is in guest memory instead.) */
+        ds_put_format(ds, ", guest avail index %"PRIu16", used index %"
+                      PRIu16, virtq_guest_avail_idx(vq),
+                      virtq_guest_used_idx(vq));
+        if (virtq_is_broken(vq)) {
             ds_put_cstr(ds, ", BROKEN");
         }
     }

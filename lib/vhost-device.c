@@ -374,7 +374,7 @@ set_features(struct vhost_device *dev, struct vhost_user_msg *msg)
         /* Without protocol features rings are enabled from the start. */
         for (unsigned int i = 0; i < dev->max_vrings; i++) {
             __atomic_store_n(&dev->vrings[i].enabled, true,
-                             __ATOMIC_RELAXED);
+                             __ATOMIC_RELEASE);
         }
     }
     /* Header size and ring options come from the features. */
@@ -513,8 +513,11 @@ set_vring_enable(struct vhost_device *dev, struct vhost_user_msg *msg)
     }
     dev->vrings[i].configured = true;
     if (dev->vrings[i].enabled != !!enable) {
+        /* Release: a data path that sees the ring enabled sees what the
+         * main thread did to the ring before (discarding a disabled guest
+         * TX ring moves its indexes). */
         __atomic_store_n(&dev->vrings[i].enabled, !!enable,
-                         __ATOMIC_RELAXED);
+                         __ATOMIC_RELEASE);
         if (!enable && dev->vrings[i].live) {
             /* Once the front-end hears back, nothing more goes into the
              * ring: wait out a data path that read the flag before. */

@@ -186,7 +186,9 @@ vhost_vring_live(const struct vhost_vring *vr)
 static inline bool
 vhost_vring_enabled(const struct vhost_vring *vr)
 {
-    return __atomic_load_n(&vr->enabled, __ATOMIC_RELAXED);
+    /* Pairs with the release in set_vring_enable() (a plain load on
+     * x86). */
+    return __atomic_load_n(&vr->enabled, __ATOMIC_ACQUIRE);
 }
 
 #endif /* vhost-device.h */

@@ -208,7 +208,7 @@ avail_count(struct virtq *vq)
     uint16_t n = avail_idx - vq->last_avail_idx;
 
     if (n > vq->size) {
-        vq->broken = true;
+        STORE_RELAXED(&vq->broken, true);
         STAT_ADD(vq->stats, broken, 1);
         record_error(vq, VIRTQ_ERR_AVAIL_JUMP, avail_idx);
         return -1;
@@ -233,7 +233,7 @@ avail_at_least(struct virtq *vq, int want)
 static int
 avail_burst(struct virtq *vq, int max)
 {
-    int n = vq->broken ? 0 : avail_at_least(vq, max);
+    int n = virtq_is_broken(vq) ? 0 : avail_at_least(vq, max);
 
     return n <= 0 ? 0 : n > max ? max : n;
 }
@@ -541,7 +541,7 @@ prefetch_entries(struct virtq *vq, int n, bool write)
 void
 virtq_prefetch_rx(struct virtq *vq, int n)
 {
-    int have = vq->broken ? 0 : avail_at_least(vq, n);
+    int have = virtq_is_broken(vq) ? 0 : avail_at_least(vq, n);
 
     if (have > 0) {
         prefetch_entries(vq, n < have ? n : have, true);
@@ -674,7 +674,7 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
     int n_pieces = 0;
     int n_avail;
 
-    if (vq->broken) {
+    if (virtq_is_broken(vq)) {
         return EIO;
     }
     n_avail = avail_at_least(vq, 1);

@@ -148,7 +148,8 @@ struct virtq {
                                  * line the guest keeps writing). */
     uint16_t used_idx;          /* Next used entry to fill. */
     uint16_t used_published;    /* used->idx as last written. */
-    bool broken;                /* Stop touching the ring. */
+    bool broken;                /* Stop touching the ring (written by
+                                 * the owner, read by anyone: atomic). */
     uint8_t error;              /* enum virtq_error: the last thing the
                                  * guest got wrong, for the caller to
                                  * report and clear (see below). */
@@ -204,6 +205,28 @@ enum virtq_init_error virtq_init(struct virtq *vq, const struct vhost_mem *,
                                  uint64_t used, uint16_t base,
                                  uint64_t features, int call_fd,
                                  struct virtq_stats *stats);
+
+/* Whether the guest's indexes made no sense and the ring stopped.  Any
+ * thread may ask. */
+static inline bool
+virtq_is_broken(const struct virtq *vq)
+{
+    return __atomic_load_n(&vq->broken, __ATOMIC_RELAXED);
+}
+
+/* The guest's avail index and the used index the switch last published,
+ * as they are in guest memory now.  Any thread may ask. */
+static inline uint16_t
+virtq_guest_avail_idx(const struct virtq *vq)
+{
+    return __atomic_load_n(&vq->avail->idx, __ATOMIC_RELAXED);
+}
+
+static inline uint16_t
+virtq_guest_used_idx(const struct virtq *vq)
+{
+    return __atomic_load_n(&vq->used->idx, __ATOMIC_RELAXED);
+}
 
 /* The avail index to resume from after the ring stops. */
 static inline uint16_t
