@@ -213,6 +213,12 @@ vhostmq_close_later(void *aux OVS_UNUSED, int fd)
     ovsrcu_postpone(vhostmq_close_fd, p);
 }
 
+static void
+vhostmq_defer(void *aux OVS_UNUSED, void (*cb)(void *), void *arg)
+{
+    ovsrcu_postpone__(cb, arg);
+}
+
 /* Spreads OVS tx queue ids over the guest's enabled RX queues. */
 static void
 update_tx_map(struct netdev_vhostmq *dev)
@@ -341,6 +347,7 @@ vhostmq_log(void *aux OVS_UNUSED, enum vhost_log_level level,
 static const struct vhost_device_ops vhostmq_device_ops = {
     .synchronize = vhostmq_synchronize,
     .close_later = vhostmq_close_later,
+    .defer = vhostmq_defer,
     .changed = vhostmq_changed,
     .log = vhostmq_log,
 };

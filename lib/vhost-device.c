@@ -238,11 +238,78 @@ stop_all(struct vhost_device *dev)
     free(old);
 }
 
-/* Back to the state of a new connection; counters stay. */
+/* What a disconnected front-end's device leaves for the data path to let
+ * go of: freed by ops->defer's callback. */
+struct retired {
+    struct virtq **vqs;
+    int *fds;
+    unsigned int n_vqs, n_fds;
+    struct vhost_mem *mem;
+};
+
 static void
-reset_device(struct vhost_device *dev)
+retired_free(void *r_)
 {
-    stop_all(dev);
+    struct retired *r = r_;
+
+    for (unsigned int i = 0; i < r->n_vqs; i++) {
+        free(r->vqs[i]);
+    }
+    for (unsigned int i = 0; i < r->n_fds; i++) {
+        close(r->fds[i]);
+    }
+    vhost_mem_free(r->mem);
+    free(r->vqs);
+    free(r->fds);
+    free(r);
+}
+
+/* Stops every vring, like stop_all(), but without waiting for the data
+ * path: the live virtqs, the call fds (the data path notifies through them)
+ * and the memory table go to ops->defer.  A host whose front-ends all go
+ * at once (a crash, a reboot) then costs the switch's control thread no
+ * grace period per port. */
+static void
+retire_all(struct vhost_device *dev)
+{
+    struct retired *r = calloc(1, sizeof *r);
+
+    if (r) {
+        r->vqs = calloc(dev->max_vrings, sizeof *r->vqs);
+        r->fds = calloc(dev->max_vrings, sizeof *r->fds);
+    }
+    if (!r || !r->vqs || !r->fds) {
+        abort();
+    }
+    for (unsigned int i = 0; i < dev->max_vrings; i++) {
+        struct vhost_vring *vr = &dev->vrings[i];
+
+        if (vr->live) {
+            r->vqs[r->n_vqs++] = vr->live;
+            __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
+        }
+        vr->started = false;
+        if (vr->call_fd >= 0) {
+            r->fds[r->n_fds++] = vr->call_fd;
+            vr->call_fd = -1;
+        }
+    }
+    r->mem = dev->mem;
+    dev->mem = NULL;
+    dev->ops->defer(dev->aux, retired_free, r);
+}
+
+/* Back to the state of a new connection; counters stay.  'may_defer':
+ * the device stays (its vrings' counters, which a late data-path thread
+ * may still add to, live on), so the data path need not be waited for. */
+static void
+reset_device(struct vhost_device *dev, bool may_defer)
+{
+    if (may_defer && dev->ops && dev->ops->defer) {
+        retire_all(dev);
+    } else {
+        stop_all(dev);
+    }
     for (unsigned int i = 0; i < dev->max_vrings; i++) {
         struct vhost_vring *vr = &dev->vrings[i];
 
@@ -269,14 +336,14 @@ reset_device(struct vhost_device *dev)
 void
 vhost_device_disconnect(struct vhost_device *dev)
 {
-    reset_device(dev);
+    reset_device(dev, true);
     changed(dev);
 }
 
 void
 vhost_device_destroy(struct vhost_device *dev)
 {
-    reset_device(dev);
+    reset_device(dev, false);
     free(dev->vrings);
     dev->vrings = NULL;
 }
@@ -553,7 +620,7 @@ apply(struct vhost_device *dev, struct vhost_user_msg *msg,
 
     case VHOST_USER_RESET_OWNER:
     case VHOST_USER_RESET_DEVICE:
-        reset_device(dev);
+        reset_device(dev, true);
         changed(dev);
         return true;
 

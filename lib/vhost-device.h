@@ -85,6 +85,13 @@ struct vhost_device_ops {
      * waiting for that.  Optional: without it the device synchronizes,
      * then closes. */
     void (*close_later)(void *aux, int fd);
+    /* Calls 'cb(arg)' once no data-path thread can use anything
+     * unpublished before this call, without waiting for that (OVS RCU's
+     * ovsrcu_postpone() in the switch).  Optional: without it a disconnect
+     * synchronizes.  With it, a front-end's disconnect (or reset) never
+     * waits for the data path: its rings, call fds and guest memory are
+     * freed later. */
+    void (*defer)(void *aux, void (*cb)(void *), void *arg);
 };
 
 /* One vring. */

@@ -124,17 +124,8 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
     return VIRTQ_INIT_OK;
 }
 
-/* Counts of a burst, added to the ring's counters once at its end. */
-struct stats_acc {
-    uint64_t bytes;
-    uint32_t packets;
-    uint32_t multicast;
-    uint32_t broadcast;
-    uint32_t bins[8];           /* < 64, 64, 65-127, ..., 1024-1518, more. */
-};
-
 static inline void
-acc_count(struct stats_acc *a, uint32_t len, const uint8_t *dst)
+acc_count(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
 {
     a->packets++;
     a->bytes += len;
@@ -157,7 +148,7 @@ acc_count(struct stats_acc *a, uint32_t len, const uint8_t *dst)
 }
 
 static void
-acc_flush(struct virtq_stats *s, const struct stats_acc *a)
+acc_flush(struct virtq_stats *s, const struct virtq_stats_acc *a)
 {
     if (!a->packets) {
         return;
@@ -180,16 +171,6 @@ acc_flush(struct virtq_stats *s, const struct stats_acc *a)
             STORE_RELAXED(bins[i], LOAD_RELAXED(bins[i]) + a->bins[i]);
         }
     }
-}
-
-/* Counts one packet, outside a burst. */
-static void
-stats_count(struct virtq_stats *s, uint32_t len, const uint8_t *dst)
-{
-    struct stats_acc a = { .packets = 0 };
-
-    acc_count(&a, len, dst);
-    acc_flush(s, &a);
 }
 
 static void
@@ -244,6 +225,18 @@ avail_entry(const struct virtq *vq, uint16_t idx)
     return LOAD_RELAXED(&vq->avail->ring[idx & vq->mask]);
 }
 
+/* The entry after 'i' in the chain through 'table' of 'size' entries, or
+ * -1 if the chain ends at 'i' or leaves the table.  (Copied out: an
+ * indirect table in guest memory may be misaligned.) */
+static int
+chain_next(const struct vring_desc *table, uint32_t size, uint32_t i)
+{
+    struct vring_desc d;
+
+    memcpy(&d, &table[i], sizeof d);
+    return d.flags & VRING_DESC_F_NEXT && d.next < size ? d.next : -1;
+}
+
 /* Whether the chain from entry 'idx' of 'table' (of 'size' entries) loops.
  * Only for telling a loop from a merely long chain once a walk has failed:
  * a loop of non-empty buffers runs into the byte or piece limits before
@@ -251,24 +244,18 @@ avail_entry(const struct virtq *vq, uint16_t idx)
 static bool
 chain_loops(const struct vring_desc *table, uint32_t size, uint32_t idx)
 {
-    uint32_t slow = idx, fast = idx;
+    int slow = idx, fast = idx;
 
     for (uint32_t steps = 0; steps <= size; steps++) {
-        for (int i = 0; i < 2; i++) {
-            uint16_t flags = LOAD_RELAXED(&table[fast].flags);
-
-            if (!(flags & VRING_DESC_F_NEXT)) {
-                return false;
-            }
-            fast = LOAD_RELAXED(&table[fast].next);
-            if (fast >= size) {
-                return false;
-            }
-        }
-        slow = LOAD_RELAXED(&table[slow].next);
-        if (slow >= size) {
+        fast = chain_next(table, size, fast);
+        if (fast < 0) {
             return false;
         }
+        fast = chain_next(table, size, fast);
+        if (fast < 0) {
+            return false;
+        }
+        slow = chain_next(table, size, slow);
         if (slow == fast) {
             return true;
         }
@@ -410,6 +397,10 @@ virtq_flush(struct virtq *vq)
 
     if (vq->used_idx == old_idx) {
         return;
+    }
+    if (vq->pending.packets) {
+        acc_flush(vq->stats, &vq->pending);
+        memset(&vq->pending, 0, sizeof vq->pending);
     }
     STORE_RELEASE(&vq->used->idx, vq->used_idx);
     vq->used_published = vq->used_idx;
@@ -553,7 +544,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                     void *aux)
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
-    struct stats_acc acc = { .packets = 0 };
+    struct virtq_stats_acc acc = { .packets = 0 };
     int n_avail = avail_burst(vq, max);
     int i;
 
@@ -698,7 +689,7 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
             memcpy(p + vq->hdr_len, data, len);
             put_used(vq, head, need);
             vq->last_avail_idx++;
-            stats_count(vq->stats, len, len >= 6 ? data : NULL);
+            acc_count(&vq->pending, len, len >= 6 ? data : NULL);
             return 0;
         }
     }
@@ -763,6 +754,6 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
         need -= used_len;
     }
     vq->last_avail_idx += taken;
-    stats_count(vq->stats, len, len >= 6 ? data : NULL);
+    acc_count(&vq->pending, len, len >= 6 ? data : NULL);
     return 0;
 }

@@ -116,6 +116,16 @@ struct virtq_stats {
     uint64_t size_1519_max;
 };
 
+/* Counts of packets not yet added to a 'struct virtq_stats': a burst's,
+ * added once at its end. */
+struct virtq_stats_acc {
+    uint64_t bytes;
+    uint32_t packets;
+    uint32_t multicast;
+    uint32_t broadcast;
+    uint32_t bins[8];           /* < 64, 64, 65-127, ..., 1024-1518, more. */
+};
+
 /* A piece of a packet in guest memory. */
 struct virtq_piece {
     uint8_t *base;
@@ -148,6 +158,8 @@ struct virtq {
                                  * line the guest keeps writing). */
     uint16_t used_idx;          /* Next used entry to fill. */
     uint16_t used_published;    /* used->idx as last written. */
+    struct virtq_stats_acc pending;     /* Frames enqueued since the last
+                                         * virtq_flush(): counted there. */
     bool broken;                /* Stop touching the ring (written by
                                  * the owner, read by anyone: atomic). */
     uint8_t error;              /* enum virtq_error: the last thing the

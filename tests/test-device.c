@@ -35,6 +35,8 @@ struct fixture {
     int n_changed;
     int n_sync;
     int late_fd;                /* Last fd given to close_later. */
+    void (*deferred_cb)(void *);        /* Last callback given to defer. */
+    void *deferred_arg;
     int memfd;
     uint8_t *hva;
     struct vhost_user_msg reply;
@@ -71,6 +73,23 @@ f_close_later(void *aux, int fd)
     }
     f->late_fd = fd;
 }
+
+static void
+f_defer(void *aux, void (*cb)(void *), void *arg)
+{
+    struct fixture *f = aux;
+
+    CHECK(f->deferred_cb == NULL);
+    f->deferred_cb = cb;
+    f->deferred_arg = arg;
+}
+
+static const struct vhost_device_ops ops_defer = {
+    .synchronize = f_sync,
+    .changed = f_changed,
+    .log = f_log,
+    .defer = f_defer,
+};
 
 static const struct vhost_device_ops ops = {
     .synchronize = f_sync,
@@ -491,6 +510,51 @@ test_call_fd_swapped_in_place(void)
     }
 }
 
+/* With a defer op, a front-end's disconnect waits for no data path: the
+ * rings are unpublished at once and freed, with the call fds and the
+ * memory, by the deferred callback. */
+static void
+test_disconnect_defers(void)
+{
+    struct fixture f;
+    struct virtq *vq;
+    int fd;
+
+    setup(&f, 1);
+    vhost_device_destroy(&f.dev);
+    vhost_device_init(&f.dev, "test", 1, &ops_defer, &f);
+    negotiate(&f, 0);
+    CHECK_EQ(start_vring(&f, 0), VHOST_DEVICE_OK);
+    CHECK_EQ(start_vring(&f, 1), VHOST_DEVICE_OK);
+    vq = vhost_vring_live(&f.dev.vrings[0]);
+    CHECK(vq != NULL);
+    fd = f.dev.vrings[0].call_fd;
+    CHECK(fd >= 0);
+    f.n_sync = 0;
+
+    vhost_device_disconnect(&f.dev);
+    CHECK_EQ(f.n_sync, 0);
+    CHECK(vhost_vring_live(&f.dev.vrings[0]) == NULL);
+    CHECK(vhost_vring_live(&f.dev.vrings[1]) == NULL);
+    CHECK(!vhost_device_is_ready(&f.dev));
+    CHECK(f.deferred_cb != NULL);
+    /* Until the callback runs, what the data path may still use stays:
+     * the old virtq's call fd is open. */
+    CHECK(fcntl(fd, F_GETFD) >= 0);
+    f.deferred_cb(f.deferred_arg);
+    CHECK(fcntl(fd, F_GETFD) < 0);
+
+    /* The next front-end starts from scratch. */
+    f.deferred_cb = NULL;
+    negotiate(&f, 0);
+    CHECK_EQ(start_vring(&f, 0), VHOST_DEVICE_OK);
+    CHECK(vhost_vring_live(&f.dev.vrings[0]) != NULL);
+    /* Destroying the port waits for the data path (no defer). */
+    teardown(&f);
+    CHECK(f.deferred_cb == NULL);
+    CHECK(f.n_sync > 0);
+}
+
 static void
 test_mem_table_fd_too_small(void)
 {
@@ -623,6 +687,7 @@ static const struct unit_test tests[] = {
     { "repeated_device_wide_messages", test_repeated_device_wide_messages },
     { "call_fd_swapped_in_place", test_call_fd_swapped_in_place },
     { "mem_table_fd_too_small", test_mem_table_fd_too_small },
+    { "disconnect_defers", test_disconnect_defers },
     { "mem_table_swap_restarts_rings", test_mem_table_swap_restarts_rings },
     { "mem_slots", test_mem_slots },
     { "disconnect_keeps_counters", test_disconnect_keeps_counters },

@@ -562,8 +562,9 @@ test_enqueue_mergeable(void)
     guest_setup(&g, FEATURES_MRG);
     post_rx(&g, 0, 4, 1024);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
-    /* Not visible before the flush. */
+    /* Not visible before the flush, nor counted. */
     CHECK_EQ(g.u->idx, 0);
+    CHECK_EQ(g.stats.packets, 0);
     virtq_flush(&g.vq);
     CHECK_EQ(g.u->idx, 3);
     CHECK_EQ(g.u->ring[0].len, 1024);
