@@ -71,10 +71,41 @@ f_log(void *aux, enum vhost_log_level level, const char *msg)
     (void) msg;
 }
 
+/* Deferred frees (a disconnect's rings, call fds and memory), run after
+ * the next message, as a grace period would end: the leak check at the
+ * end of each input covers them. */
+static struct {
+    void (*cb)(void *);
+    void *arg;
+} deferred[64];
+static int n_deferred;
+
+static void
+run_deferred(void)
+{
+    for (int i = 0; i < n_deferred; i++) {
+        deferred[i].cb(deferred[i].arg);
+    }
+    n_deferred = 0;
+}
+
+static void
+f_defer(void *aux, void (*cb)(void *), void *arg)
+{
+    (void) aux;
+    if (n_deferred >= (int) (sizeof deferred / sizeof *deferred)) {
+        run_deferred();
+    }
+    deferred[n_deferred].cb = cb;
+    deferred[n_deferred].arg = arg;
+    n_deferred++;
+}
+
 static const struct vhost_device_ops ops = {
     .synchronize = f_sync,
     .changed = f_changed,
     .log = f_log,
+    .defer = f_defer,
 };
 
 /* Open descriptors, counted at the start and at the end of each input
@@ -210,6 +241,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (has_reply && !vhost_user_encode(&reply, out, sizeof out)) {
             abort();            /* A reply that cannot be sent. */
         }
+        run_deferred();
         if (result == VHOST_DEVICE_DISCONNECT) {
             vhost_device_disconnect(&dev);
         } else {
@@ -217,6 +249,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     vhost_device_destroy(&dev);
+    run_deferred();
 
     if (count_fds() != fds_before) {
         abort();                /* A descriptor leaked. */
