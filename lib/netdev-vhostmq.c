@@ -967,8 +967,23 @@ pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
 
     if (OVS_LIKELY(len <= VHOSTMQ_PKT_ROOM)) {
         buf = VHOSTMQ_PKT_BUF;
-        if (cache->n) {
+        if (OVS_LIKELY(cache->n)) {
             packet = cache->pkts[--cache->n];
+#ifndef DPDK_NETDEV
+            /* A block this thread sent before: its source, base and size
+             * are as pkt_free() checked them, and the rest is reset here as
+             * dp_packet_use_stub() would, but for the packet metadata,
+             * which the datapath initializes for every packet a port
+             * receives (and which is most of that function's work). */
+            dp_packet_set_data(packet,
+                               (char *) (packet + 1) + DP_NETDEV_HEADROOM);
+            dp_packet_set_size(packet, 0);
+            dp_packet_reset_offsets(packet);
+            dp_packet_reset_cutlen(packet);
+            dp_packet_reset_offload(packet);
+            packet->packet_type = htonl(PT_ETH);
+            return packet;
+#endif
         } else {
             uint64_t tag = VHOSTMQ_PKT_TAG;
 
@@ -981,7 +996,7 @@ pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
         packet = xmalloc(sizeof *packet + buf);
     }
     dp_packet_use_stub(packet, packet + 1, buf);
-    dp_packet_reserve(packet, DP_NETDEV_HEADROOM);
+    dp_packet_set_data(packet, (char *) (packet + 1) + DP_NETDEV_HEADROOM);
     return packet;
 }
 
@@ -1390,9 +1405,13 @@ packet_from_guest(void *ctx_, const struct virtq_piece *pieces, int n,
     struct dp_packet *packet = pkt_alloc(ctx->cache, len);
     char *dst = dp_packet_data(packet);
 
-    for (int i = 0; i < n; i++) {
-        memcpy(dst, pieces[i].base, pieces[i].len);
-        dst += pieces[i].len;
+    if (OVS_LIKELY(n == 1)) {
+        virtq_copy(dst, pieces[0].base, len);
+    } else {
+        for (int i = 0; i < n; i++) {
+            memcpy(dst, pieces[i].base, pieces[i].len);
+            dst += pieces[i].len;
+        }
     }
     dp_packet_set_size(packet, len);
     dp_packet_batch_add(ctx->batch, packet);
