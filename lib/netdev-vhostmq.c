@@ -37,7 +37,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "coverage.h"
 #include "dirs.h"
@@ -199,21 +198,6 @@ vhostmq_synchronize(void *aux OVS_UNUSED)
 }
 
 static void
-vhostmq_close_fd(int *fd)
-{
-    close(*fd);
-    free(fd);
-}
-
-static void
-vhostmq_close_later(void *aux OVS_UNUSED, int fd)
-{
-    int *p = xmemdup(&fd, sizeof fd);
-
-    ovsrcu_postpone(vhostmq_close_fd, p);
-}
-
-static void
 vhostmq_defer(void *aux OVS_UNUSED, void (*cb)(void *), void *arg)
 {
     ovsrcu_postpone__(cb, arg);
@@ -346,7 +330,6 @@ vhostmq_log(void *aux OVS_UNUSED, enum vhost_log_level level,
 
 static const struct vhost_device_ops vhostmq_device_ops = {
     .synchronize = vhostmq_synchronize,
-    .close_later = vhostmq_close_later,
     .defer = vhostmq_defer,
     .changed = vhostmq_changed,
     .log = vhostmq_log,
@@ -1281,6 +1264,15 @@ netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
     return 0;
 }
 
+/* Everything the front-end got wrong: refused messages, and connections
+ * dropped for a header that made no sense (which the device never saw). */
+static uint64_t
+port_protocol_errors(const struct netdev_vhostmq *dev)
+{
+    return (vhost_device_n_errors(&dev->vdev)
+            + vhost_endpoint_n_bad_headers(dev->endpoint));
+}
+
 static int
 netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
 {
@@ -1322,8 +1314,7 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
         vhost_endpoint_get_status(dev->endpoint, args);
     }
     smap_add_format(args, "protocol_errors", "%"PRIu64,
-                    vhost_device_n_errors(vdev)
-                    + vhost_endpoint_n_bad_headers(dev->endpoint));
+                    port_protocol_errors(dev));
     if (vdev->last_error[0]) {
         smap_add(args, "last_protocol_error", vdev->last_error);
     }
@@ -1600,8 +1591,7 @@ format_port(struct ds *ds, struct netdev_vhostmq *dev)
                   read_sw(&dev->sw.tx_link_down_drops),
                   read_sw(&dev->sw.tx_retries));
     ds_put_format(ds, "  protocol errors %"PRIu64,
-                  vhost_device_n_errors(vdev)
-                  + vhost_endpoint_n_bad_headers(dev->endpoint));
+                  port_protocol_errors(dev));
     if (vdev->last_error[0]) {
         ds_put_format(ds, ", last: %s", vdev->last_error);
     }

@@ -71,11 +71,11 @@ void vhost_endpoint_drop(struct vhost_endpoint *, const char *why);
 bool vhost_endpoint_is_connected(const struct vhost_endpoint *);
 const char *vhost_endpoint_path(const struct vhost_endpoint *);
 
-/* Adds the endpoint's state to 'smap': connection counts, last error. */
 /* Connections dropped because a message header made no sense (framing
  * lost): protocol errors the device never saw. */
 uint64_t vhost_endpoint_n_bad_headers(const struct vhost_endpoint *);
 
+/* Adds the endpoint's state to 'smap': connection counts, last error. */
 void vhost_endpoint_get_status(const struct vhost_endpoint *, struct smap *);
 
 /* Sets how long a client endpoint waits between connection attempts. */

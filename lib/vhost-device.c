@@ -95,15 +95,28 @@ synchronize(struct vhost_device *dev)
     }
 }
 
-/* Closes 'fd', which the data path may be using, once it no longer can. */
+static void
+close_fd_cb(void *fd_)
+{
+    int *fd = fd_;
+
+    close(*fd);
+    free(fd);
+}
+
+/* Closes 'fd', which the data path may be using, once it no longer can:
+ * through ops->defer if there is one, else after a synchronize. */
 static void
 close_after_data_path(struct vhost_device *dev, int fd)
 {
+    int *p;
+
     if (fd < 0) {
         return;
     }
-    if (dev->ops && dev->ops->close_later) {
-        dev->ops->close_later(dev->aux, fd);
+    if (dev->ops && dev->ops->defer && (p = malloc(sizeof *p))) {
+        *p = fd;
+        dev->ops->defer(dev->aux, close_fd_cb, p);
     } else {
         synchronize(dev);
         close(fd);
@@ -119,11 +132,13 @@ changed(struct vhost_device *dev)
 }
 
 /* Takes the live virtqs of the vrings in [first, last) away from the data
- * path, waits until no thread uses them, and returns how many there were.
- * Their last avail index is saved in 'base' for a restart. */
+ * path into 'old' and returns how many there were.  With 'wait', waits
+ * until no thread uses them and saves their last avail index in 'base'
+ * for a restart; without, the caller must free them only after a grace
+ * period (ops->defer). */
 static int
 unpublish_range(struct vhost_device *dev, unsigned int first,
-                unsigned int last, struct virtq **old)
+                unsigned int last, struct virtq **old, bool wait)
 {
     int n = 0;
 
@@ -136,7 +151,7 @@ unpublish_range(struct vhost_device *dev, unsigned int first,
             n++;
         }
     }
-    if (n) {
+    if (n && wait) {
         synchronize(dev);
         for (unsigned int i = first; i < last; i++) {
             if (old[i]) {
@@ -197,7 +212,7 @@ restart_range(struct vhost_device *dev, unsigned int first, unsigned int last)
     if (!old) {
         abort();
     }
-    unpublish_range(dev, first, last, old);
+    unpublish_range(dev, first, last, old, true);
     for (unsigned int i = first; i < last; i++) {
         free(old[i]);
         if (dev->vrings[i].started && !publish(dev, i)) {
@@ -216,7 +231,7 @@ stop_vring(struct vhost_device *dev, unsigned int i)
     if (!old) {
         abort();
     }
-    unpublish_range(dev, i, i + 1, old);
+    unpublish_range(dev, i, i + 1, old, true);
     free(old[i]);
     free(old);
     dev->vrings[i].started = false;
@@ -230,7 +245,7 @@ stop_all(struct vhost_device *dev)
     if (!old) {
         abort();
     }
-    unpublish_range(dev, 0, dev->max_vrings, old);
+    unpublish_range(dev, 0, dev->max_vrings, old, true);
     for (unsigned int i = 0; i < dev->max_vrings; i++) {
         free(old[i]);
         dev->vrings[i].started = false;
@@ -239,11 +254,12 @@ stop_all(struct vhost_device *dev)
 }
 
 /* What a disconnected front-end's device leaves for the data path to let
- * go of: freed by ops->defer's callback. */
+ * go of, one entry per vring (NULL or -1 where none): freed by ops->defer's
+ * callback. */
 struct retired {
+    unsigned int n;
     struct virtq **vqs;
-    int *fds;
-    unsigned int n_vqs, n_fds;
+    int *call_fds;
     struct vhost_mem *mem;
 };
 
@@ -252,15 +268,15 @@ retired_free(void *r_)
 {
     struct retired *r = r_;
 
-    for (unsigned int i = 0; i < r->n_vqs; i++) {
+    for (unsigned int i = 0; i < r->n; i++) {
         free(r->vqs[i]);
-    }
-    for (unsigned int i = 0; i < r->n_fds; i++) {
-        close(r->fds[i]);
+        if (r->call_fds[i] >= 0) {
+            close(r->call_fds[i]);
+        }
     }
     vhost_mem_free(r->mem);
     free(r->vqs);
-    free(r->fds);
+    free(r->call_fds);
     free(r);
 }
 
@@ -275,24 +291,18 @@ retire_all(struct vhost_device *dev)
     struct retired *r = calloc(1, sizeof *r);
 
     if (r) {
-        r->vqs = calloc(dev->max_vrings, sizeof *r->vqs);
-        r->fds = calloc(dev->max_vrings, sizeof *r->fds);
+        r->n = dev->max_vrings;
+        r->vqs = calloc(r->n, sizeof *r->vqs);
+        r->call_fds = calloc(r->n, sizeof *r->call_fds);
     }
-    if (!r || !r->vqs || !r->fds) {
+    if (!r || !r->vqs || !r->call_fds) {
         abort();
     }
-    for (unsigned int i = 0; i < dev->max_vrings; i++) {
-        struct vhost_vring *vr = &dev->vrings[i];
-
-        if (vr->live) {
-            r->vqs[r->n_vqs++] = vr->live;
-            __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
-        }
-        vr->started = false;
-        if (vr->call_fd >= 0) {
-            r->fds[r->n_fds++] = vr->call_fd;
-            vr->call_fd = -1;
-        }
+    unpublish_range(dev, 0, r->n, r->vqs, false);
+    for (unsigned int i = 0; i < r->n; i++) {
+        dev->vrings[i].started = false;
+        r->call_fds[i] = dev->vrings[i].call_fd;
+        dev->vrings[i].call_fd = -1;
     }
     r->mem = dev->mem;
     dev->mem = NULL;
@@ -398,7 +408,7 @@ swap_mem(struct vhost_device *dev, struct vhost_mem *mem)
         abort();
     }
     /* After this, no data-path thread holds a pointer into 'old_mem'. */
-    unpublish_range(dev, 0, dev->max_vrings, old);
+    unpublish_range(dev, 0, dev->max_vrings, old, true);
     dev->mem = mem;
     for (unsigned int i = 0; i < dev->max_vrings; i++) {
         free(old[i]);

@@ -81,16 +81,12 @@ struct vhost_device_ops {
     void (*changed)(void *aux);
     /* Logs 'msg' (the switch rate-limits WARN and above). */
     void (*log)(void *aux, enum vhost_log_level, const char *msg);
-    /* Closes 'fd' once no data-path thread can be using it, without
-     * waiting for that.  Optional: without it the device synchronizes,
-     * then closes. */
-    void (*close_later)(void *aux, int fd);
     /* Calls 'cb(arg)' once no data-path thread can use anything
      * unpublished before this call, without waiting for that (OVS RCU's
-     * ovsrcu_postpone() in the switch).  Optional: without it a disconnect
-     * synchronizes.  With it, a front-end's disconnect (or reset) never
-     * waits for the data path: its rings, call fds and guest memory are
-     * freed later. */
+     * ovsrcu_postpone() in the switch).  Optional: without it the device
+     * synchronizes instead.  With it, a replaced call fd is closed, and a
+     * front-end's disconnect (or reset) frees its rings, call fds and guest
+     * memory, later: neither waits for the data path. */
     void (*defer)(void *aux, void (*cb)(void *), void *arg);
 };
 

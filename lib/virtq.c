@@ -22,7 +22,6 @@
 
 #define LIKELY(X) __builtin_expect(!!(X), 1)
 
-
 /* Guest memory is shared with a guest that runs concurrently.  Indexes are
  * read and written with explicit atomics and fences; descriptors and ring
  * entries are copied out once and only the copies are used. */
@@ -544,7 +543,6 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                     void *aux)
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
-    struct virtq_stats_acc acc = { .packets = 0 };
     int n_avail = avail_burst(vq, max);
     int i;
 
@@ -567,7 +565,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
         if (LIKELY(p != NULL)) {
             pieces[0].base = p + vq->hdr_len;
             pieces[0].len = d_len - vq->hdr_len;
-            acc_count(&acc, pieces[0].len,
+            acc_count(&vq->pending, pieces[0].len,
                       pieces[0].len >= 6 ? pieces[0].base : NULL);
             cb(aux, pieces, 1, pieces[0].len);
             put_used(vq, head, 0);
@@ -583,7 +581,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             int first;
             int left = skip_header(pieces, n, vq->hdr_len, &first);
 
-            acc_count(&acc, len - vq->hdr_len,
+            acc_count(&vq->pending, len - vq->hdr_len,
                       left && pieces[first].len >= 6
                       ? pieces[first].base : NULL);
             cb(aux, &pieces[first], left, len - vq->hdr_len);
@@ -599,7 +597,6 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
          * one does not leak its buffers or stall the ring. */
         put_used(vq, head, 0);
     }
-    acc_flush(vq->stats, &acc);
     virtq_flush(vq);
 
     /* Entries already seen beyond this burst are the next burst's: start

@@ -159,8 +159,9 @@ struct virtq {
                                  * line the guest keeps writing). */
     uint16_t used_idx;          /* Next used entry to fill. */
     uint16_t used_published;    /* used->idx as last written. */
-    struct virtq_stats_acc pending;     /* Frames enqueued since the last
-                                         * virtq_flush(): counted there. */
+    struct virtq_stats_acc pending;     /* Frames taken or given since the
+                                         * last virtq_flush(): counted
+                                         * there. */
     bool broken;                /* Stop touching the ring (written by
                                  * the owner, read by anyone: atomic). */
     uint8_t error;              /* enum virtq_error: the last thing the

@@ -34,9 +34,11 @@ struct fixture {
     struct vhost_device dev;
     int n_changed;
     int n_sync;
-    int late_fd;                /* Last fd given to close_later. */
-    void (*deferred_cb)(void *);        /* Last callback given to defer. */
-    void *deferred_arg;
+    int n_deferred;             /* Callbacks given to defer, not run. */
+    struct {
+        void (*cb)(void *);
+        void *arg;
+    } deferred[8];
     int memfd;
     uint8_t *hva;
     struct vhost_user_msg reply;
@@ -64,24 +66,24 @@ f_log(void *aux, enum vhost_log_level level, const char *msg)
 }
 
 static void
-f_close_later(void *aux, int fd)
-{
-    struct fixture *f = aux;
-
-    if (f->late_fd >= 0) {
-        close(f->late_fd);
-    }
-    f->late_fd = fd;
-}
-
-static void
 f_defer(void *aux, void (*cb)(void *), void *arg)
 {
     struct fixture *f = aux;
 
-    CHECK(f->deferred_cb == NULL);
-    f->deferred_cb = cb;
-    f->deferred_arg = arg;
+    CHECK(f->n_deferred < 8);
+    f->deferred[f->n_deferred].cb = cb;
+    f->deferred[f->n_deferred].arg = arg;
+    f->n_deferred++;
+}
+
+/* Ends the grace period: runs what was deferred. */
+static void
+run_deferred(struct fixture *f)
+{
+    for (int i = 0; i < f->n_deferred; i++) {
+        f->deferred[i].cb(f->deferred[i].arg);
+    }
+    f->n_deferred = 0;
 }
 
 static const struct vhost_device_ops ops_defer = {
@@ -95,13 +97,6 @@ static const struct vhost_device_ops ops = {
     .synchronize = f_sync,
     .changed = f_changed,
     .log = f_log,
-};
-
-static const struct vhost_device_ops ops_close_later = {
-    .synchronize = f_sync,
-    .changed = f_changed,
-    .log = f_log,
-    .close_later = f_close_later,
 };
 
 static void
@@ -478,10 +473,9 @@ test_call_fd_swapped_in_place(void)
         int fd;
 
         setup(&f, 1);
-        f.late_fd = -1;
         if (late) {
             vhost_device_destroy(&f.dev);
-            vhost_device_init(&f.dev, "test", 1, &ops_close_later, &f);
+            vhost_device_init(&f.dev, "test", 1, &ops_defer, &f);
         }
         negotiate(&f, 0);
         CHECK_EQ(start_vring(&f, 0), VHOST_DEVICE_OK);
@@ -495,16 +489,20 @@ test_call_fd_swapped_in_place(void)
         CHECK(vhost_vring_live(&f.dev.vrings[0]) == vq);
         CHECK_EQ(vq->call_fd, fd);
         CHECK_EQ(f.dev.vrings[0].call_fd, fd);
-        /* With close_later nothing waits; without it, one wait. */
+        /* With defer nothing waits, and the old fd stays open until the
+         * grace period ends; without it, one wait. */
         CHECK_EQ(f.n_sync, late ? 0 : 1);
-        CHECK_EQ(f.late_fd >= 0, late);
+        CHECK_EQ(f.n_deferred, late);
         /* No fd: the ring stops notifying. */
         CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_CALL, 0,
                           &(uint64_t) { VHOST_USER_VRING_NOFD_MASK }, 8, -1),
                  VHOST_DEVICE_OK);
         CHECK_EQ(vq->call_fd, -1);
-        if (f.late_fd >= 0) {
-            close(f.late_fd);
+        if (late) {
+            CHECK_EQ(f.n_deferred, 2);
+            CHECK(fcntl(fd, F_GETFD) >= 0);
+            run_deferred(&f);
+            CHECK(fcntl(fd, F_GETFD) < 0);
         }
         teardown(&f);
     }
@@ -537,21 +535,20 @@ test_disconnect_defers(void)
     CHECK(vhost_vring_live(&f.dev.vrings[0]) == NULL);
     CHECK(vhost_vring_live(&f.dev.vrings[1]) == NULL);
     CHECK(!vhost_device_is_ready(&f.dev));
-    CHECK(f.deferred_cb != NULL);
+    CHECK_EQ(f.n_deferred, 1);
     /* Until the callback runs, what the data path may still use stays:
      * the old virtq's call fd is open. */
     CHECK(fcntl(fd, F_GETFD) >= 0);
-    f.deferred_cb(f.deferred_arg);
+    run_deferred(&f);
     CHECK(fcntl(fd, F_GETFD) < 0);
 
     /* The next front-end starts from scratch. */
-    f.deferred_cb = NULL;
     negotiate(&f, 0);
     CHECK_EQ(start_vring(&f, 0), VHOST_DEVICE_OK);
     CHECK(vhost_vring_live(&f.dev.vrings[0]) != NULL);
     /* Destroying the port waits for the data path (no defer). */
     teardown(&f);
-    CHECK(f.deferred_cb == NULL);
+    CHECK_EQ(f.n_deferred, 0);
     CHECK(f.n_sync > 0);
 }
 
