@@ -50,6 +50,7 @@
 #include "ovs-rcu.h"
 #include "ovs-thread.h"
 #include "packets.h"
+#include "seq.h"
 #include "smap.h"
 #include "timeval.h"
 #include "unixctl.h"
@@ -69,6 +70,7 @@ COVERAGE_DEFINE(vhostmq_control_errors);
 COVERAGE_DEFINE(vhostmq_reconfigure_deferred);
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
+static struct vlog_rate_limit info_rl = VLOG_RATE_LIMIT_INIT(60, 600);
 
 #define VHOSTMQ_DEFAULT_QUEUE_PAIRS VHOST_USER_MAX_QUEUE_PAIRS
 #define VHOSTMQ_DEFAULT_TX_RETRIES 8
@@ -197,10 +199,38 @@ vhostmq_synchronize(void *aux OVS_UNUSED)
     ovsrcu_synchronize();
 }
 
+/* A device's deferred call, typed for ovsrcu_postpone(). */
+struct vhostmq_deferred {
+    void (*cb)(void *);
+    void *arg;
+};
+
+static void
+vhostmq_run_deferred(struct vhostmq_deferred *d)
+{
+    d->cb(d->arg);
+    free(d);
+}
+
 static void
 vhostmq_defer(void *aux OVS_UNUSED, void (*cb)(void *), void *arg)
 {
-    ovsrcu_postpone__(cb, arg);
+    struct vhostmq_deferred *d = xmalloc(sizeof *d);
+
+    d->cb = cb;
+    d->arg = arg;
+    ovsrcu_postpone(vhostmq_run_deferred, d);
+}
+
+/* Changes when a grace period that a held message waits for ended (on the
+ * RCU thread): the main loop then resumes the message. */
+static struct seq *vhostmq_grace_seq;
+static uint64_t vhostmq_grace_seen;
+
+static void
+vhostmq_wake(void)
+{
+    seq_change(vhostmq_grace_seq);
 }
 
 /* Spreads OVS tx queue ids over the guest's enabled RX queues. */
@@ -314,7 +344,8 @@ vhostmq_log(void *aux OVS_UNUSED, enum vhost_log_level level,
         VLOG_DBG("%s", msg);
         break;
     case VHOST_LOG_INFO:
-        VLOG_INFO("%s", msg);
+        /* A front-end decides how often these happen. */
+        VLOG_INFO_RL(&info_rl, "%s", msg);
         break;
     case VHOST_LOG_WARN:
         COVERAGE_INC(vhostmq_control_errors);
@@ -331,20 +362,37 @@ vhostmq_log(void *aux OVS_UNUSED, enum vhost_log_level level,
 static const struct vhost_device_ops vhostmq_device_ops = {
     .synchronize = vhostmq_synchronize,
     .defer = vhostmq_defer,
+    .wake = vhostmq_wake,
     .changed = vhostmq_changed,
     .log = vhostmq_log,
 };
 
 /* Connection callbacks. */
 
-static bool
+static enum vhost_endpoint_verdict
+verdict_of(enum vhost_device_result result)
+{
+    return (result == VHOST_DEVICE_OK ? VHOST_MSG_DONE
+            : result == VHOST_DEVICE_WAIT ? VHOST_MSG_HELD
+            : VHOST_MSG_DROP);
+}
+
+static enum vhost_endpoint_verdict
 vhostmq_message(void *aux, struct vhost_user_msg *msg,
                 struct vhost_user_msg *reply, bool *has_reply)
 {
     struct netdev_vhostmq *dev = aux;
 
-    return vhost_device_handle(&dev->vdev, msg, reply, has_reply)
-           == VHOST_DEVICE_OK;
+    return verdict_of(vhost_device_handle(&dev->vdev, msg, reply,
+                                          has_reply));
+}
+
+static enum vhost_endpoint_verdict
+vhostmq_resume(void *aux, struct vhost_user_msg *reply, bool *has_reply)
+{
+    struct netdev_vhostmq *dev = aux;
+
+    return verdict_of(vhost_device_resume(&dev->vdev, reply, has_reply));
 }
 
 static void
@@ -365,6 +413,7 @@ vhostmq_disconnected(void *aux)
 
 static const struct vhost_endpoint_cbs vhostmq_endpoint_cbs = {
     .message = vhostmq_message,
+    .resume = vhostmq_resume,
     .connected = vhostmq_connected,
     .disconnected = vhostmq_disconnected,
 };
@@ -490,6 +539,7 @@ netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
     if (vhostmq_settings_run()) {
         move_server_sockets();
     }
+    vhostmq_grace_seen = seq_read(vhostmq_grace_seq);
     vhost_connmgr_run();
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
@@ -509,6 +559,7 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
     struct netdev_vhostmq *dev;
 
     vhostmq_settings_wait();
+    seq_wait(vhostmq_grace_seq, vhostmq_grace_seen);
     vhost_connmgr_wait();
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
@@ -1672,6 +1723,7 @@ netdev_vhostmq_register(void)
     static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
 
     if (ovsthread_once_start(&once)) {
+        vhostmq_grace_seq = seq_create();
         for (size_t i = 0; i < ARRAY_SIZE(vhostmq_types); i++) {
             vhostmq_classes[i] = netdev_vhostmq_template;
             vhostmq_classes[i].type = vhostmq_types[i];

@@ -35,11 +35,27 @@
 
 struct smap;
 
+/* What became of a message. */
+enum vhost_endpoint_verdict {
+    VHOST_MSG_DONE,             /* Handled: send the reply, if any. */
+    VHOST_MSG_HELD,             /* Kept for later: read nothing more from
+                                 * this front-end until 'resume' is done. */
+    VHOST_MSG_DROP,             /* Drop the connection. */
+};
+
 struct vhost_endpoint_cbs {
-    /* A whole message arrived.  Returns false if the connection must be
-     * dropped.  Sets '*has_reply' if 'reply' must be sent back. */
-    bool (*message)(void *aux, struct vhost_user_msg *msg,
-                    struct vhost_user_msg *reply, bool *has_reply);
+    /* A whole message arrived.  Sets '*has_reply' if 'reply' must be sent
+     * back. */
+    enum vhost_endpoint_verdict (*message)(void *aux,
+                                           struct vhost_user_msg *msg,
+                                           struct vhost_user_msg *reply,
+                                           bool *has_reply);
+    /* Called on each pass while a message is held: finishes it if it can
+     * (VHOST_MSG_HELD: not yet; the owner wakes the main loop when it
+     * can). */
+    enum vhost_endpoint_verdict (*resume)(void *aux,
+                                          struct vhost_user_msg *reply,
+                                          bool *has_reply);
     /* A front-end connected. */
     void (*connected)(void *aux);
     /* The front-end went away (or was dropped). */

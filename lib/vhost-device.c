@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define UNUSED __attribute__((unused))
+
 static void
 dev_log(struct vhost_device *dev, enum vhost_log_level level,
         const char *format, ...)
@@ -132,13 +134,11 @@ changed(struct vhost_device *dev)
 }
 
 /* Takes the live virtqs of the vrings in [first, last) away from the data
- * path into 'old' and returns how many there were.  With 'wait', waits
- * until no thread uses them and saves their last avail index in 'base'
- * for a restart; without, the caller must free them only after a grace
- * period (ops->defer). */
+ * path into 'old' (indexed by vring) and returns how many there were.  The
+ * caller frees them after a grace period (retire_all() defers). */
 static int
 unpublish_range(struct vhost_device *dev, unsigned int first,
-                unsigned int last, struct virtq **old, bool wait)
+                unsigned int last, struct virtq **old)
 {
     int n = 0;
 
@@ -149,14 +149,6 @@ unpublish_range(struct vhost_device *dev, unsigned int first,
         if (old[i]) {
             __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
             n++;
-        }
-    }
-    if (n && wait) {
-        synchronize(dev);
-        for (unsigned int i = first; i < last; i++) {
-            if (old[i]) {
-                dev->vrings[i].base = virtq_last_avail(old[i]);
-            }
         }
     }
     return n;
@@ -193,6 +185,7 @@ publish(struct vhost_device *dev, unsigned int i)
                 virtq_init_error_name(error));
         return false;
     }
+    vq->vring = i;
     if (virtq_last_avail(vq) != vr->base) {
         dev_log(dev, VHOST_LOG_INFO, "vring %u resumes at used index %u, "
                 "not base %u: in-flight buffers are taken again", i,
@@ -202,55 +195,158 @@ publish(struct vhost_device *dev, unsigned int i)
     return true;
 }
 
-/* Takes vrings [first, last) from the data path and starts again those
- * that were running, on the device's current memory, features and fds. */
-static void
-restart_range(struct vhost_device *dev, unsigned int first, unsigned int last)
-{
-    struct virtq **old = calloc(dev->max_vrings, sizeof *old);
+/* A grace period a held message waits for: ops->defer's callback ends it,
+ * on whatever thread, so it holds no pointer to the device (which may be
+ * destroyed first); the device and the callback each hold a reference. */
+struct vhost_grace {
+    int refs;                   /* Atomic. */
+    bool ended;                 /* Atomic. */
+    void (*wake)(void);
+};
 
-    if (!old) {
+static void
+grace_unref(struct vhost_grace *g)
+{
+    if (g && __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(g);
+    }
+}
+
+static void
+grace_end_cb(void *g_)
+{
+    struct vhost_grace *g = g_;
+    void (*wake)(void) = g->wake;
+
+    __atomic_store_n(&g->ended, true, __ATOMIC_RELEASE);
+    grace_unref(g);
+    if (wake) {
+        wake();
+    }
+}
+
+static bool
+can_defer(const struct vhost_device *dev)
+{
+    return dev->ops && dev->ops->defer;
+}
+
+/* Starts a grace period for what was just unpublished (one at a time: a
+ * held message stops the connection until it ends). */
+static void
+start_grace(struct vhost_device *dev)
+{
+    struct vhost_grace *g = malloc(sizeof *g);
+
+    if (!g) {
         abort();
     }
-    unpublish_range(dev, first, last, old, true);
+    grace_unref(dev->grace);
+    g->refs = 2;
+    g->ended = false;
+    g->wake = dev->ops->wake;
+    dev->grace = g;
+    dev->ops->defer(dev->aux, grace_end_cb, g);
+}
+
+static bool
+grace_ended(const struct vhost_device *dev)
+{
+    return !dev->grace || __atomic_load_n(&dev->grace->ended,
+                                          __ATOMIC_ACQUIRE);
+}
+
+/* Waits for the data path to let go of what was unpublished: with
+ * ops->defer, returns false after starting a grace period (the caller's
+ * message is held and runs again once it ended, when this returns true);
+ * without, synchronizes.  'async' false forces the latter. */
+static bool
+data_path_let_go(struct vhost_device *dev, bool async)
+{
+    if (async && can_defer(dev)) {
+        start_grace(dev);
+        return false;
+    }
+    synchronize(dev);
+    return true;
+}
+
+/* Rings stop and start in two steps, so that one grace period covers any
+ * number of them:
+ *
+ *   - park_rings() takes the running rings of a range from the data path
+ *     ('live' to 'parked'), and once no data-path thread can use them
+ *     (see data_path_let_go()), saves where each stopped in its 'base' and
+ *     frees them.  'started' stays as it was.  Returns false if the caller
+ *     must return WAIT: it is run again after the grace period, and then
+ *     finds its rings parked and finishes.
+ *   - resume_rings() publishes again those still 'started', on the memory,
+ *     features and fds the device has now; one that no longer fits stays
+ *     stopped.
+ *
+ * A change to what running rings use (features, ring addresses, the memory
+ * table) is park, change, resume; GET_VRING_BASE and a reset are park and
+ * clear 'started'.  A handler parks before it changes anything, so that
+ * running it again is running it once. */
+static bool
+park_rings__(struct vhost_device *dev, unsigned int first, unsigned int last,
+             bool async)
+{
+    bool unsafe = false;
+
     for (unsigned int i = first; i < last; i++) {
-        free(old[i]);
+        struct vhost_vring *vr = &dev->vrings[i];
+
+        if (vr->live) {
+            vr->parked = vr->live;
+            __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
+            unsafe = true;
+        } else if (vr->parked && !grace_ended(dev)) {
+            unsafe = true;
+        }
+    }
+    if (unsafe && !data_path_let_go(dev, async)) {
+        return false;
+    }
+    for (unsigned int i = first; i < last; i++) {
+        struct vhost_vring *vr = &dev->vrings[i];
+
+        if (vr->parked) {
+            vr->base = virtq_last_avail(vr->parked);
+            free(vr->parked);
+            vr->parked = NULL;
+        }
+    }
+    return true;
+}
+
+static bool
+park_rings(struct vhost_device *dev, unsigned int first, unsigned int last)
+{
+    return park_rings__(dev, first, last, true);
+}
+
+static void
+resume_rings(struct vhost_device *dev, unsigned int first, unsigned int last)
+{
+    for (unsigned int i = first; i < last; i++) {
         if (dev->vrings[i].started && !publish(dev, i)) {
             dev->vrings[i].started = false;
         }
     }
-    free(old);
 }
 
-/* Stops vring 'i' for good (GET_VRING_BASE, reset, disconnect). */
-static void
-stop_vring(struct vhost_device *dev, unsigned int i)
+static bool
+stop_rings(struct vhost_device *dev, unsigned int first, unsigned int last,
+           bool async)
 {
-    struct virtq **old = calloc(dev->max_vrings, sizeof *old);
-
-    if (!old) {
-        abort();
+    if (!park_rings__(dev, first, last, async)) {
+        return false;
     }
-    unpublish_range(dev, i, i + 1, old, true);
-    free(old[i]);
-    free(old);
-    dev->vrings[i].started = false;
-}
-
-static void
-stop_all(struct vhost_device *dev)
-{
-    struct virtq **old = calloc(dev->max_vrings, sizeof *old);
-
-    if (!old) {
-        abort();
-    }
-    unpublish_range(dev, 0, dev->max_vrings, old, true);
-    for (unsigned int i = 0; i < dev->max_vrings; i++) {
-        free(old[i]);
+    for (unsigned int i = first; i < last; i++) {
         dev->vrings[i].started = false;
     }
-    free(old);
+    return true;
 }
 
 /* What a disconnected front-end's device leaves for the data path to let
@@ -280,7 +376,7 @@ retired_free(void *r_)
     free(r);
 }
 
-/* Stops every vring, like stop_all(), but without waiting for the data
+/* Stops every vring, like stop_rings(), but without waiting for the data
  * path: the live virtqs, the call fds (the data path notifies through them)
  * and the memory table go to ops->defer.  A host whose front-ends all go
  * at once (a crash, a reboot) then costs the switch's control thread no
@@ -298,8 +394,13 @@ retire_all(struct vhost_device *dev)
     if (!r || !r->vqs || !r->call_fds) {
         abort();
     }
-    unpublish_range(dev, 0, r->n, r->vqs, false);
+    unpublish_range(dev, 0, r->n, r->vqs);
     for (unsigned int i = 0; i < r->n; i++) {
+        if (dev->vrings[i].parked) {
+            /* Parked by a held message: the data path may still use it. */
+            r->vqs[i] = dev->vrings[i].parked;
+            dev->vrings[i].parked = NULL;
+        }
         dev->vrings[i].started = false;
         r->call_fds[i] = dev->vrings[i].call_fd;
         dev->vrings[i].call_fd = -1;
@@ -315,11 +416,17 @@ retire_all(struct vhost_device *dev)
 static void
 reset_device(struct vhost_device *dev, bool may_defer)
 {
-    if (may_defer && dev->ops && dev->ops->defer) {
+    if (may_defer && can_defer(dev)) {
         retire_all(dev);
     } else {
-        stop_all(dev);
+        stop_rings(dev, 0, dev->max_vrings, false);
     }
+    if (dev->holding) {
+        vhost_user_msg_close_fds(&dev->held);
+        dev->holding = false;
+    }
+    grace_unref(dev->grace);
+    dev->grace = NULL;
     for (unsigned int i = 0; i < dev->max_vrings; i++) {
         struct vhost_vring *vr = &dev->vrings[i];
 
@@ -396,54 +503,89 @@ vhost_device_n_queue_pairs(const struct vhost_device *dev)
     return n;
 }
 
-/* Installs 'mem' as the device's memory table, restarting live rings on
- * it, and frees the old table. */
-static void
-swap_mem(struct vhost_device *dev, struct vhost_mem *mem)
-{
-    struct virtq **old = calloc(dev->max_vrings, sizeof *old);
-    struct vhost_mem *old_mem = dev->mem;
+/* Request handlers.
+ *
+ * One function per request, found through 'handlers' below.  Before a
+ * handler runs, the message has passed the wire codec's checks (sizes, fd
+ * counts, vring index) and the device has checked that the features the
+ * codec's request table says it needs were negotiated; after it, the
+ * dispatcher builds the reply the request table names (from 'reply') or the
+ * REPLY_ACK ack, and closes every fd left in the message: a handler that
+ * keeps an fd takes it with take_fd().
+ *
+ * A handler returns what became of the message (enum outcome). */
 
-    if (!old) {
-        abort();
+/* What a handler made of its message. */
+enum outcome {
+    DONE,               /* Took effect. */
+    IGNORED,            /* Refused, counted and logged; the device is as
+                         * it was, so without REPLY_ACK the front-end may
+                         * go on. */
+    FATAL,              /* Refused, and the front-end must learn of it:
+                         * without REPLY_ACK (or for a request owed a
+                         * reply) the connection closes. */
+    WAIT,               /* Not yet: rings were taken from the data path,
+                         * which may still use them.  Nothing else changed;
+                         * the handler runs again after a grace period. */
+};
+
+typedef enum outcome handler_fn(struct vhost_device *,
+                                struct vhost_user_msg *,
+                                union vhost_user_payload *reply);
+
+/* Takes the message's fd 'i' (or -1) from the message. */
+static int
+take_fd(struct vhost_user_msg *msg, int i)
+{
+    int fd = i < msg->n_fds ? msg->fds[i] : -1;
+
+    if (i < msg->n_fds) {
+        msg->fds[i] = -1;
     }
-    /* After this, no data-path thread holds a pointer into 'old_mem'. */
-    unpublish_range(dev, 0, dev->max_vrings, old, true);
-    dev->mem = mem;
-    for (unsigned int i = 0; i < dev->max_vrings; i++) {
-        free(old[i]);
-        if (dev->vrings[i].started && !publish(dev, i)) {
-            dev->vrings[i].started = false;
-        }
-    }
-    free(old);
-    vhost_mem_free(old_mem);
-    dev_log(dev, VHOST_LOG_INFO, "guest memory: %u region(s), %llu MiB",
-            mem ? mem->n_regions : 0,
-            (unsigned long long) (vhost_mem_mapped_bytes(mem) >> 20));
+    return fd;
 }
 
-/* Refuses 'msg' as wrong for the device's state. */
-static bool
+static struct vhost_vring *
+msg_vring(struct vhost_device *dev, const struct vhost_user_msg *msg)
+{
+    return &dev->vrings[vhost_user_msg_vring_index(msg)];
+}
+
+/* Counts and logs 'msg' as wrong for the device's state. */
+static enum outcome
 refuse(struct vhost_device *dev, const struct vhost_user_msg *msg,
-       const char *why)
+       enum outcome outcome, const char *why)
 {
     dev->errors.state++;
     dev_log(dev, VHOST_LOG_WARN, "%s refused: %s",
             vhost_user_request_name(msg->request), why);
-    return false;
+    return outcome;
 }
 
-static bool
-set_features(struct vhost_device *dev, struct vhost_user_msg *msg)
+static enum outcome
+get_features(struct vhost_device *dev UNUSED,
+             struct vhost_user_msg *msg UNUSED,
+             union vhost_user_payload *reply)
+{
+    reply->u64 = VHOST_DEVICE_FEATURES;
+    return DONE;
+}
+
+static enum outcome
+set_features(struct vhost_device *dev, struct vhost_user_msg *msg,
+             union vhost_user_payload *reply UNUSED)
 {
     uint64_t features = msg->payload.u64;
 
     if (features & ~VHOST_DEVICE_FEATURES) {
-        return refuse(dev, msg, "features not offered");
+        /* The front-end would use what the switch does not do. */
+        return refuse(dev, msg, FATAL, "features not offered");
     }
     if (dev->features_set && dev->features == features) {
-        return true;            /* Repeated by an old front-end. */
+        return DONE;            /* Repeated by an old front-end. */
+    }
+    if (!park_rings(dev, 0, dev->max_vrings)) {
+        return WAIT;
     }
     dev->features = features;
     dev->features_set = true;
@@ -455,312 +597,533 @@ set_features(struct vhost_device *dev, struct vhost_user_msg *msg)
         }
     }
     /* Header size and ring options come from the features. */
-    restart_range(dev, 0, dev->max_vrings);
+    resume_rings(dev, 0, dev->max_vrings);
     changed(dev);
-    return true;
+    return DONE;
 }
 
-/* Installs the table a memory message built ('error' says whether it
- * could), or counts and logs why not. */
-static bool
+static enum outcome
+set_owner(struct vhost_device *dev, struct vhost_user_msg *msg UNUSED,
+          union vhost_user_payload *reply UNUSED)
+{
+    dev->owner = true;
+    return DONE;
+}
+
+static enum outcome
+reset_owner(struct vhost_device *dev, struct vhost_user_msg *msg UNUSED,
+            union vhost_user_payload *reply UNUSED)
+{
+    reset_device(dev, true);
+    changed(dev);
+    return DONE;
+}
+
+/* Memory messages park every running ring (no data-path thread may hold a
+ * pointer into the old table when it goes), build the new table, install
+ * it or count and log why not, and start the rings again.  Memory the
+ * switch cannot map is no state to go on in: the front-end must hear of
+ * it. */
+static enum outcome
 finish_mem_change(struct vhost_device *dev, enum vhost_mem_error error,
                   struct vhost_mem *mem, const struct vhost_user_msg *msg)
 {
+    struct vhost_mem *old_mem = dev->mem;
+
     if (error) {
+        resume_rings(dev, 0, dev->max_vrings);
         dev->errors.memory++;
         dev_log(dev, VHOST_LOG_WARN, "%s refused: %s",
                 vhost_user_request_name(msg->request),
                 vhost_mem_error_name(error));
-        return false;
+        return FATAL;
     }
-    swap_mem(dev, mem);
+    dev->mem = mem;
+    resume_rings(dev, 0, dev->max_vrings);
+    vhost_mem_free(old_mem);
+    dev_log(dev, VHOST_LOG_INFO, "guest memory: %u region(s), %llu MiB",
+            mem ? mem->n_regions : 0,
+            (unsigned long long) (vhost_mem_mapped_bytes(mem) >> 20));
     changed(dev);
-    return true;
+    return DONE;
 }
 
+/* Whether the device maps exactly 'r' already. */
 static bool
-set_mem_table(struct vhost_device *dev, struct vhost_user_msg *msg)
+has_region(const struct vhost_device *dev,
+           const struct vhost_user_mem_region *r)
+{
+    for (unsigned int i = 0; dev->mem && i < dev->mem->n_regions; i++) {
+        const struct vhost_mem_region *m = &dev->mem->regions[i];
+
+        if (m->gpa == r->guest_phys_addr && m->size == r->memory_size
+            && m->qva == r->userspace_addr
+            && m->mmap_offset == r->mmap_offset) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum outcome
+set_mem_table(struct vhost_device *dev, struct vhost_user_msg *msg,
+              union vhost_user_payload *reply UNUSED)
 {
     enum vhost_mem_error error;
     struct vhost_mem *mem;
 
     if (vhost_mem_same_table(dev->mem, msg)) {
         /* An old front-end repeats the table per queue pair. */
-        vhost_user_msg_close_fds(msg);
-        return true;
+        return DONE;
+    }
+    if (!park_rings(dev, 0, dev->max_vrings)) {
+        return WAIT;
     }
     error = vhost_mem_from_table(msg, &mem);
     return finish_mem_change(dev, error, mem, msg);
 }
 
-static bool
-change_mem_slot(struct vhost_device *dev, struct vhost_user_msg *msg)
+static enum outcome
+add_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
+            union vhost_user_payload *reply UNUSED)
 {
     enum vhost_mem_error error;
     struct vhost_mem *mem;
 
-    if (!has_protocol_feature(dev,
-                              VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
-        vhost_user_msg_close_fds(msg);
-        return refuse(dev, msg, "CONFIGURE_MEM_SLOTS not negotiated");
+    if (has_region(dev, &msg->payload.mem_single.region)) {
+        /* QEMU adds each region once per queue pair. */
+        dev_log(dev, VHOST_LOG_DBG, "ADD_MEM_REG: region already mapped");
+        return DONE;
     }
-    if (msg->request == VHOST_USER_ADD_MEM_REG) {
-        error = vhost_mem_add_region(dev->mem, msg, &mem);
-    } else {
-        error = vhost_mem_remove_region(dev->mem,
-                                        &msg->payload.mem_single.region,
-                                        &mem);
+    if (!park_rings(dev, 0, dev->max_vrings)) {
+        return WAIT;
     }
-    if (error == VHOST_MEM_DUPLICATE || error == VHOST_MEM_NOT_FOUND) {
-        /* QEMU adds and removes each region once per queue pair: the same
-         * region again, or one already gone, changes nothing. */
-        dev_log(dev, VHOST_LOG_DBG, "%s: %s; nothing to do",
-                vhost_user_request_name(msg->request),
-                vhost_mem_error_name(error));
-        return true;
-    }
+    error = vhost_mem_add_region(dev->mem, msg, &mem);
     return finish_mem_change(dev, error, mem, msg);
 }
 
-/* SET_VRING_KICK, _CALL, _ERR: the fd (if any) replaces the vring's. */
-static bool
-set_vring_fd(struct vhost_device *dev, struct vhost_user_msg *msg)
+static enum outcome
+rem_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
+            union vhost_user_payload *reply UNUSED)
+{
+    enum vhost_mem_error error;
+    struct vhost_mem *mem;
+
+    if (!has_region(dev, &msg->payload.mem_single.region)) {
+        /* QEMU removes each region once per queue pair (one vhost device
+         * per pair on one connection): a region already gone is the
+         * expected case, and acknowledged. */
+        dev_log(dev, VHOST_LOG_DBG, "REM_MEM_REG: no such region");
+        return DONE;
+    }
+    if (!park_rings(dev, 0, dev->max_vrings)) {
+        return WAIT;
+    }
+    error = vhost_mem_remove_region(dev->mem,
+                                    &msg->payload.mem_single.region, &mem);
+    return finish_mem_change(dev, error, mem, msg);
+}
+
+static enum outcome
+get_protocol_features(struct vhost_device *dev UNUSED,
+                      struct vhost_user_msg *msg UNUSED,
+                      union vhost_user_payload *reply)
+{
+    reply->u64 = VHOST_DEVICE_PROTOCOL_FEATURES;
+    return DONE;
+}
+
+static enum outcome
+set_protocol_features(struct vhost_device *dev, struct vhost_user_msg *msg,
+                      union vhost_user_payload *reply UNUSED)
+{
+    if (msg->payload.u64 & ~VHOST_DEVICE_PROTOCOL_FEATURES) {
+        return refuse(dev, msg, FATAL, "protocol features not offered");
+    }
+    dev->protocol_features = msg->payload.u64;
+    return DONE;
+}
+
+static enum outcome
+get_queue_num(struct vhost_device *dev, struct vhost_user_msg *msg UNUSED,
+              union vhost_user_payload *reply)
+{
+    reply->u64 = dev->max_queue_pairs;
+    return DONE;
+}
+
+static enum outcome
+set_vring_num(struct vhost_device *dev, struct vhost_user_msg *msg,
+              union vhost_user_payload *reply UNUSED)
+{
+    struct vhost_vring *vr = msg_vring(dev, msg);
+    uint32_t num = msg->payload.state.num;
+
+    if (vr->started) {
+        return refuse(dev, msg, IGNORED, "ring is running");
+    }
+    if (!num || num > VIRTQ_MAX_SIZE || num & (num - 1)) {
+        return refuse(dev, msg, IGNORED,
+                      "ring size not a power of 2 up to 32768");
+    }
+    vr->num = num;
+    vr->configured = true;
+    changed(dev);
+    return DONE;
+}
+
+static enum outcome
+set_vring_addr(struct vhost_device *dev, struct vhost_user_msg *msg,
+               union vhost_user_payload *reply UNUSED)
 {
     unsigned int i = vhost_user_msg_vring_index(msg);
     struct vhost_vring *vr = &dev->vrings[i];
-    int fd = msg->n_fds ? msg->fds[0] : -1;
 
-    msg->n_fds = 0;             /* Now owned here. */
+    if (msg->payload.addr.flags & VHOST_VRING_F_LOG
+        && !(dev->features & (1ull << VHOST_F_LOG_ALL))) {
+        return refuse(dev, msg, IGNORED, "log flag without LOG_ALL");
+    }
+    if (msg->payload.addr.flags & ~VHOST_VRING_F_LOG) {
+        return refuse(dev, msg, IGNORED, "unknown vring address flags");
+    }
+    if (!park_rings(dev, i, i + 1)) {
+        return WAIT;
+    }
+    vr->addr = msg->payload.addr;
+    vr->addr_set = true;
     vr->configured = true;
-
-    switch (msg->request) {
-    case VHOST_USER_SET_VRING_KICK:
-        /* The kick starts the ring.  The data path polls, so the fd is
-         * kept only to be closed later. */
-        close_fd(&vr->kick_fd);
-        vr->kick_fd = fd;
-        if (vr->started) {
-            return true;
-        }
-        if (!publish(dev, i)) {
-            return false;
-        }
-        vr->started = true;
-        changed(dev);
-        return true;
-
-    case VHOST_USER_SET_VRING_CALL: {
-        int old = vr->call_fd;
-
-        vr->call_fd = fd;
-        if (vr->live) {
-            /* Front-ends send this right after the kick that started the
-             * ring: swap the fd under the running ring instead of
-             * restarting it (which waits for the data path).  The data
-             * path may still be writing to the old fd a little while. */
-            __atomic_store_n(&vr->live->call_fd, fd, __ATOMIC_RELAXED);
-            close_after_data_path(dev, old);
-        } else if (old >= 0) {
-            close(old);
-        }
-        return true;
-    }
-
-    case VHOST_USER_SET_VRING_ERR:
-        close_fd(&vr->err_fd);
-        vr->err_fd = fd;
-        return true;
-
-    default:
-        if (fd >= 0) {
-            close(fd);
-        }
-        return false;
-    }
+    resume_rings(dev, i, i + 1);
+    return DONE;
 }
 
-static bool
-set_vring_enable(struct vhost_device *dev, struct vhost_user_msg *msg)
+static enum outcome
+set_vring_base(struct vhost_device *dev, struct vhost_user_msg *msg,
+               union vhost_user_payload *reply UNUSED)
 {
-    unsigned int i = msg->payload.state.index;
+    struct vhost_vring *vr = msg_vring(dev, msg);
+
+    if (vr->started) {
+        return refuse(dev, msg, IGNORED, "ring is running");
+    }
+    if (msg->payload.state.num > UINT16_MAX) {
+        return refuse(dev, msg, IGNORED, "base beyond 16 bits");
+    }
+    vr->base = msg->payload.state.num;
+    return DONE;
+}
+
+static enum outcome
+get_vring_base(struct vhost_device *dev, struct vhost_user_msg *msg,
+               union vhost_user_payload *reply)
+{
+    unsigned int i = vhost_user_msg_vring_index(msg);
+    bool was_ready = vhost_device_is_ready(dev);
+
+    if (!stop_rings(dev, i, i + 1, true)) {
+        return WAIT;
+    }
+    reply->state.index = i;
+    reply->state.num = dev->vrings[i].base;
+    if (was_ready != vhost_device_is_ready(dev)) {
+        changed(dev);
+    }
+    return DONE;
+}
+
+static enum outcome
+set_vring_kick(struct vhost_device *dev, struct vhost_user_msg *msg,
+               union vhost_user_payload *reply UNUSED)
+{
+    unsigned int i = vhost_user_msg_vring_index(msg);
+    struct vhost_vring *vr = &dev->vrings[i];
+
+    /* The kick starts the ring.  The data path polls, so the fd is kept
+     * only to be closed later. */
+    close_fd(&vr->kick_fd);
+    vr->kick_fd = take_fd(msg, 0);
+    vr->configured = true;
+    if (vr->started) {
+        return DONE;
+    }
+    if (!publish(dev, i)) {
+        /* Counted and logged by publish(); the ring stays stopped, where
+         * the front-end believes it runs. */
+        return FATAL;
+    }
+    vr->started = true;
+    changed(dev);
+    return DONE;
+}
+
+static enum outcome
+set_vring_call(struct vhost_device *dev, struct vhost_user_msg *msg,
+               union vhost_user_payload *reply UNUSED)
+{
+    struct vhost_vring *vr = msg_vring(dev, msg);
+    int old = vr->call_fd;
+
+    vr->call_fd = take_fd(msg, 0);
+    vr->configured = true;
+    if (vr->live) {
+        /* Front-ends send this right after the kick that started the
+         * ring: swap the fd under the running ring instead of restarting
+         * it (which waits for the data path).  The data path may still be
+         * writing to the old fd a little while. */
+        __atomic_store_n(&vr->live->call_fd, vr->call_fd, __ATOMIC_RELAXED);
+        close_after_data_path(dev, old);
+    } else if (old >= 0) {
+        close(old);
+    }
+    return DONE;
+}
+
+static enum outcome
+set_vring_err(struct vhost_device *dev, struct vhost_user_msg *msg,
+              union vhost_user_payload *reply UNUSED)
+{
+    struct vhost_vring *vr = msg_vring(dev, msg);
+
+    close_fd(&vr->err_fd);
+    vr->err_fd = take_fd(msg, 0);
+    vr->configured = true;
+    return DONE;
+}
+
+static enum outcome
+set_vring_enable(struct vhost_device *dev, struct vhost_user_msg *msg,
+                 union vhost_user_payload *reply UNUSED)
+{
+    struct vhost_vring *vr = msg_vring(dev, msg);
     uint32_t enable = msg->payload.state.num;
 
     if (enable > 1) {
-        return refuse(dev, msg, "enable must be 0 or 1");
+        return refuse(dev, msg, IGNORED, "enable must be 0 or 1");
     }
-    dev->vrings[i].configured = true;
-    if (dev->vrings[i].enabled != !!enable) {
+    vr->configured = true;
+    if (vr->enabled != !!enable) {
         /* Release: a data path that sees the ring enabled sees what the
          * main thread did to the ring before (discarding a disabled guest
          * TX ring moves its indexes). */
-        __atomic_store_n(&dev->vrings[i].enabled, !!enable,
-                         __ATOMIC_RELEASE);
-        if (!enable && dev->vrings[i].live) {
-            /* Once the front-end hears back, nothing more goes into the
-             * ring: wait out a data path that read the flag before. */
-            synchronize(dev);
-        }
-        dev_log(dev, VHOST_LOG_DBG, "vring %u %s", i,
+        __atomic_store_n(&vr->enabled, !!enable, __ATOMIC_RELEASE);
+        dev_log(dev, VHOST_LOG_DBG, "vring %d %s",
+                vhost_user_msg_vring_index(msg),
                 enable ? "enabled" : "disabled");
         changed(dev);
+        if (!enable && vr->live && !data_path_let_go(dev, true)) {
+            /* Once the front-end hears back, nothing more goes into the
+             * ring: wait out a data path that read the flag before (run
+             * again, the handler finds the ring disabled: done). */
+            return WAIT;
+        }
     }
-    return true;
+    return DONE;
 }
 
-/* Handles a validated message; returns false if it was refused. */
-static bool
-apply(struct vhost_device *dev, struct vhost_user_msg *msg,
-      struct vhost_user_msg *reply, bool *has_reply)
+static enum outcome
+send_rarp(struct vhost_device *dev, struct vhost_user_msg *msg,
+          union vhost_user_payload *reply UNUSED)
 {
-    int vring = vhost_user_msg_vring_index(msg);
-    struct vhost_vring *vr = vring >= 0 ? &dev->vrings[vring] : NULL;
+    memcpy(dev->rarp_mac, &msg->payload.u64, sizeof dev->rarp_mac);
+    __atomic_store_n(&dev->rarp_pending, true, __ATOMIC_RELEASE);
+    return DONE;
+}
 
-    switch (msg->request) {
-    case VHOST_USER_GET_FEATURES:
-        vhost_user_msg_make_reply_u64(reply, VHOST_DEVICE_FEATURES);
-        *has_reply = true;
-        return true;
-
-    case VHOST_USER_SET_FEATURES:
-        return set_features(dev, msg);
-
-    case VHOST_USER_SET_OWNER:
-        dev->owner = true;
-        return true;
-
-    case VHOST_USER_RESET_OWNER:
-    case VHOST_USER_RESET_DEVICE:
-        reset_device(dev, true);
-        changed(dev);
-        return true;
-
-    case VHOST_USER_SET_MEM_TABLE:
-        return set_mem_table(dev, msg);
-
-    case VHOST_USER_GET_PROTOCOL_FEATURES:
-        vhost_user_msg_make_reply_u64(reply, VHOST_DEVICE_PROTOCOL_FEATURES);
-        *has_reply = true;
-        return true;
-
-    case VHOST_USER_SET_PROTOCOL_FEATURES:
-        if (msg->payload.u64 & ~VHOST_DEVICE_PROTOCOL_FEATURES) {
-            return refuse(dev, msg, "protocol features not offered");
-        }
-        dev->protocol_features = msg->payload.u64;
-        return true;
-
-    case VHOST_USER_GET_QUEUE_NUM:
-        vhost_user_msg_make_reply_u64(reply, dev->max_queue_pairs);
-        *has_reply = true;
-        return true;
-
-    case VHOST_USER_SET_VRING_NUM:
-        if (vr->started) {
-            return refuse(dev, msg, "ring is running");
-        }
-        if (!msg->payload.state.num || msg->payload.state.num > VIRTQ_MAX_SIZE
-            || msg->payload.state.num & (msg->payload.state.num - 1)) {
-            return refuse(dev, msg, "ring size not a power of 2 up to 32768");
-        }
-        vr->num = msg->payload.state.num;
-        vr->configured = true;
-        changed(dev);
-        return true;
-
-    case VHOST_USER_SET_VRING_ADDR:
-        vr->addr = msg->payload.addr;
-        vr->addr_set = true;
-        vr->configured = true;
-        if (vr->started) {
-            restart_range(dev, vring, vring + 1);
-        }
-        return true;
-
-    case VHOST_USER_SET_VRING_BASE:
-        if (vr->started) {
-            return refuse(dev, msg, "ring is running");
-        }
-        if (msg->payload.state.num > UINT16_MAX) {
-            return refuse(dev, msg, "base beyond 16 bits");
-        }
-        vr->base = msg->payload.state.num;
-        return true;
-
-    case VHOST_USER_GET_VRING_BASE: {
-        bool was_ready = vhost_device_is_ready(dev);
-
-        stop_vring(dev, vring);
-        vhost_user_msg_make_reply_state(reply, vring, vr->base);
-        *has_reply = true;
-        if (was_ready != vhost_device_is_ready(dev)) {
-            changed(dev);
-        }
-        return true;
+static enum outcome
+net_set_mtu(struct vhost_device *dev, struct vhost_user_msg *msg,
+            union vhost_user_payload *reply UNUSED)
+{
+    if (msg->payload.u64 < VHOST_USER_MIN_MTU
+        || msg->payload.u64 > VHOST_USER_MAX_MTU) {
+        return refuse(dev, msg, IGNORED, "MTU out of range");
     }
+    dev->mtu = msg->payload.u64;
+    changed(dev);
+    return DONE;
+}
 
-    case VHOST_USER_SET_VRING_KICK:
-    case VHOST_USER_SET_VRING_CALL:
-    case VHOST_USER_SET_VRING_ERR:
-        return set_vring_fd(dev, msg);
+static enum outcome
+get_max_mem_slots(struct vhost_device *dev UNUSED,
+                  struct vhost_user_msg *msg UNUSED,
+                  union vhost_user_payload *reply)
+{
+    reply->u64 = VHOST_MEM_MAX_SLOTS;
+    return DONE;
+}
 
-    case VHOST_USER_SET_VRING_ENABLE:
-        return set_vring_enable(dev, msg);
-
-    case VHOST_USER_SEND_RARP:
-        if (!has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_RARP)) {
-            return refuse(dev, msg, "RARP not negotiated");
-        }
-        memcpy(dev->rarp_mac, &msg->payload.u64, sizeof dev->rarp_mac);
-        __atomic_store_n(&dev->rarp_pending, true, __ATOMIC_RELEASE);
-        return true;
-
-    case VHOST_USER_NET_SET_MTU:
-        if (!has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_NET_MTU)) {
-            return refuse(dev, msg, "NET_MTU not negotiated");
-        }
-        if (msg->payload.u64 < VHOST_USER_MIN_MTU
-            || msg->payload.u64 > VHOST_USER_MAX_MTU) {
-            return refuse(dev, msg, "MTU out of range");
-        }
-        dev->mtu = msg->payload.u64;
+static enum outcome
+set_status(struct vhost_device *dev, struct vhost_user_msg *msg,
+           union vhost_user_payload *reply UNUSED)
+{
+    if (msg->payload.u64 > UINT8_MAX) {
+        return refuse(dev, msg, IGNORED, "status beyond 8 bits");
+    }
+    if (dev->status != msg->payload.u64) {
+        dev->status = msg->payload.u64;
         changed(dev);
-        return true;
+    }
+    return DONE;
+}
 
-    case VHOST_USER_GET_MAX_MEM_SLOTS:
-        vhost_user_msg_make_reply_u64(reply, VHOST_MEM_MAX_SLOTS);
-        *has_reply = true;
-        return true;
+static enum outcome
+get_status(struct vhost_device *dev, struct vhost_user_msg *msg UNUSED,
+           union vhost_user_payload *reply)
+{
+    reply->u64 = dev->status;
+    return DONE;
+}
 
-    case VHOST_USER_ADD_MEM_REG:
-    case VHOST_USER_REM_MEM_REG:
-        return change_mem_slot(dev, msg);
+/* Requests without a handler need features this port never offers
+ * (logging, the back-end channel, config space, inflight tracking, device
+ * reset): the feature check refuses them first. */
+static handler_fn *const handlers[VHOST_USER_N_REQUESTS] = {
+    [VHOST_USER_GET_FEATURES] = get_features,
+    [VHOST_USER_SET_FEATURES] = set_features,
+    [VHOST_USER_SET_OWNER] = set_owner,
+    [VHOST_USER_RESET_OWNER] = reset_owner,
+    [VHOST_USER_SET_MEM_TABLE] = set_mem_table,
+    [VHOST_USER_SET_VRING_NUM] = set_vring_num,
+    [VHOST_USER_SET_VRING_ADDR] = set_vring_addr,
+    [VHOST_USER_SET_VRING_BASE] = set_vring_base,
+    [VHOST_USER_GET_VRING_BASE] = get_vring_base,
+    [VHOST_USER_SET_VRING_KICK] = set_vring_kick,
+    [VHOST_USER_SET_VRING_CALL] = set_vring_call,
+    [VHOST_USER_SET_VRING_ERR] = set_vring_err,
+    [VHOST_USER_GET_PROTOCOL_FEATURES] = get_protocol_features,
+    [VHOST_USER_SET_PROTOCOL_FEATURES] = set_protocol_features,
+    [VHOST_USER_GET_QUEUE_NUM] = get_queue_num,
+    [VHOST_USER_SET_VRING_ENABLE] = set_vring_enable,
+    [VHOST_USER_SEND_RARP] = send_rarp,
+    [VHOST_USER_NET_SET_MTU] = net_set_mtu,
+    [VHOST_USER_GET_MAX_MEM_SLOTS] = get_max_mem_slots,
+    [VHOST_USER_ADD_MEM_REG] = add_mem_reg,
+    [VHOST_USER_REM_MEM_REG] = rem_mem_reg,
+    [VHOST_USER_SET_STATUS] = set_status,
+    [VHOST_USER_GET_STATUS] = get_status,
+};
 
-    case VHOST_USER_SET_STATUS:
-        if (!has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_STATUS)) {
-            return refuse(dev, msg, "STATUS not negotiated");
-        }
-        if (msg->payload.u64 > UINT8_MAX) {
-            return refuse(dev, msg, "status beyond 8 bits");
-        }
-        if (dev->status != msg->payload.u64) {
-            dev->status = msg->payload.u64;
-            changed(dev);
-        }
-        return true;
+/* The name of a feature bit, for a refusal's log line. */
+static const char *
+feature_name(int bit, bool protocol)
+{
+    static const char *const protocol_names[] = {
+        [VHOST_USER_PROTOCOL_F_MQ] = "MQ",
+        [VHOST_USER_PROTOCOL_F_LOG_SHMFD] = "LOG_SHMFD",
+        [VHOST_USER_PROTOCOL_F_RARP] = "RARP",
+        [VHOST_USER_PROTOCOL_F_REPLY_ACK] = "REPLY_ACK",
+        [VHOST_USER_PROTOCOL_F_NET_MTU] = "NET_MTU",
+        [VHOST_USER_PROTOCOL_F_BACKEND_REQ] = "BACKEND_REQ",
+        [VHOST_USER_PROTOCOL_F_CONFIG] = "CONFIG",
+        [VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD] = "INFLIGHT_SHMFD",
+        [VHOST_USER_PROTOCOL_F_RESET_DEVICE] = "RESET_DEVICE",
+        [VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS] = "CONFIGURE_MEM_SLOTS",
+        [VHOST_USER_PROTOCOL_F_STATUS] = "STATUS",
+    };
 
-    case VHOST_USER_GET_STATUS:
-        if (!has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_STATUS)) {
-            return refuse(dev, msg, "STATUS not negotiated");
-        }
-        vhost_user_msg_make_reply_u64(reply, dev->status);
-        *has_reply = true;
-        return true;
+    if (!protocol) {
+        return (bit == VHOST_F_LOG_ALL ? "LOG_ALL"
+                : bit == VIRTIO_NET_F_MTU ? "MTU"
+                : bit == VHOST_USER_F_PROTOCOL_FEATURES ? "PROTOCOL_FEATURES"
+                : "a virtio feature");
+    }
+    return (bit >= 0 && bit < (int) (sizeof protocol_names / sizeof *protocol_names)
+            && protocol_names[bit] ? protocol_names[bit] : "a feature");
+}
 
+/* Checks that what 'msg' needs was negotiated; refuses it if not. */
+static enum outcome
+check_features(struct vhost_device *dev, const struct vhost_user_msg *msg)
+{
+    int protocol = vhost_user_request_protocol_feature(msg->request);
+    int virtio = vhost_user_request_virtio_feature(msg->request);
+    char why[64];
+
+    if (protocol >= 0 && !has_protocol_feature(dev, protocol)) {
+        snprintf(why, sizeof why, "%s not negotiated",
+                 feature_name(protocol, true));
+        return refuse(dev, msg, IGNORED, why);
+    }
+    /* Front-ends send some of these before SET_FEATURES (QEMU the MTU when
+     * a guest first starts, DPDK's virtio-user the enables when it
+     * reconnects), as QEMU itself allows when the feature was offered: the
+     * acked features decide once there are some. */
+    if (virtio >= 0 && dev->features_set
+        && !(dev->features & (1ull << virtio))) {
+        snprintf(why, sizeof why, "%s not acked",
+                 feature_name(virtio, false));
+        return refuse(dev, msg, IGNORED, why);
+    }
+    if (!handlers[msg->request]) {
+        return refuse(dev, msg, IGNORED,
+                      "needs a feature this port does not offer");
+    }
+    return DONE;
+}
+
+/* Fills in 'reply' to 'msg' from the handler's 'payload'. */
+static void
+make_reply(struct vhost_user_msg *reply, const struct vhost_user_msg *msg,
+           const union vhost_user_payload *payload)
+{
+    switch (vhost_user_request_reply(msg->request)) {
+    case VHOST_USER_REPLY_U64:
+        vhost_user_msg_make_reply_u64(reply, payload->u64);
+        break;
+    case VHOST_USER_REPLY_STATE:
+        vhost_user_msg_make_reply_state(reply, payload->state.index,
+                                        payload->state.num);
+        break;
+    case VHOST_USER_REPLY_NONE:
+    case VHOST_USER_REPLY_CONFIG:
+    case VHOST_USER_REPLY_INFLIGHT:
     default:
-        /* Requests of features never offered: logging, back-end channel,
-         * config space, inflight tracking. */
-        return refuse(dev, msg, "needs a feature this port does not offer");
+        /* No handler answers these (their features are never offered). */
+        abort();
     }
+}
+
+/* Runs the handler of validated 'msg' and answers it (or holds it). */
+static enum vhost_device_result
+dispatch(struct vhost_device *dev, struct vhost_user_msg *msg,
+         enum outcome outcome, struct vhost_user_msg *reply, bool *has_reply)
+{
+    union vhost_user_payload payload;
+
+    memset(&payload, 0, sizeof payload);
+    if (outcome == DONE) {
+        outcome = check_features(dev, msg);
+    }
+    if (outcome == DONE) {
+        outcome = handlers[msg->request](dev, msg, &payload);
+    }
+    if (outcome == WAIT) {
+        /* Keep it, fds and all, for vhost_device_resume(). */
+        dev->held = *msg;
+        dev->holding = true;
+        dev->n_held++;
+        msg->n_fds = 0;
+        return VHOST_DEVICE_WAIT;
+    }
+    vhost_user_msg_close_fds(msg);
+
+    if (vhost_user_request_has_reply(msg->request)) {
+        if (outcome != DONE) {
+            /* The front-end waits for an answer there is none of. */
+            return VHOST_DEVICE_DISCONNECT;
+        }
+        make_reply(reply, msg, &payload);
+        *has_reply = true;
+        return VHOST_DEVICE_OK;
+    }
+    if (msg->flags & VHOST_USER_NEED_REPLY
+        && has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_REPLY_ACK)) {
+        vhost_user_msg_make_reply_u64(reply, outcome != DONE);
+        *has_reply = true;
+        return VHOST_DEVICE_OK;
+    }
+    /* Without an ack the front-end cannot learn of a refusal: one that
+     * leaves the device as it was is only counted and logged, one it must
+     * learn of closes the connection. */
+    return outcome == FATAL ? VHOST_DEVICE_DISCONNECT : VHOST_DEVICE_OK;
 }
 
 enum vhost_device_result
@@ -769,8 +1132,6 @@ vhost_device_handle(struct vhost_device *dev, struct vhost_user_msg *msg,
 {
     enum vhost_user_wire_error error;
     const char *detail;
-    bool need_ack;
-    bool ok;
 
     *has_reply = false;
     dev->n_messages++;
@@ -780,6 +1141,11 @@ vhost_device_handle(struct vhost_device *dev, struct vhost_user_msg *msg,
     dev_log(dev, VHOST_LOG_DBG, "%s (%"PRIu32"), flags 0x%"PRIx32", %"
             PRIu32" byte(s), %d fd(s)", vhost_user_request_name(msg->request),
             msg->request, msg->flags, msg->size, msg->n_fds);
+    if (dev->holding) {
+        /* The caller must not read on while a message is held. */
+        vhost_user_msg_close_fds(msg);
+        return VHOST_DEVICE_DISCONNECT;
+    }
     error = vhost_user_validate(msg, dev->max_vrings, &detail);
     if (error) {
         dev->errors.wire[error]++;
@@ -787,25 +1153,29 @@ vhost_device_handle(struct vhost_device *dev, struct vhost_user_msg *msg,
                 vhost_user_request_name(msg->request), msg->request,
                 vhost_user_wire_error_name(error), *detail ? ": " : "",
                 detail);
-        ok = false;
-    } else {
-        ok = apply(dev, msg, reply, has_reply);
+        /* A message that breaks the protocol's rules says the front-end
+         * and the switch no longer agree on the protocol. */
+        return dispatch(dev, msg, FATAL, reply, has_reply);
     }
-    vhost_user_msg_close_fds(msg);
+    return dispatch(dev, msg, DONE, reply, has_reply);
+}
 
-    need_ack = (msg->flags & VHOST_USER_NEED_REPLY)
-               && has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_REPLY_ACK)
-               && !vhost_user_request_has_reply(msg->request);
-    if (need_ack) {
-        vhost_user_msg_make_reply_u64(reply, ok ? 0 : 1);
-        *has_reply = true;
+enum vhost_device_result
+vhost_device_resume(struct vhost_device *dev, struct vhost_user_msg *reply,
+                    bool *has_reply)
+{
+    struct vhost_user_msg msg;
+
+    *has_reply = false;
+    if (!dev->holding) {
         return VHOST_DEVICE_OK;
     }
-    if (!ok) {
-        /* The front-end cannot learn of the failure, or waits for a reply
-         * that cannot be given: the spec leaves no way to go on. */
-        *has_reply = false;
-        return VHOST_DEVICE_DISCONNECT;
+    if (!grace_ended(dev)) {
+        return VHOST_DEVICE_WAIT;
     }
-    return VHOST_DEVICE_OK;
+    msg = dev->held;
+    dev->holding = false;
+    memset(reply, 0, sizeof *reply);
+    reply->request = msg.request;
+    return dispatch(dev, &msg, DONE, reply, has_reply);
 }

@@ -25,9 +25,10 @@
  * 'live' virtq pointer and the 'enabled' flag of each vring, read with
  * acquire/relaxed atomics.  Whenever the control thread changes something a
  * live virtq uses (memory table, ring addresses, call fd) or stops a ring,
- * it first unpublishes the virtq and calls ops->synchronize(), which must
- * return only once no data-path thread can still be using what was
- * unpublished (OVS RCU's ovsrcu_synchronize() in the switch).
+ * it first unpublishes the virtq, and changes it only once no data-path
+ * thread can still be using it: after ops->synchronize() or, with
+ * ops->defer, after a grace period during which the message that asked
+ * for the change is held (the control thread never waits).
  *
  * No Open vSwitch dependency. */
 
@@ -81,13 +82,19 @@ struct vhost_device_ops {
     void (*changed)(void *aux);
     /* Logs 'msg' (the switch rate-limits WARN and above). */
     void (*log)(void *aux, enum vhost_log_level, const char *msg);
-    /* Calls 'cb(arg)' once no data-path thread can use anything
-     * unpublished before this call, without waiting for that (OVS RCU's
-     * ovsrcu_postpone() in the switch).  Optional: without it the device
-     * synchronizes instead.  With it, a replaced call fd is closed, and a
-     * front-end's disconnect (or reset) frees its rings, call fds and guest
-     * memory, later: neither waits for the data path. */
+    /* Calls 'cb(arg)', from any thread, once no data-path thread can use
+     * anything unpublished before this call, without waiting for that (OVS
+     * RCU's ovsrcu_postpone() in the switch).  Optional.  With it the
+     * device never waits for the data path: a replaced call fd is closed,
+     * and a disconnect frees rings, call fds and guest memory, later; a
+     * message that must stop running rings first (features, ring addresses,
+     * the memory table, GET_VRING_BASE, a disable) is held, see
+     * vhost_device_handle().  Without it the device calls synchronize. */
     void (*defer)(void *aux, void (*cb)(void *), void *arg);
+    /* Called from any thread when a grace period a held message waits for
+     * has ended: the control thread should call vhost_device_resume()
+     * soon.  Takes no 'aux': the device may be gone by then. */
+    void (*wake)(void);
 };
 
 /* One vring. */
@@ -105,6 +112,9 @@ struct vhost_vring {
 
     /* Shared with the data path. */
     struct virtq *live;         /* Non-null while started and valid. */
+    struct virtq *parked;       /* Taken from the data path, which may
+                                 * still use it until a grace period ends
+                                 * (control thread only). */
     bool enabled;               /* SET_VRING_ENABLE state. */
 
     /* Written by the thread that owns the queue, kept across restarts. */
@@ -118,6 +128,8 @@ struct vhost_device_errors {
     uint64_t memory;            /* Memory region could not be mapped. */
     uint64_t vring;             /* Vring could not start. */
 };
+
+struct vhost_grace;
 
 struct vhost_device {
     const char *name;           /* For logs. */
@@ -140,7 +152,13 @@ struct vhost_device {
     uint8_t rarp_mac[6];
     bool rarp_pending;          /* Shared with the data path. */
 
+    /* A message held until the data path lets go of parked rings. */
+    bool holding;
+    struct vhost_user_msg held;
+    struct vhost_grace *grace;  /* The grace period it waits for. */
+
     uint64_t n_messages;
+    uint64_t n_held;            /* Messages that waited for the data path. */
     struct vhost_device_errors errors;
     char last_error[160];
 };
@@ -149,6 +167,10 @@ struct vhost_device {
 enum vhost_device_result {
     VHOST_DEVICE_OK,            /* Done; send 'reply' if '*has_reply'. */
     VHOST_DEVICE_DISCONNECT,    /* No way to go on: drop the connection. */
+    VHOST_DEVICE_WAIT,          /* Held until the data path lets go of the
+                                 * rings it stopped: read nothing more from
+                                 * the front-end, and call
+                                 * vhost_device_resume() after ops->wake. */
 };
 
 void vhost_device_init(struct vhost_device *, const char *name,
@@ -161,6 +183,13 @@ void vhost_device_destroy(struct vhost_device *);
  * If a reply is due, fills in 'reply' and sets '*has_reply'. */
 enum vhost_device_result vhost_device_handle(struct vhost_device *,
                                              struct vhost_user_msg *msg,
+                                             struct vhost_user_msg *reply,
+                                             bool *has_reply);
+
+/* While a message is held (VHOST_DEVICE_WAIT): finishes it if the grace
+ * period it waits for has ended, with the same results as
+ * vhost_device_handle(); VHOST_DEVICE_WAIT if not yet. */
+enum vhost_device_result vhost_device_resume(struct vhost_device *,
                                              struct vhost_user_msg *reply,
                                              bool *has_reply);
 

@@ -42,50 +42,97 @@ enum payload_rule {
     PAYLOAD_INFLIGHT,   /* struct vhost_user_inflight. */
 };
 
+/* One row per request: the wire rules, what the request needs negotiated
+ * and what it is answered with.  The device's handlers rely on it. */
 struct request_info {
     const char *name;           /* NULL: not a request a net device meets. */
     enum payload_rule payload;
     enum fd_rule fds;
-    bool has_reply;             /* Front-end always waits for a reply. */
+    enum vhost_user_reply reply;
     bool per_vring;             /* Addresses one vring. */
+    int8_t protocol_feature;    /* Protocol feature it needs, or -1. */
+    int8_t virtio_feature;      /* Acked virtio feature it needs, or -1. */
 };
 
+#define NO_FEATURE -1
+#define P(FEATURE) VHOST_USER_PROTOCOL_F_##FEATURE
+#define V(FEATURE) FEATURE
+
 static const struct request_info requests[VHOST_USER_N_REQUESTS] = {
-#define R(NAME, PAYLOAD, FDS, REPLY, VRING) \
-    [VHOST_USER_##NAME] = { #NAME, PAYLOAD_##PAYLOAD, FDS_##FDS, REPLY, VRING }
-    R(GET_FEATURES,          NONE,        NONE,       true,  false),
-    R(SET_FEATURES,          U64,         NONE,       false, false),
-    R(SET_OWNER,             NONE,        NONE,       false, false),
-    R(RESET_OWNER,           NONE,        NONE,       false, false),
-    R(SET_MEM_TABLE,         MEM_TABLE,   PER_REGION, false, false),
-    R(SET_LOG_BASE,          LOG,         ONE,        true,  false),
-    R(SET_LOG_FD,            NONE_OR_U64, ONE,        false, false),
-    R(SET_VRING_NUM,         STATE,       NONE,       false, true),
-    R(SET_VRING_ADDR,        ADDR,        NONE,       false, true),
-    R(SET_VRING_BASE,        STATE,       NONE,       false, true),
-    R(GET_VRING_BASE,        STATE,       NONE,       true,  true),
-    R(SET_VRING_KICK,        U64,         VRING_FD,   false, true),
-    R(SET_VRING_CALL,        U64,         VRING_FD,   false, true),
-    R(SET_VRING_ERR,         U64,         VRING_FD,   false, true),
-    R(GET_PROTOCOL_FEATURES, NONE,        NONE,       true,  false),
-    R(SET_PROTOCOL_FEATURES, U64,         NONE,       false, false),
-    R(GET_QUEUE_NUM,         NONE,        NONE,       true,  false),
-    R(SET_VRING_ENABLE,      STATE,       NONE,       false, true),
-    R(SEND_RARP,             U64,         NONE,       false, false),
-    R(NET_SET_MTU,           U64,         NONE,       false, false),
-    R(SET_BACKEND_REQ_FD,    NONE_OR_U64, ONE,        false, false),
-    R(GET_CONFIG,            CONFIG,      NONE,       true,  false),
-    R(SET_CONFIG,            CONFIG,      NONE,       false, false),
-    R(GET_INFLIGHT_FD,       INFLIGHT,    NONE,       true,  false),
-    R(SET_INFLIGHT_FD,       INFLIGHT,    ONE,        false, false),
-    R(RESET_DEVICE,          NONE,        NONE,       false, false),
-    R(GET_MAX_MEM_SLOTS,     NONE,        NONE,       true,  false),
-    R(ADD_MEM_REG,           MEM_SINGLE,  ONE,        false, false),
-    R(REM_MEM_REG,           MEM_SINGLE,  OPTIONAL,   false, false),
-    R(SET_STATUS,            U64,         NONE,       false, false),
-    R(GET_STATUS,            NONE,        NONE,       true,  false),
+#define R(NAME, PAYLOAD, FDS, REPLY, VRING, PROTOCOL, VIRTIO)           \
+    [VHOST_USER_##NAME] = { #NAME, PAYLOAD_##PAYLOAD, FDS_##FDS,        \
+                            VHOST_USER_REPLY_##REPLY, VRING,            \
+                            PROTOCOL, VIRTIO }
+#define NONE_ NO_FEATURE
+    /*                       payload      fds         reply  vring
+     *                       protocol feature         acked virtio feature */
+    R(GET_FEATURES,          NONE,        NONE,       U64,   false,
+      NONE_,                 NONE_),
+    R(SET_FEATURES,          U64,         NONE,       NONE,  false,
+      NONE_,                 NONE_),
+    R(SET_OWNER,             NONE,        NONE,       NONE,  false,
+      NONE_,                 NONE_),
+    R(RESET_OWNER,           NONE,        NONE,       NONE,  false,
+      NONE_,                 NONE_),
+    R(SET_MEM_TABLE,         MEM_TABLE,   PER_REGION, NONE,  false,
+      NONE_,                 NONE_),
+    R(SET_LOG_BASE,          LOG,         ONE,        U64,   false,
+      P(LOG_SHMFD),          V(VHOST_F_LOG_ALL)),
+    R(SET_LOG_FD,            NONE_OR_U64, ONE,        NONE,  false,
+      NONE_,                 V(VHOST_F_LOG_ALL)),
+    R(SET_VRING_NUM,         STATE,       NONE,       NONE,  true,
+      NONE_,                 NONE_),
+    R(SET_VRING_ADDR,        ADDR,        NONE,       NONE,  true,
+      NONE_,                 NONE_),
+    R(SET_VRING_BASE,        STATE,       NONE,       NONE,  true,
+      NONE_,                 NONE_),
+    R(GET_VRING_BASE,        STATE,       NONE,       STATE, true,
+      NONE_,                 NONE_),
+    R(SET_VRING_KICK,        U64,         VRING_FD,   NONE,  true,
+      NONE_,                 NONE_),
+    R(SET_VRING_CALL,        U64,         VRING_FD,   NONE,  true,
+      NONE_,                 NONE_),
+    R(SET_VRING_ERR,         U64,         VRING_FD,   NONE,  true,
+      NONE_,                 NONE_),
+    R(GET_PROTOCOL_FEATURES, NONE,        NONE,       U64,   false,
+      NONE_,                 NONE_),
+    R(SET_PROTOCOL_FEATURES, U64,         NONE,       NONE,  false,
+      NONE_,                 NONE_),
+    R(GET_QUEUE_NUM,         NONE,        NONE,       U64,   false,
+      P(MQ),                 NONE_),
+    R(SET_VRING_ENABLE,      STATE,       NONE,       NONE,  true,
+      NONE_,                 V(VHOST_USER_F_PROTOCOL_FEATURES)),
+    R(SEND_RARP,             U64,         NONE,       NONE,  false,
+      P(RARP),               NONE_),
+    R(NET_SET_MTU,           U64,         NONE,       NONE,  false,
+      P(NET_MTU),            V(VIRTIO_NET_F_MTU)),
+    R(SET_BACKEND_REQ_FD,    NONE_OR_U64, ONE,        NONE,  false,
+      P(BACKEND_REQ),        NONE_),
+    R(GET_CONFIG,            CONFIG,      NONE,       CONFIG, false,
+      P(CONFIG),             NONE_),
+    R(SET_CONFIG,            CONFIG,      NONE,       NONE,  false,
+      P(CONFIG),             NONE_),
+    R(GET_INFLIGHT_FD,       INFLIGHT,    NONE,       INFLIGHT, false,
+      P(INFLIGHT_SHMFD),     NONE_),
+    R(SET_INFLIGHT_FD,       INFLIGHT,    ONE,        NONE,  false,
+      P(INFLIGHT_SHMFD),     NONE_),
+    R(RESET_DEVICE,          NONE,        NONE,       NONE,  false,
+      P(RESET_DEVICE),       NONE_),
+    R(GET_MAX_MEM_SLOTS,     NONE,        NONE,       U64,   false,
+      P(CONFIGURE_MEM_SLOTS), NONE_),
+    R(ADD_MEM_REG,           MEM_SINGLE,  ONE,        NONE,  false,
+      P(CONFIGURE_MEM_SLOTS), NONE_),
+    R(REM_MEM_REG,           MEM_SINGLE,  OPTIONAL,   NONE,  false,
+      P(CONFIGURE_MEM_SLOTS), NONE_),
+    R(SET_STATUS,            U64,         NONE,       NONE,  false,
+      P(STATUS),             NONE_),
+    R(GET_STATUS,            NONE,        NONE,       U64,   false,
+      P(STATUS),             NONE_),
+#undef NONE_
 #undef R
 };
+#undef P
+#undef V
 
 static const struct request_info *
 lookup(uint32_t request)
@@ -123,12 +170,34 @@ vhost_user_wire_error_name(enum vhost_user_wire_error error)
     return error < VHOST_USER_WIRE_N_ERRORS ? names[error] : "invalid";
 }
 
-bool
-vhost_user_request_has_reply(uint32_t request)
+enum vhost_user_reply
+vhost_user_request_reply(uint32_t request)
 {
     const struct request_info *info = lookup(request);
 
-    return info && info->has_reply;
+    return info ? info->reply : VHOST_USER_REPLY_NONE;
+}
+
+bool
+vhost_user_request_has_reply(uint32_t request)
+{
+    return vhost_user_request_reply(request) != VHOST_USER_REPLY_NONE;
+}
+
+int
+vhost_user_request_protocol_feature(uint32_t request)
+{
+    const struct request_info *info = lookup(request);
+
+    return info ? info->protocol_feature : NO_FEATURE;
+}
+
+int
+vhost_user_request_virtio_feature(uint32_t request)
+{
+    const struct request_info *info = lookup(request);
+
+    return info ? info->virtio_feature : NO_FEATURE;
 }
 
 static uint32_t

@@ -269,8 +269,29 @@ enum vhost_user_wire_error vhost_user_validate(struct vhost_user_msg *msg,
  * request.  Only meaningful for a validated message. */
 int vhost_user_msg_vring_index(const struct vhost_user_msg *msg);
 
+/* What a request is answered with, besides a REPLY_ACK ack. */
+enum vhost_user_reply {
+    VHOST_USER_REPLY_NONE,      /* Nothing (an ack if asked for one). */
+    VHOST_USER_REPLY_U64,       /* A u64: features, counts, an ack. */
+    VHOST_USER_REPLY_STATE,     /* struct vhost_user_vring_state. */
+    VHOST_USER_REPLY_CONFIG,    /* struct vhost_user_config. */
+    VHOST_USER_REPLY_INFLIGHT,  /* struct vhost_user_inflight. */
+};
+
+/* What the front-end always waits for after 'request'. */
+enum vhost_user_reply vhost_user_request_reply(uint32_t request);
+
 /* Whether the front-end always waits for a reply to 'request'. */
 bool vhost_user_request_has_reply(uint32_t request);
+
+/* The protocol feature bit 'request' may be sent only with (negotiated by
+ * SET_PROTOCOL_FEATURES), or -1 if none. */
+int vhost_user_request_protocol_feature(uint32_t request);
+
+/* The virtio feature bit 'request' may be sent only with (acked by
+ * SET_FEATURES; some front-ends send such requests before SET_FEATURES,
+ * while the feature is only offered), or -1 if none. */
+int vhost_user_request_virtio_feature(uint32_t request);
 
 /* Closes and forgets every descriptor 'msg' holds. */
 void vhost_user_msg_close_fds(struct vhost_user_msg *msg);

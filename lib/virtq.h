@@ -149,6 +149,8 @@ struct virtq {
                                  * ring runs. */
     const struct vhost_mem *mem;
     struct virtq_stats *stats;
+    uint16_t vring;             /* Its index in the device (set by the
+                                 * device, for logs). */
 
     /* Owned by the thread that polls the queue. */
     struct vhost_mem_cursor cursor;

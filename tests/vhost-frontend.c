@@ -941,6 +941,7 @@ set_up(struct guest *g, const char *path)
     }
 
     g->features = features & ((1ull << VIRTIO_RING_F_EVENT_IDX)
+                              | (1ull << VIRTIO_NET_F_MTU)
                               | (1ull << VIRTIO_NET_F_MQ)
                               | (1ull << VIRTIO_F_ANY_LAYOUT)
                               | (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
