@@ -22,6 +22,9 @@
  *                                  'ring_cases' below)
  *   vhost-hostile --list           print the case names, each with the
  *                                  counter it must move
+ *   vhost-hostile SOCKET storm SECONDS
+ *                                  stop and start running rings in a loop
+ *                                  (see run_storm())
  *
  * Protocol cases: each connects to a server port, negotiates as QEMU does
  * up to the point the case needs (with REPLY_ACK, so that the switch can
@@ -41,11 +44,13 @@
 
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vguest.h"
@@ -697,6 +702,80 @@ run_ring_case(const struct ring_case *c)
     printf("ok: %s: chain given back; the next frame forwards\n", c->name);
 }
 
+/* A storm: a front-end that keeps asking the switch to stop and start its
+ * running rings.  For 'seconds' it disables and enables each of its vrings
+ * and swaps between two memory tables, without asking for acks, so that
+ * nothing but the socket paces it; each of these makes the switch take
+ * rings from its data path.  The switch must stay responsive meanwhile
+ * (the test times ovs-vsctl and ovs-ofctl) and the front-end in step with
+ * it: afterwards a request is answered and the rings forward. */
+static long long int
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Sends without asking for an answer, as fast as the switch reads: a Unix
+ * socket polls writable only with most of its buffer free, so the message
+ * then goes whole. */
+static void
+storm_wait_writable(void)
+{
+    struct pollfd pfd = { .fd = g->sock, .events = POLLOUT };
+
+    if (poll(&pfd, 1, 10000) != 1) {
+        vg_fail(g, "the switch stopped reading for 10 s");
+    }
+}
+
+static void
+storm_send(uint32_t request, const void *payload, uint32_t size)
+{
+    storm_wait_writable();
+    vg_send(g, request, VHOST_USER_VERSION, payload, size, NULL, 0);
+}
+
+static void
+run_storm(int seconds)
+{
+    struct vhost_user_mem_region tables[2][2] = {
+        { vg_region(g, 0, VG_REGION_A_SIZE, 0),
+          vg_region(g, VG_REGION_B_GPA, VG_REGION_B_SIZE,
+                    VG_REGION_B_OFF) },
+        { vg_region(g, 0, VG_REGION_A_SIZE, 0),
+          vg_region(g, VG_REGION_B_GPA, VG_REGION_B_SIZE / 2,
+                    VG_REGION_B_OFF) },
+    };
+    long long int end = now_ms() + seconds * 1000LL;
+    long long int rounds = 0;
+
+    vg_set_up(g, 2, 0);
+    vg_probe_round_trip(g, 0, 5000, "before the storm");
+    while (now_ms() < end) {
+        for (uint32_t i = 0; i < 4; i++) {
+            struct vhost_user_vring_state off = { i, 0 }, on = { i, 1 };
+
+            storm_send(VHOST_USER_SET_VRING_ENABLE, &off, sizeof off);
+            storm_send(VHOST_USER_SET_VRING_ENABLE, &on, sizeof on);
+        }
+        storm_wait_writable();
+        vg_send_mem_table(g, VHOST_USER_VERSION, tables[rounds % 2], 2, 2);
+        rounds++;
+    }
+    /* In step: the answer to this comes after everything sent before. */
+    if (!(vg_get_u64(g, VHOST_USER_GET_FEATURES)
+          & (1ull << VIRTIO_F_VERSION_1))) {
+        vg_fail(g, "features after the storm");
+    }
+    vg_probe_round_trip(g, 0, 5000, "after the storm");
+    vg_probe_round_trip(g, 1, 5000, "after the storm");
+    printf("ok: storm: %lld rounds of 8 enables and a memory table in %d s;"
+           " the port forwards\n", rounds, seconds);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -721,8 +800,18 @@ main(int argc, char *argv[])
         }
         return 0;
     }
+    if (argc == 4 && !strcmp(argv[2], "storm")) {
+        vg_init(g, "storm", false);
+        error = vg_connect(g, argv[1], 10000);
+        if (error) {
+            vg_fail(g, "connect to %s: %s", argv[1], strerror(error));
+        }
+        run_storm(atoi(argv[3]));
+        return 0;
+    }
     if (argc != 3) {
-        fprintf(stderr, "usage: vhost-hostile SOCKET CASE | --list\n");
+        fprintf(stderr, "usage: vhost-hostile SOCKET CASE | --list\n"
+                "       vhost-hostile SOCKET storm SECONDS\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
