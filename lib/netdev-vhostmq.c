@@ -437,6 +437,17 @@ report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
                 break;
             }
         }
+        if (error >= VIRTQ_ERR_CALL_FULL) {
+            VLOG_WARN("%s: guest %s vring %u: %s (used index %"PRIu16"); "
+                      "notification dropped%s (this vring: %"PRIu64
+                      " failed notifications)",
+                      netdev_get_name(&dev->up), i & 1 ? "TX" : "RX", i,
+                      virtq_error_name(error), vq->error_head,
+                      error == VIRTQ_ERR_CALL_BLOCKED
+                      ? ", no more through this fd" : "",
+                      __atomic_load_n(&st->notify_errors, __ATOMIC_RELAXED));
+            return;
+        }
         VLOG_WARN("%s: guest %s vring %u: %s (%s %"PRIu16"); %s "
                   "(this vring: %"PRIu64" bad chains, %"PRIu64" oversize, "
                   "%"PRIu64" ring errors)",
@@ -1211,6 +1222,7 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
     VHOSTMQ_QUEUE_STAT(size_1024_1518, "size_1024_1518_packets") \
     VHOSTMQ_QUEUE_STAT(size_1519_max, "size_1519_max_packets")  \
     VHOSTMQ_QUEUE_STAT(notifications, "guest_notifications")    \
+    VHOSTMQ_QUEUE_STAT(notify_errors, "guest_notification_errors") \
     VHOSTMQ_QUEUE_STAT(bad_chain, "bad_descriptor_chains")      \
     VHOSTMQ_QUEUE_STAT(too_long, "oversize_drops")              \
     VHOSTMQ_QUEUE_STAT(broken, "ring_index_errors")             \
@@ -1496,10 +1508,12 @@ format_vring(struct ds *ds, const struct vhost_vring *vr, unsigned int i)
         }
     }
     ds_put_format(ds, "\n    packets %"PRIu64", bytes %"PRIu64
-                  ", guest notifications %"PRIu64", bad chains %"PRIu64
+                  ", guest notifications %"PRIu64", failed notifications %"
+                  PRIu64", bad chains %"PRIu64
                   ", oversize %"PRIu64", ring index errors %"PRIu64"\n",
                   read_stat(&st->packets), read_stat(&st->bytes),
-                  read_stat(&st->notifications), read_stat(&st->bad_chain),
+                  read_stat(&st->notifications),
+                  read_stat(&st->notify_errors), read_stat(&st->bad_chain),
                   read_stat(&st->too_long), read_stat(&st->broken));
     if (i & 1) {
         ds_put_format(ds, "    dropped while disabled %"PRIu64"\n",

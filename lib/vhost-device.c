@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vhost-notify.h"
+
 static void
 dev_log(struct vhost_device *dev, enum vhost_log_level level,
         const char *format, ...)
@@ -551,6 +553,12 @@ set_vring_fd(struct vhost_device *dev, struct vhost_user_msg *msg)
 
     case VHOST_USER_SET_VRING_CALL: {
         int old = vr->call_fd;
+        char why[128];
+
+        if (fd >= 0 && vhost_call_fd_prepare(fd, why, sizeof why)) {
+            close(fd);          /* Only an eventfd, made non-blocking. */
+            return refuse(dev, msg, why);
+        }
 
         vr->call_fd = fd;
         if (vr->live) {
