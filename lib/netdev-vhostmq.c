@@ -64,6 +64,7 @@
 VLOG_DEFINE_THIS_MODULE(netdev_vhostmq);
 
 COVERAGE_DEFINE(vhostmq_tx_dropped_link_down);
+COVERAGE_DEFINE(vhostmq_tx_dropped_admin_down);
 COVERAGE_DEFINE(vhostmq_tx_failure_drops);
 COVERAGE_DEFINE(vhostmq_tx_mtu_exceeded_drops);
 COVERAGE_DEFINE(vhostmq_control_errors);
@@ -92,6 +93,7 @@ struct vhostmq_sw_stats {
     atomic_uint64_t tx_failure_drops;
     atomic_uint64_t tx_mtu_exceeded_drops;
     atomic_uint64_t tx_link_down_drops;
+    atomic_uint64_t tx_admin_down_drops;
 };
 
 /* One guest RX queue as OVS transmits into it. */
@@ -120,6 +122,8 @@ struct netdev_vhostmq {
     atomic_int tx_retries_max;
     atomic_int max_frame_len;   /* Largest frame sent to the guest. */
     atomic_bool ready;          /* Link up: guest can take traffic. */
+    atomic_bool admin_up;       /* NETDEV_UP: off, the port neither sends
+                                 * nor receives (as netdev-dpdk). */
     atomic_int tx_map[VHOST_USER_MAX_QUEUE_PAIRS];  /* txq -> guest q. */
     struct vhostmq_txq txqs[VHOST_USER_MAX_QUEUE_PAIRS];
     struct vhostmq_sw_stats sw;
@@ -486,6 +490,17 @@ report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
                 break;
             }
         }
+        if (error >= VIRTQ_ERR_CALL_FULL) {
+            VLOG_WARN("%s: guest %s vring %u: %s (used index %"PRIu16"); "
+                      "notification dropped%s (this vring: %"PRIu64
+                      " failed notifications)",
+                      netdev_get_name(&dev->up), i & 1 ? "TX" : "RX", i,
+                      virtq_error_name(error), vq->error_head,
+                      error == VIRTQ_ERR_CALL_BLOCKED
+                      ? ", no more through this fd" : "",
+                      __atomic_load_n(&st->notify_errors, __ATOMIC_RELAXED));
+            return;
+        }
         VLOG_WARN("%s: guest %s vring %u: %s (%s %"PRIu16"); %s "
                   "(this vring: %"PRIu64" bad chains, %"PRIu64" oversize, "
                   "%"PRIu64" ring errors)",
@@ -602,6 +617,7 @@ netdev_vhostmq_construct(struct netdev *netdev)
     eth_addr_random(&dev->hwaddr);
     dev->mtu = ETH_PAYLOAD_MAX;
     dev->flags = NETDEV_UP | NETDEV_PROMISC;
+    atomic_init(&dev->admin_up, true);
     dev->requested_n_queues = 1;
     dev->fewer_since = LLONG_MIN;
     dev->reconnect_msec = VHOSTMQ_DEFAULT_RECONNECT_MSEC;
@@ -1060,16 +1076,22 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     struct vhostmq_txq *txq = NULL;
     int max_frame_len, retries_max;
     struct dp_packet *packet;
-    bool ready, locked = false;
+    bool ready, admin_up, locked = false;
     struct virtq *vq;
 
     atomic_read_relaxed(&dev->ready, &ready);
-    vq = (OVS_LIKELY(ready)
+    atomic_read_relaxed(&dev->admin_up, &admin_up);
+    vq = (OVS_LIKELY(ready && admin_up)
           ? lock_guest_rxq(dev, qid, concurrent_txq, &txq, &locked)
           : NULL);
     if (OVS_UNLIKELY(!vq)) {
-        COVERAGE_ADD(vhostmq_tx_dropped_link_down, n);
-        sw_stat_add(&dev->sw.tx_link_down_drops, n);
+        if (!admin_up) {
+            COVERAGE_ADD(vhostmq_tx_dropped_admin_down, n);
+            sw_stat_add(&dev->sw.tx_admin_down_drops, n);
+        } else {
+            COVERAGE_ADD(vhostmq_tx_dropped_link_down, n);
+            sw_stat_add(&dev->sw.tx_link_down_drops, n);
+        }
         dp_packet_delete_batch(batch, true);
         return 0;
     }
@@ -1240,7 +1262,8 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
         }
     }
     stats->tx_dropped = read_sw(&dev->sw.tx_failure_drops)
-                        + read_sw(&dev->sw.tx_link_down_drops) + mtu_drops;
+                        + read_sw(&dev->sw.tx_link_down_drops)
+                        + read_sw(&dev->sw.tx_admin_down_drops) + mtu_drops;
     stats->rx_length_errors = 0;
     return 0;
 }
@@ -1262,6 +1285,7 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
     VHOSTMQ_QUEUE_STAT(size_1024_1518, "size_1024_1518_packets") \
     VHOSTMQ_QUEUE_STAT(size_1519_max, "size_1519_max_packets")  \
     VHOSTMQ_QUEUE_STAT(notifications, "guest_notifications")    \
+    VHOSTMQ_QUEUE_STAT(notify_errors, "guest_notification_errors") \
     VHOSTMQ_QUEUE_STAT(bad_chain, "bad_descriptor_chains")      \
     VHOSTMQ_QUEUE_STAT(too_long, "oversize_drops")              \
     VHOSTMQ_QUEUE_STAT(broken, "ring_index_errors")             \
@@ -1385,6 +1409,11 @@ netdev_vhostmq_update_flags(struct netdev *netdev, enum netdev_flags off,
     *old_flags = dev->flags;
     dev->flags = (dev->flags & ~off) | on;
     if (dev->flags != *old_flags) {
+        if ((dev->flags ^ *old_flags) & NETDEV_UP) {
+            VLOG_INFO("%s: administratively %s", netdev_get_name(netdev),
+                      dev->flags & NETDEV_UP ? "up" : "down");
+        }
+        atomic_store_relaxed(&dev->admin_up, !!(dev->flags & NETDEV_UP));
         netdev_change_seq_changed(netdev);
     }
     ovs_mutex_unlock(&dev->mutex);
@@ -1466,12 +1495,16 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
     struct vhost_vring *vr = rxq_vring(rxq);
     struct virtq *vq;
+    bool admin_up;
 
     if (qfill) {
         *qfill = 0;
     }
     vq = vr ? vhost_vring_live(vr) : NULL;
-    if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr))) {
+    atomic_read_relaxed(&dev->admin_up, &admin_up);
+    if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr) || !admin_up)) {
+        /* Administratively down, the guest's frames stay in its ring, as
+         * with netdev-dpdk (which counts nothing either). */
         return EAGAIN;
     }
 
@@ -1547,10 +1580,12 @@ format_vring(struct ds *ds, const struct vhost_vring *vr, unsigned int i)
         }
     }
     ds_put_format(ds, "\n    packets %"PRIu64", bytes %"PRIu64
-                  ", guest notifications %"PRIu64", bad chains %"PRIu64
+                  ", guest notifications %"PRIu64", failed notifications %"
+                  PRIu64", bad chains %"PRIu64
                   ", oversize %"PRIu64", ring index errors %"PRIu64"\n",
                   read_stat(&st->packets), read_stat(&st->bytes),
-                  read_stat(&st->notifications), read_stat(&st->bad_chain),
+                  read_stat(&st->notifications),
+                  read_stat(&st->notify_errors), read_stat(&st->bad_chain),
                   read_stat(&st->too_long), read_stat(&st->broken));
     if (i & 1) {
         ds_put_format(ds, "    dropped while disabled %"PRIu64"\n",
@@ -1636,10 +1671,11 @@ format_port(struct ds *ds, struct netdev_vhostmq *dev)
     }
     ds_put_format(ds, "  switch to guest: dropped for want of guest buffers "
                   "%"PRIu64", over the MTU %"PRIu64", link down %"PRIu64
-                  "; retries %"PRIu64"\n",
+                  ", admin down %"PRIu64"; retries %"PRIu64"\n",
                   read_sw(&dev->sw.tx_failure_drops),
                   read_sw(&dev->sw.tx_mtu_exceeded_drops),
                   read_sw(&dev->sw.tx_link_down_drops),
+                  read_sw(&dev->sw.tx_admin_down_drops),
                   read_sw(&dev->sw.tx_retries));
     ds_put_format(ds, "  protocol errors %"PRIu64,
                   port_protocol_errors(dev));

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vhost-notify.h"
+
 #define UNUSED __attribute__((unused))
 
 static void
@@ -861,8 +863,16 @@ set_vring_call(struct vhost_device *dev, struct vhost_user_msg *msg,
 {
     struct vhost_vring *vr = msg_vring(dev, msg);
     int old = vr->call_fd;
+    int fd = take_fd(msg, 0);
+    char why[128];
 
-    vr->call_fd = take_fd(msg, 0);
+    if (fd >= 0 && vhost_call_fd_prepare(fd, why, sizeof why)) {
+        /* Only an eventfd, made non-blocking.  Without notifications the
+         * guest would wait for ever: the front-end must hear of it. */
+        close(fd);
+        return refuse(dev, msg, FATAL, why);
+    }
+    vr->call_fd = fd;
     vr->configured = true;
     if (vr->live) {
         /* Front-ends send this right after the kick that started the

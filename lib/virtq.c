@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vhost-notify.h"
+
 #define LIKELY(X) __builtin_expect(!!(X), 1)
 
 /* Guest memory is shared with a guest that runs concurrently.  Indexes are
@@ -64,6 +66,11 @@ virtq_error_name(enum virtq_error error)
     case VIRTQ_ERR_INDIRECT_SIZE: return "indirect table of a bad size";
     case VIRTQ_ERR_INDIRECT_ADDR: return "indirect table outside guest memory";
     case VIRTQ_ERR_SHORT: return "frame shorter than its virtio-net header";
+    case VIRTQ_ERR_CALL_FULL:
+        return "call eventfd counter full (nobody reads it)";
+    case VIRTQ_ERR_CALL_BLOCKED:
+        return "call fd made blocking by the front-end, counter full";
+    case VIRTQ_ERR_CALL_FAILED: return "write to the call fd failed";
     case VIRTQ_ERR_TOO_LONG: return "frame too long or in too many pieces";
     case VIRTQ_ERR_NO_ROOM:
         return "receive buffer too small for the frame (no MRG_RXBUF)";
@@ -389,6 +396,26 @@ guest_wants_interrupt(const struct virtq *vq, uint16_t old_idx,
     return !(LOAD_RELAXED(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 }
 
+/* A notification through 'call_fd' failed with 'error' (see
+ * vhost_notify()): counted, left for the caller to log.  A write that
+ * blocked would block again, each time for VHOST_NOTIFY_TIMEOUT_MS: the
+ * ring stops notifying through that fd (unless the control thread has
+ * replaced it meanwhile). */
+static void __attribute__((noinline, cold))
+notify_failed(struct virtq *vq, int call_fd, int error)
+{
+    STAT_ADD(vq->stats, notify_errors, 1);
+    if (error == EAGAIN) {
+        record_error(vq, VIRTQ_ERR_CALL_FULL, vq->used_idx);
+    } else if (error == EINTR) {
+        __atomic_compare_exchange_n(&vq->call_fd, &call_fd, -1, false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        record_error(vq, VIRTQ_ERR_CALL_BLOCKED, vq->used_idx);
+    } else {
+        record_error(vq, VIRTQ_ERR_CALL_FAILED, vq->used_idx);
+    }
+}
+
 void
 virtq_flush(struct virtq *vq)
 {
@@ -406,10 +433,12 @@ virtq_flush(struct virtq *vq)
 
     int call_fd = __atomic_load_n(&vq->call_fd, __ATOMIC_RELAXED);
     if (call_fd >= 0 && guest_wants_interrupt(vq, old_idx, vq->used_idx)) {
-        uint64_t one = 1;
+        int error = vhost_notify(call_fd);
 
-        if (write(call_fd, &one, sizeof one) == sizeof one) {
+        if (LIKELY(!error)) {
             STAT_ADD(vq->stats, notifications, 1);
+        } else {
+            notify_failed(vq, call_fd, error);
         }
     }
 }

@@ -99,6 +99,8 @@ struct virtq_stats {
     uint64_t packets;
     uint64_t bytes;
     uint64_t notifications;     /* Guest interrupts through the call fd. */
+    uint64_t notify_errors;     /* Guest interrupts that could not be sent
+                                 * (see VIRTQ_ERR_CALL_*). */
     uint64_t bad_chain;         /* Chain dropped: loop, bad address, ... */
     uint64_t too_long;          /* Frame bigger than the buffers or limit. */
     uint64_t broken;            /* Ring indexes made no sense: the ring
@@ -146,7 +148,9 @@ struct virtq {
     bool indirect;              /* INDIRECT_DESC negotiated. */
     int call_fd;                /* -1: never notify.  The control thread
                                  * may replace it (atomically) while the
-                                 * ring runs. */
+                                 * ring runs; the data path sets it to -1
+                                 * (compare-and-swap) if a write to it
+                                 * blocked. */
     const struct vhost_mem *mem;
     struct virtq_stats *stats;
     uint16_t vring;             /* Its index in the device (set by the
@@ -199,6 +203,15 @@ enum virtq_error {
     VIRTQ_ERR_AVAIL_JUMP,       /* avail->idx ran more than a ring ahead:
                                  * the ring is stopped (broken) until the
                                  * front-end restarts it. */
+    /* Notifications (counted in 'notify_errors', not as bad chains):
+     * 'error_head' is the used index. */
+    VIRTQ_ERR_CALL_FULL,        /* The call eventfd's counter is full. */
+    VIRTQ_ERR_CALL_BLOCKED,     /* The front-end made the call fd blocking
+                                 * (and its counter full): the write was
+                                 * interrupted, and the ring notifies no
+                                 * more until the front-end sends a new
+                                 * call fd or restarts it. */
+    VIRTQ_ERR_CALL_FAILED,      /* The write failed otherwise. */
 };
 
 const char *virtq_error_name(enum virtq_error);
@@ -303,7 +316,8 @@ int virtq_discard_burst(struct virtq *vq, int max);
 int virtq_enqueue(struct virtq *vq, const void *data, uint32_t len);
 
 /* Publishes the used entries of the packets enqueued since the last flush
- * and notifies the guest if it asked. */
+ * and notifies the guest if it asked (see vhost-notify.h: that never
+ * blocks, whatever the front-end does to its call fd). */
 void virtq_flush(struct virtq *vq);
 
 #endif /* virtq.h */

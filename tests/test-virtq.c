@@ -19,14 +19,18 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "unit.h"
 #include "vhost-mem.h"
+#include "vhost-notify.h"
 #include "virtq.h"
 
 #define REGION_SIZE (1 << 20)
@@ -684,6 +688,90 @@ test_notification_suppression(void)
     guest_teardown(&g);
 }
 
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Only an eventfd is taken as a call fd, and it is made non-blocking. */
+static void
+test_call_fd_prepare(void)
+{
+    char why[128];
+    int fds[2], efd;
+
+    efd = eventfd(0, EFD_CLOEXEC);
+    CHECK(!(fcntl(efd, F_GETFL) & O_NONBLOCK));
+    CHECK_EQ(vhost_call_fd_prepare(efd, why, sizeof why), 0);
+    CHECK(fcntl(efd, F_GETFL) & O_NONBLOCK);
+    close(efd);
+
+    CHECK(!pipe(fds));
+    CHECK_EQ(vhost_call_fd_prepare(fds[1], why, sizeof why), ENOTSUP);
+    CHECK(strstr(why, "pipe:") != NULL);
+    CHECK(!(fcntl(fds[1], F_GETFL) & O_NONBLOCK));
+    close(fds[0]);
+    close(fds[1]);
+
+    CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, fds));
+    CHECK_EQ(vhost_call_fd_prepare(fds[0], why, sizeof why), ENOTSUP);
+    close(fds[0]);
+    close(fds[1]);
+
+    efd = memfd_create("test", MFD_CLOEXEC);
+    CHECK_EQ(vhost_call_fd_prepare(efd, why, sizeof why), ENOTSUP);
+    close(efd);
+}
+
+/* A guest whose call eventfd is full: with O_NONBLOCK, the notification
+ * fails at once (counted, the fd kept); made blocking, the write is
+ * interrupted within VHOST_NOTIFY_TIMEOUT_MS and the ring stops notifying
+ * through that fd. */
+static void
+test_notify_jammed(void)
+{
+    uint64_t full = UINT64_MAX - 1;
+    uint8_t frame[60] = { 0 };
+    struct test_guest g;
+    long long start;
+    int fd;
+
+    guest_setup(&g, FEATURES_MRG);
+    fd = g.call_fd;
+    CHECK_EQ(write(fd, &full, sizeof full), sizeof full);
+    post_rx(&g, 0, 4, 1024);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.stats.notifications, 0);
+    CHECK_EQ(g.stats.notify_errors, 1);
+    CHECK_EQ(g.vq.error, VIRTQ_ERR_CALL_FULL);
+    CHECK_EQ(g.vq.call_fd, fd);
+
+    CHECK(!fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK));
+    start = now_ms();
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);
+    CHECK(now_ms() - start < 1000);
+    CHECK_EQ(g.stats.notify_errors, 2);
+    CHECK_EQ(g.vq.error, VIRTQ_ERR_CALL_BLOCKED);
+    CHECK_EQ(g.vq.call_fd, -1);
+
+    /* No more tries. */
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.stats.notify_errors, 2);
+
+    /* The thread's other blocking calls are not interrupted later. */
+    start = now_ms();
+    usleep(20 * 1000);
+    CHECK(now_ms() - start >= 20);
+    guest_teardown(&g);
+}
+
 static void
 test_resume_from_used_index(void)
 {
@@ -806,6 +894,8 @@ static const struct unit_test tests[] = {
     { "enqueue_chained_no_mrg", test_enqueue_chained_no_mrg },
     { "enqueue_bad_chain", test_enqueue_bad_chain },
     { "notification_suppression", test_notification_suppression },
+    { "call_fd_prepare", test_call_fd_prepare },
+    { "notify_jammed", test_notify_jammed },
     { "resume_from_used_index", test_resume_from_used_index },
     { "mem_regions", test_mem_regions },
     { "discard_disabled", test_discard_disabled },

@@ -43,6 +43,8 @@
  * test that runs this (tests/hostile.at) to check. */
 
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -50,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -339,6 +342,53 @@ c_call_with_stray_bits(void)
     vg_send(g, VHOST_USER_SET_VRING_CALL, VG_ASK, &idx, 8, &fd, 1);
 }
 
+/* SET_VRING_CALL with a call fd that is no eventfd: the switch would write
+ * the guest's notifications into it, and a write into a full pipe or
+ * socket, or a file on a slow file system, may block. */
+static void
+send_call_fd(int fd)
+{
+    uint64_t idx = 0;
+
+    if (fd < 0) {
+        vg_fail(g, "creating the call fd: %s", strerror(errno));
+    }
+    vg_send(g, VHOST_USER_SET_VRING_CALL, VG_ASK, &idx, 8, &fd, 1);
+    close(fd);
+}
+
+static void
+c_call_fd_pipe(void)
+{
+    int p[2];
+
+    if (pipe(p)) {
+        vg_fail(g, "pipe: %s", strerror(errno));
+    }
+    send_call_fd(p[1]);
+    close(p[0]);
+}
+
+static void
+c_call_fd_socket(void)
+{
+    int s[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) {
+        vg_fail(g, "socketpair: %s", strerror(errno));
+    }
+    send_call_fd(s[0]);
+    close(s[1]);
+}
+
+static void
+c_call_fd_regular_file(void)
+{
+    int fd = open(".", O_TMPFILE | O_RDWR, 0600);
+
+    send_call_fd(fd >= 0 ? fd : dup(g->memfd));
+}
+
 static void
 c_truncated_then_close(void)
 {
@@ -383,6 +433,9 @@ static const struct hostile_case cases[] = {
     { "ring-misaligned", NACK, true, c_ring_misaligned },
     { "enable-not-0-or-1", NACK, true, c_enable_bad_value },
     { "truncated-then-close", DROP, false, c_truncated_then_close },
+    { "call-fd-pipe", NACK, false, c_call_fd_pipe },
+    { "call-fd-socket", NACK, false, c_call_fd_socket },
+    { "call-fd-regular-file", NACK, false, c_call_fd_regular_file },
 };
 
 /* Hostile guests: rings.
@@ -584,6 +637,12 @@ b_indirect_outside_memory(unsigned int ring, uint16_t write UNUSED)
 enum ring_expect {
     CHAIN_RETURNED,             /* Given back used; the next frame flows. */
     RING_STOPPED,               /* Nothing more taken until a restart. */
+    CALL_JAMMED,                /* The ring's call fd, an eventfd, is made
+                                 * blocking with its counter full: the
+                                 * switch's next notification through it
+                                 * must not hang the thread that sends it
+                                 * (a PMD for the RX ring, the main thread
+                                 * for a disabled TX ring it drains). */
 };
 
 struct ring_case {
@@ -636,6 +695,8 @@ static const struct ring_case ring_cases[] = {
     { "rx-indirect-outside-memory", RX, CHAIN_RETURNED, false,
       b_indirect_outside_memory },
     { "rx-avail-index-jump", RX, RING_STOPPED, false, NULL },
+    { "rx-call-fd-jammed", RX, CALL_JAMMED, false, NULL },
+    { "tx-disabled-call-fd-jammed", TX, CALL_JAMMED, false, NULL },
 };
 
 /* For a case on the guest's RX ring: a frame for the guest makes the
@@ -649,6 +710,76 @@ send_frame_for_rx(void)
     }
 }
 
+/* Fills the eventfd counter of 'ring''s call fd to its maximum,
+ * 0xfffffffffffffffe, and clears O_NONBLOCK on it (the switch shares the
+ * file's flags): a blocking write() of 1 into it now waits until someone
+ * reads, which this guest never does. */
+static void
+jam_call_fd(unsigned int ring)
+{
+    int fd = g->rings[ring].call;
+    uint64_t v;
+    int flags;
+
+    if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN) {
+        vg_fail(g, "draining the call fd: %s", strerror(errno));
+    }
+    v = UINT64_MAX - 1;
+    if (write(fd, &v, sizeof v) != sizeof v) {
+        vg_fail(g, "filling the call fd: %s", strerror(errno));
+    }
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)) {
+        vg_fail(g, "making the call fd blocking: %s", strerror(errno));
+    }
+}
+
+/* The switch's main thread still answers: a request with a reply. */
+static void
+check_main_thread(const char *when)
+{
+    struct vhost_user_msg reply;
+
+    vg_send(g, VHOST_USER_GET_FEATURES, VHOST_USER_VERSION, NULL, 0, NULL,
+            0);
+    if (vg_read_answer(g, &reply) || reply.size != 8) {
+        vg_fail(g, "%s: no answer to GET_FEATURES", when);
+    }
+}
+
+static void
+run_call_jammed_case(const struct ring_case *c)
+{
+    if (c->ring == RX) {
+        /* The PMD that sends the probe back notifies the guest's RX ring:
+         * the probe arrives (the used index is published first), and the
+         * next one must too. */
+        jam_call_fd(RX);
+        vg_probe_round_trip(g, 0, 5000, "with the RX call fd jammed");
+        vg_probe_round_trip(g, 0, 5000, "after a notification into the "
+                            "jammed call fd");
+    } else {
+        /* A disabled TX ring is drained by the main thread, which then
+         * notifies the guest. */
+        struct vring_used_elem e;
+
+        vg_ack_state(g, VHOST_USER_SET_VRING_ENABLE, TX, 0);
+        jam_call_fd(TX);
+        for (int i = 0; i < 2; i++) {
+            vg_send_probe(g, 0, ++g->probe_seq);
+            if (!vg_wait_used(g, TX, 2000, &e)) {
+                vg_fail(g, "frame %d on the disabled TX ring not drained",
+                        i);
+            }
+            check_main_thread("after draining the disabled TX ring");
+        }
+        vg_ack_state(g, VHOST_USER_SET_VRING_ENABLE, TX, 1);
+    }
+    check_main_thread("at the end");
+    vg_check_memory(g, "after the jammed call fd");
+    printf("ok: %s: switch kept running\n", c->name);
+}
+
 static void
 run_ring_case(const struct ring_case *c)
 {
@@ -660,6 +791,10 @@ run_ring_case(const struct ring_case *c)
      * its PMD threads. */
     vg_probe_round_trip(g, 0, 10000, "before the bad chain");
 
+    if (c->expect == CALL_JAMMED) {
+        run_call_jammed_case(c);
+        return;
+    }
     if (c->expect == RING_STOPPED) {
         /* The guest's index runs a ring and more ahead of what it made
          * available. */
@@ -796,7 +931,8 @@ main(int argc, char *argv[])
                    ? "none" : "protocol");
         }
         for (size_t i = 0; i < sizeof ring_cases / sizeof *ring_cases; i++) {
-            printf("%s ring\n", ring_cases[i].name);
+            printf("%s %s\n", ring_cases[i].name,
+                   ring_cases[i].expect == CALL_JAMMED ? "notify" : "ring");
         }
         return 0;
     }

@@ -18,12 +18,14 @@ FUZZ_CORE = \
 	$(srcdir)/lib/vhost-conn.c \
 	$(srcdir)/lib/vhost-device.c \
 	$(srcdir)/lib/vhost-mem.c \
+	$(srcdir)/lib/vhost-notify.c \
 	$(srcdir)/lib/vhost-user-wire.c \
 	$(srcdir)/lib/virtq.c
 FUZZ_HDRS = \
 	$(srcdir)/lib/vhost-conn.h \
 	$(srcdir)/lib/vhost-device.h \
 	$(srcdir)/lib/vhost-mem.h \
+	$(srcdir)/lib/vhost-notify.h \
 	$(srcdir)/lib/vhost-user-wire.h \
 	$(srcdir)/lib/virtq.h
 FUZZ_TARGETS = tests/fuzz/fuzz-device tests/fuzz/fuzz-virtq
