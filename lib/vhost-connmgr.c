@@ -19,6 +19,7 @@
 #include "vhost-connmgr.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,15 @@ static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 #define FAST_RETRY_MSEC 10
 #define FAST_RETRIES 50
 
+/* sun_path holds 107 bytes of a socket's name.  A longer path is bound or
+ * connected to as "/proc/self/fd/N/NAME", N an fd open on the socket's
+ * directory: then NAME, the path's last component, must fit with the
+ * longest N, in this many bytes. */
+#define SUN_PATH_SIZE (sizeof ((struct sockaddr_un *) 0)->sun_path)
+#define PROC_FD_PREFIX "/proc/self/fd/"
+#define MAX_SOCK_NAME_LEN \
+    (SUN_PATH_SIZE - 1 - (sizeof PROC_FD_PREFIX - 1) - 10 - 1)
+
 struct vhost_endpoint {
     struct ovs_list node;       /* In 'endpoints'. */
     char *name;
@@ -65,6 +75,10 @@ struct vhost_endpoint {
     void *aux;
 
     int listen_fd;              /* Server: listening socket. */
+    dev_t sock_dev;             /* Server: the socket file it made, to tell */
+    ino_t sock_ino;             /* it from whatever else takes its place. */
+    uint64_t perms_seq;         /* Server: vhostmq_sock_perms_seq() when the
+                                 * owner and mode were last applied. */
     int conn_fd;                /* Connected front-end, or -1. */
     struct vhost_conn_reader reader;
     bool holding;               /* Its owner holds a message: read no
@@ -190,52 +204,184 @@ set_error(struct vhost_endpoint *ep, const char *format, ...)
     va_end(args);
 }
 
-static bool
-fill_sockaddr(const char *path, struct sockaddr_un *sun, char **errp)
+/* Opens the directory that socket 'path' is in (O_PATH: only for the *at()
+ * calls and for naming the socket through /proc) and points '*name' at the
+ * socket's name in 'path'.  Returns the fd, or -1 with errno set. */
+static int
+open_socket_dir(const char *path, const char **name)
 {
-    memset(sun, 0, sizeof *sun);
-    sun->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sun->sun_path) {
-        *errp = xasprintf("socket path \"%s\" longer than %"PRIuSIZE
-                          " bytes", path, sizeof sun->sun_path - 1);
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int fd;
+
+    *name = slash ? slash + 1 : path;
+    dir = slash ? xmemdup0(path, MAX(slash - path, 1)) : xstrdup(".");
+    fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    return fd;
+}
+
+/* Returns true if bind() or connect() can reach socket 'path', else false
+ * with a message in '*errp'. */
+static bool
+check_socket_path(const char *path, char **errp)
+{
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+
+    if (!name[0]) {
+        *errp = xasprintf("socket path \"%s\" ends in \"/\": no socket name",
+                          path);
         return false;
     }
-    strcpy(sun->sun_path, path);
+    if (strlen(path) >= SUN_PATH_SIZE && strlen(name) > MAX_SOCK_NAME_LEN) {
+        *errp = xasprintf("socket path \"%s\": a socket path longer than "
+                          "%"PRIuSIZE" bytes is reached through its "
+                          "directory, but its name \"%s\" is longer than "
+                          "%"PRIuSIZE" bytes", path, SUN_PATH_SIZE - 1, name,
+                          MAX_SOCK_NAME_LEN);
+        return false;
+    }
     return true;
 }
 
-static int
-listen_on(const char *path, char **errp)
+/* Fills 'sun' with socket 'path' (checked by check_socket_path()), or if it
+ * does not fit, with the name 'name' in the directory open as 'dirfd'. */
+static void
+fill_sockaddr(const char *path, int dirfd, const char *name,
+              struct sockaddr_un *sun)
 {
-    struct sockaddr_un sun;
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) < sizeof sun->sun_path) {
+        strcpy(sun->sun_path, path);
+    } else {
+        ovs_assert(dirfd >= 0);
+        snprintf(sun->sun_path, sizeof sun->sun_path,
+                 PROC_FD_PREFIX "%d/%s", dirfd, name);
+    }
+}
+
+/* Why the file at server 'ep''s socket path is not the socket that 'ep'
+ * made, or null if it is. */
+static const char *
+not_our_socket(const struct vhost_endpoint *ep, const struct stat *st)
+{
+    return (S_ISLNK(st->st_mode) ? "a symbolic link"
+            : !S_ISSOCK(st->st_mode) ? "not a socket"
+            : st->st_dev != ep->sock_dev || st->st_ino != ep->sock_ino
+            ? "another socket"
+            : NULL);
+}
+
+/* Gives server 'ep''s socket file, 'name' in the directory open as 'dirfd',
+ * the configured owner and mode.  Never through a symbolic link, and only
+ * to the socket 'ep' made: whoever can write the socket directory could
+ * otherwise have another file's owner or mode changed.  The file is opened
+ * (O_PATH, not following a link), checked, and changed through that fd, so
+ * nothing can be put in its place in between. */
+static void
+apply_perms(struct vhost_endpoint *ep, int dirfd, const char *name)
+{
     struct stat st;
+    const char *why;
     int fd;
 
-    if (!fill_sockaddr(path, &sun, errp)) {
+    ep->perms_seq = vhostmq_sock_perms_seq();
+    if (!vhostmq_sock_perms_wanted()) {
+        return;
+    }
+    fd = dirfd < 0 ? -1 : openat(dirfd, name,
+                                 O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st)) {
+        VLOG_WARN_RL(&rl, "%s: cannot set the owner and mode of %s: %s",
+                     ep->name, ep->path, ovs_strerror(errno));
+    } else if ((why = not_our_socket(ep, &st)) != NULL) {
+        VLOG_WARN_RL(&rl, "%s: %s is not the port's socket any more (%s); "
+                     "its owner and mode are left alone",
+                     ep->name, ep->path, why);
+    } else {
+        vhostmq_apply_sock_perms(fd, ep->path);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* Makes server 'ep''s listening socket at 'ep->path': replaces a stale
+ * socket file there (nothing else), binds, listens, and applies the owner
+ * and mode.  Returns the socket, or -1 with a message in '*errp'. */
+static int
+listen_on(struct vhost_endpoint *ep, char **errp)
+{
+    struct sockaddr_un sun;
+    const char *name;
+    struct stat st;
+    int dirfd, fd;
+
+    dirfd = open_socket_dir(ep->path, &name);
+    if (dirfd < 0) {
+        *errp = xasprintf("cannot listen on %s: %s", ep->path,
+                          ovs_strerror(errno));
         return -1;
     }
-    if (!lstat(path, &st)) {
+    if (!fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
         if (!S_ISSOCK(st.st_mode)) {
-            *errp = xasprintf("%s exists and is not a socket", path);
+            *errp = xasprintf("%s exists and is not a socket", ep->path);
+            close(dirfd);
             return -1;
         }
         /* A socket file left by a switch that died: replace it. */
-        unlink(path);
+        unlinkat(dirfd, name, 0);
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *errp = xasprintf("socket: %s", ovs_strerror(errno));
+        close(dirfd);
         return -1;
     }
+    fill_sockaddr(ep->path, dirfd, name, &sun);
     if (bind(fd, (struct sockaddr *) &sun, sizeof sun) < 0
         || listen(fd, 8) < 0) {
-        *errp = xasprintf("cannot listen on %s: %s", path,
+        *errp = xasprintf("cannot listen on %s: %s", ep->path,
                           ovs_strerror(errno));
         close(fd);
+        close(dirfd);
         return -1;
     }
-    vhostmq_apply_sock_perms(path);
+    /* Which file is the port's socket, for apply_perms() and for
+     * vhost_endpoint_destroy(). */
+    if (!fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+        ep->sock_dev = st.st_dev;
+        ep->sock_ino = st.st_ino;
+    }
+    apply_perms(ep, dirfd, name);
+    close(dirfd);
     return fd;
+}
+
+/* Removes server 'ep''s socket file, if it is still the one 'ep' made. */
+static void
+remove_socket(const struct vhost_endpoint *ep)
+{
+    const char *name, *why;
+    struct stat st;
+    int dirfd;
+
+    dirfd = open_socket_dir(ep->path, &name);
+    if (dirfd < 0) {
+        return;
+    }
+    if (!fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+        why = not_our_socket(ep, &st);
+        if (why) {
+            VLOG_WARN_RL(&rl, "%s: %s is not the port's socket any more "
+                         "(%s); left in place", ep->name, ep->path, why);
+        } else {
+            unlinkat(dirfd, name, 0);
+        }
+    }
+    close(dirfd);
 }
 
 static void
@@ -277,8 +423,9 @@ static void
 try_connect(struct vhost_endpoint *ep)
 {
     struct sockaddr_un sun;
-    char *error = NULL;
-    int fd;
+    const char *name = NULL;
+    int dirfd = -1;
+    int fd, err;
 
     ep->next_connect = time_msec() + ep->reconnect_msec;
     if (ep->fast_retries > 0) {
@@ -286,31 +433,41 @@ try_connect(struct vhost_endpoint *ep)
         ep->next_connect = time_msec() + FAST_RETRY_MSEC;
     }
     watch_socket_dir(ep);
-    if (!fill_sockaddr(ep->path, &sun, &error)) {
-        set_error(ep, "%s", error);
-        free(error);
-        return;
+    if (strlen(ep->path) >= sizeof sun.sun_path) {
+        dirfd = open_socket_dir(ep->path, &name);
+        if (dirfd < 0) {
+            err = errno;
+            goto failed;
+        }
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         set_error(ep, "socket: %s", ovs_strerror(errno));
-        return;
-    }
-    if (connect(fd, (struct sockaddr *) &sun, sizeof sun) < 0) {
-        int err = errno;
-
-        close(fd);
-        set_error(ep, "connect to %s: %s", ep->path, ovs_strerror(err));
-        if (!ep->connect_failed_logged) {
-            VLOG_INFO("%s: cannot connect to %s (%s); retrying every %d ms",
-                      ep->name, ep->path, ovs_strerror(err),
-                      ep->reconnect_msec);
-            ep->connect_failed_logged = true;
+        if (dirfd >= 0) {
+            close(dirfd);
         }
         return;
     }
+    fill_sockaddr(ep->path, dirfd, name, &sun);
+    err = connect(fd, (struct sockaddr *) &sun, sizeof sun) < 0 ? errno : 0;
+    if (dirfd >= 0) {
+        close(dirfd);
+    }
+    if (err) {
+        close(fd);
+        goto failed;
+    }
     ep->fast_retries = 0;
     endpoint_connected(ep, fd);
+    return;
+
+failed:
+    set_error(ep, "connect to %s: %s", ep->path, ovs_strerror(err));
+    if (!ep->connect_failed_logged) {
+        VLOG_INFO("%s: cannot connect to %s (%s); retrying every %d ms",
+                  ep->name, ep->path, ovs_strerror(err), ep->reconnect_msec);
+        ep->connect_failed_logged = true;
+    }
 }
 
 struct vhost_endpoint *
@@ -320,13 +477,9 @@ vhost_endpoint_create(const char *name, const char *path, bool client,
                       char **errp)
 {
     struct vhost_endpoint *ep;
-    int listen_fd = -1;
 
-    if (!client) {
-        listen_fd = listen_on(path, errp);
-        if (listen_fd < 0) {
-            return NULL;
-        }
+    if (!check_socket_path(path, errp)) {
+        return NULL;
     }
 
     ep = xzalloc(sizeof *ep);
@@ -335,13 +488,23 @@ vhost_endpoint_create(const char *name, const char *path, bool client,
     ep->client = client;
     ep->cbs = cbs;
     ep->aux = aux;
-    ep->listen_fd = listen_fd;
+    ep->listen_fd = -1;
     ep->conn_fd = -1;
     ep->watch = -1;
     ep->reconnect_msec = reconnect_msec > 0 ? reconnect_msec
                                             : DEFAULT_RECONNECT_MSEC;
     ep->next_connect = time_msec();
     vhost_conn_reader_init(&ep->reader);
+
+    if (!client) {
+        ep->listen_fd = listen_on(ep, errp);
+        if (ep->listen_fd < 0) {
+            free(ep->name);
+            free(ep->path);
+            free(ep);
+            return NULL;
+        }
+    }
     ovs_list_push_back(&endpoints, &ep->node);
 
     if (client) {
@@ -362,7 +525,7 @@ vhost_endpoint_destroy(struct vhost_endpoint *ep)
     unwatch_socket_dir(ep);
     if (ep->listen_fd >= 0) {
         close(ep->listen_fd);
-        unlink(ep->path);
+        remove_socket(ep);
     }
     ovs_list_remove(&ep->node);
     free(ep->name);
@@ -374,8 +537,16 @@ vhost_endpoint_destroy(struct vhost_endpoint *ep)
 void
 vhost_endpoint_apply_perms(struct vhost_endpoint *ep)
 {
-    if (ep->listen_fd >= 0) {
-        vhostmq_apply_sock_perms(ep->path);
+    const char *name;
+    int dirfd;
+
+    if (ep->listen_fd < 0 || ep->perms_seq == vhostmq_sock_perms_seq()) {
+        return;
+    }
+    dirfd = open_socket_dir(ep->path, &name);
+    apply_perms(ep, dirfd, name);
+    if (dirfd >= 0) {
+        close(dirfd);
     }
 }
 
@@ -545,6 +716,9 @@ vhost_connmgr_run(void)
             && time_msec() >= ep->next_connect) {
             try_connect(ep);
         }
+        /* New owner or mode settings, for every server socket (with a
+         * front-end or not), once. */
+        vhost_endpoint_apply_perms(ep);
     }
 }
 

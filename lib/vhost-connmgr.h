@@ -78,7 +78,10 @@ struct vhost_endpoint *vhost_endpoint_create(
 void vhost_endpoint_destroy(struct vhost_endpoint *);
 
 /* Applies the switch's socket owner and mode settings to a server
- * endpoint's socket again. */
+ * endpoint's socket if they changed since they were last applied to it
+ * (vhost_connmgr_run() also does, for every server endpoint).  Never
+ * through a symbolic link, and only to the socket file the endpoint made:
+ * anything else in its place is left alone, with a warning. */
 void vhost_endpoint_apply_perms(struct vhost_endpoint *);
 
 /* Drops the current front-end, if any (a client reconnects later). */

@@ -19,8 +19,10 @@
 #include "vhostmq-settings.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,6 +41,7 @@ static struct ovsdb_idl *idl;
 static char *sock_dir;
 static char *sock_owner;        /* other_config:vhost-sock-owner. */
 static char *sock_mode;         /* other_config:vhost-sock-mode. */
+static uint64_t sock_perms_seq; /* Changes when either of them changes. */
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
@@ -141,6 +144,9 @@ vhostmq_settings_run(void)
     perms_changed |= update_string(&sock_mode,
                                    cfg ? smap_get(&cfg->other_config,
                                                   "vhost-sock-mode") : NULL);
+    if (perms_changed) {
+        sock_perms_seq++;
+    }
     dir = compute_sock_dir();
     if (!sock_dir || strcmp(dir, sock_dir)) {
         bool changed = sock_dir != NULL || strcmp(dir, ovs_rundir());
@@ -198,8 +204,20 @@ parse_id(const char *s, bool group, long *id)
     return false;
 }
 
+uint64_t
+vhostmq_sock_perms_seq(void)
+{
+    return sock_perms_seq;
+}
+
+bool
+vhostmq_sock_perms_wanted(void)
+{
+    return (sock_owner && sock_owner[0]) || (sock_mode && sock_mode[0]);
+}
+
 int
-vhostmq_apply_sock_perms(const char *path)
+vhostmq_apply_sock_perms(int fd, const char *path)
 {
     if (sock_owner && sock_owner[0]) {
         char *owner = xstrdup(sock_owner);
@@ -217,7 +235,8 @@ vhostmq_apply_sock_perms(const char *path)
             return EINVAL;
         }
         free(owner);
-        if (chown(path, uid, gid)) {
+        /* The file 'fd' refers to itself, not a name. */
+        if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH)) {
             int error = errno;
 
             VLOG_WARN_RL(&rl, "%s: chown: %s", path, ovs_strerror(error));
@@ -225,6 +244,7 @@ vhostmq_apply_sock_perms(const char *path)
         }
     }
     if (sock_mode && sock_mode[0]) {
+        char proc_path[64];
         char *end;
         long mode = strtol(sock_mode, &end, 8);
 
@@ -233,10 +253,18 @@ vhostmq_apply_sock_perms(const char *path)
                          "octal mode", sock_mode);
             return EINVAL;
         }
-        if (chmod(path, mode)) {
+        /* An O_PATH fd allows no fchmod(), and fchmodat() takes no
+         * AT_EMPTY_PATH before Linux 6.6.  /proc/self/fd/N leads to the
+         * open file itself, not to a name looked up again: chmod() through
+         * it changes the very file that 'fd' refers to (as glibc's
+         * fchmodat(AT_SYMLINK_NOFOLLOW) does).  Without /proc, the mode is
+         * not set (and a warning says why). */
+        snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
+        if (chmod(proc_path, mode)) {
             int error = errno;
 
-            VLOG_WARN_RL(&rl, "%s: chmod: %s", path, ovs_strerror(error));
+            VLOG_WARN_RL(&rl, "%s: chmod (through %s): %s", path, proc_path,
+                         ovs_strerror(error));
             return error;
         }
     }

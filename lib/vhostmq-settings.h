@@ -35,6 +35,7 @@
  * and serviced from the provider's run and wait hooks. */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Finds the database remote in ovs-vswitchd's command line (the first
  * argument that is not an option, as ovs-vswitchd itself takes it; default
@@ -48,8 +49,15 @@ void vhostmq_settings_wait(void);
 /* The directory for server ports' sockets.  Never null. */
 const char *vhostmq_sock_dir(void);
 
-/* Applies vhost-sock-owner and vhost-sock-mode, if set, to the socket file
- * 'path'.  Returns 0 or an errno value. */
-int vhostmq_apply_sock_perms(const char *path);
+/* vhost-sock-owner and vhost-sock-mode: whether either is set, and a number
+ * that changes whenever either changes (to apply them once per change). */
+bool vhostmq_sock_perms_wanted(void);
+uint64_t vhostmq_sock_perms_seq(void);
+
+/* Applies vhost-sock-owner and vhost-sock-mode, if set, to the file that
+ * 'fd' refers to: a socket file opened with O_PATH | O_NOFOLLOW, which the
+ * caller checked is the socket it means ('path' only names it in logs).
+ * Returns 0 or an errno value. */
+int vhostmq_apply_sock_perms(int fd, const char *path);
 
 #endif /* vhostmq-settings.h */
