@@ -237,6 +237,21 @@ test_file_kinds(void)
     close(fd);
 }
 
+/* Valgrind (3.19) cannot resume an access whose SIGBUS handler mapped the
+ * page again: it kills the program with SIGSEGV.  The tests of the
+ * registry skip there (they run natively and under ASAN). */
+static bool
+under_valgrind(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+
+    if (preload && strstr(preload, "vgpreload")) {
+        printf("(skipped under valgrind) ");
+        return true;
+    }
+    return false;
+}
+
 /* Reads and writes every page of region 'i' of 'mem' from byte 'from'. */
 static uint64_t
 touch(struct vhost_mem *mem, unsigned int i, uint64_t from)
@@ -263,6 +278,10 @@ test_shrink_to_zero(void)
     struct vhost_mem *mem;
     unsigned int region = 99;
 
+    if (under_valgrind()) {
+        close(fd);
+        return;
+    }
     make_table(&msg, 1, &fd, &size, NULL);
     CHECK_EQ(vhost_mem_from_table(&msg, UINT64_MAX, &mem), VHOST_MEM_OK);
     CHECK(vhost_mem_fault_fd() >= 0);
@@ -297,6 +316,11 @@ test_shrink_to_half(void)
     unsigned int region = 99;
     uint8_t *view;
 
+    if (under_valgrind()) {
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
     make_table(&msg, 2, fds, sizes, NULL);
     CHECK_EQ(vhost_mem_from_table(&msg, UINT64_MAX, &mem), VHOST_MEM_OK);
     while (vhost_mem_take_faults()) {

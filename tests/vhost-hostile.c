@@ -40,12 +40,14 @@
  * test that runs this (tests/hostile.at) to check. */
 
 #define _GNU_SOURCE
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vguest.h"
@@ -334,6 +336,50 @@ c_call_with_stray_bits(void)
     vg_send(g, VHOST_USER_SET_VRING_CALL, VG_ASK, &idx, 8, &fd, 1);
 }
 
+/* A sparse memfd of 'size' bytes: costs the guest nothing. */
+static int
+sparse_memfd(uint64_t size)
+{
+    int fd = memfd_create("vhost-hostile-sparse", MFD_CLOEXEC);
+
+    if (fd < 0 || ftruncate(fd, size)) {
+        vg_fail(g, "sparse memfd: %s", strerror(errno));
+    }
+    return fd;
+}
+
+/* 2 TiB of guest memory, more than a port maps by default
+ * (options:max-guest-memory). */
+static void
+c_mem_table_2tib(void)
+{
+    struct vhost_user_mem_region r = vg_region(g, 0, 2ull << 40, 0);
+    struct vhost_user_mem_table table;
+    int fd = sparse_memfd(2ull << 40);
+
+    memset(&table, 0, sizeof table);
+    table.nregions = 1;
+    table.regions[0] = r;
+    vg_send(g, VHOST_USER_SET_MEM_TABLE, VG_ASK, &table, 8 + sizeof r, &fd,
+            1);
+    close(fd);
+}
+
+/* A region of 1 TiB added to the guest's memory: the table would then map
+ * more than the limit. */
+static void
+c_add_mem_reg_over_limit(void)
+{
+    struct vhost_user_mem_single p = {
+        .region = vg_region(g, 1ull << 40, 1ull << 40, 0),
+    };
+    int fd = sparse_memfd(1ull << 40);
+
+    p.region.userspace_addr = (uintptr_t) g->mem + (1ull << 30);
+    vg_send(g, VHOST_USER_ADD_MEM_REG, VG_ASK, &p, sizeof p, &fd, 1);
+    close(fd);
+}
+
 static void
 c_truncated_then_close(void)
 {
@@ -367,6 +413,8 @@ static const struct hostile_case cases[] = {
     { "mem-table-fd-too-small", NACK, false, c_mem_table_fd_too_small },
     { "mem-table-wraps", NACK, false, c_mem_table_wraps },
     { "add-mem-reg-overlap", NACK, true, c_add_mem_reg_overlap },
+    { "mem-table-2TiB-sparse", NACK, false, c_mem_table_2tib },
+    { "add-mem-reg-over-limit", NACK, true, c_add_mem_reg_over_limit },
     { "vring-index-out-of-range", NACK, false, c_vring_index_out_of_range },
     { "ring-size-zero", NACK, false, c_ring_size_zero },
     { "ring-size-too-big", NACK, false, c_ring_size_too_big },
@@ -576,9 +624,36 @@ b_indirect_outside_memory(unsigned int ring, uint16_t write UNUSED)
     return 0;
 }
 
+/* The guest's memfd shrinks under the switch.  The guest must not touch
+ * its memory where the file is gone (it would get SIGBUS itself). */
+static uint16_t
+b_shrink_to_zero(unsigned int ring UNUSED, uint16_t write UNUSED)
+{
+    /* The switch polls the rings, in region A: it touches the missing
+     * pages at once. */
+    if (ftruncate(g->memfd, 0)) {
+        vg_fail(g, "ftruncate: %s", strerror(errno));
+    }
+    return 0;
+}
+
+static uint16_t
+b_shrink_to_half(unsigned int ring, uint16_t write)
+{
+    /* Region A (rings and buffers) stays; region B goes, and a frame in it
+     * makes the switch read it. */
+    if (ftruncate(g->memfd, VG_REGION_B_OFF)) {
+        vg_fail(g, "ftruncate: %s", strerror(errno));
+    }
+    vg_set_desc(g, ring, 0, VG_REGION_B_GPA + 0x100, 100, write, 0);
+    return 0;
+}
+
 enum ring_expect {
     CHAIN_RETURNED,             /* Given back used; the next frame flows. */
     RING_STOPPED,               /* Nothing more taken until a restart. */
+    DISCONNECTED,               /* Memory shrank: the switch drops the
+                                 * front-end, and lives. */
 };
 
 struct ring_case {
@@ -631,7 +706,11 @@ static const struct ring_case ring_cases[] = {
     { "rx-indirect-outside-memory", RX, CHAIN_RETURNED, false,
       b_indirect_outside_memory },
     { "rx-avail-index-jump", RX, RING_STOPPED, false, NULL },
+    { "memfd-shrunk-to-0", TX, DISCONNECTED, false, b_shrink_to_zero },
+    { "memfd-shrunk-to-half", TX, DISCONNECTED, false, b_shrink_to_half },
 };
+
+static const char *socket_path;
 
 /* For a case on the guest's RX ring: a frame for the guest makes the
  * switch look at that ring. */
@@ -655,6 +734,29 @@ run_ring_case(const struct ring_case *c)
      * its PMD threads. */
     vg_probe_round_trip(g, 0, 10000, "before the bad chain");
 
+    if (c->expect == DISCONNECTED) {
+        struct vhost_user_msg reply;
+        struct vguest g2;
+
+        head = c->bad(c->ring, 0);
+        if (c->bad == b_shrink_to_half) {
+            vg_make_avail(g, c->ring, head);
+        }
+        /* The switch must drop the connection (and must not crash: a
+         * crash closes it too, so a new front-end must get answers). */
+        if (!vg_read_answer(g, &reply)) {
+            vg_fail(g, "the switch sent something unasked");
+        }
+        vg_init(&g2, c->name, false);
+        if (vg_connect(&g2, socket_path, 2000)) {
+            vg_fail(g, "the switch is gone");
+        }
+        vg_get_u64(&g2, VHOST_USER_GET_FEATURES);
+        vg_destroy(&g2);
+        printf("ok: %s: front-end dropped; the switch answers the next\n",
+               c->name);
+        return;
+    }
     if (c->expect == RING_STOPPED) {
         /* The guest's index runs a ring and more ahead of what it made
          * available. */
@@ -717,7 +819,8 @@ main(int argc, char *argv[])
                    ? "none" : "protocol");
         }
         for (size_t i = 0; i < sizeof ring_cases / sizeof *ring_cases; i++) {
-            printf("%s ring\n", ring_cases[i].name);
+            printf("%s %s\n", ring_cases[i].name,
+                   ring_cases[i].expect == DISCONNECTED ? "fault" : "ring");
         }
         return 0;
     }
@@ -735,6 +838,7 @@ main(int argc, char *argv[])
             rc = &ring_cases[i];
         }
     }
+    socket_path = argv[1];
     vg_init(g, argv[2], rc != NULL);
     if (!c && !rc) {
         vg_fail(g, "no such case");
