@@ -664,7 +664,7 @@ switch_init(struct bench_switch *sw, const struct guest *g, int burst)
                     vhost_user_wire_error_name(wire_error),
                     detail ? detail : "");
     }
-    mem_error = vhost_mem_from_table(&msg, &sw->mem);
+    mem_error = vhost_mem_from_table(&msg, UINT64_MAX, &sw->mem);
     if (mem_error != VHOST_MEM_OK) {
         bench_fatal("guest memory not mapped: %s",
                     vhost_mem_error_name(mem_error));

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,9 @@ static struct vlog_rate_limit info_rl = VLOG_RATE_LIMIT_INIT(60, 600);
 
 /* How often the main thread drains started but disabled guest TX rings. */
 #define VHOSTMQ_DISCARD_MSEC 100
+
+/* options:max-guest-memory, in MiB: at most a 47-bit address space. */
+#define VHOSTMQ_MAX_GUEST_MEMORY_MB (128 << 20)
 
 /* options:reconnect-interval of client ports, in milliseconds. */
 #define VHOSTMQ_DEFAULT_RECONNECT_MSEC 1000
@@ -550,15 +554,21 @@ static void
 netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
 {
     struct netdev_vhostmq *dev;
+    bool faults;
 
     if (vhostmq_settings_run()) {
         move_server_sockets();
     }
     vhostmq_grace_seen = seq_read(vhostmq_grace_seq);
     vhost_connmgr_run();
+    faults = vhost_mem_take_faults();
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
+        if (faults && vhost_device_memory_faulted(&dev->vdev)
+            && dev->endpoint) {
+            vhost_endpoint_drop(dev->endpoint, "guest memory shrank");
+        }
         if (dev->reconfigure_pending
             && time_msec() >= dev->reconfigure_at) {
             update_queue_count(dev);
@@ -576,6 +586,9 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
     vhostmq_settings_wait();
     seq_wait(vhostmq_grace_seq, vhostmq_grace_seen);
     vhost_connmgr_wait();
+    if (vhost_mem_fault_fd() >= 0) {
+        poll_fd_wait(vhost_mem_fault_fd(), POLLIN);
+    }
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
@@ -703,7 +716,7 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
 {
     static const char *const known[] = {
         "vhost-server-path", "max-queue-pairs", "tx-retries-max",
-        "reconnect-interval",
+        "reconnect-interval", "max-guest-memory",
     };
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     const char *name = netdev_get_name(netdev);
@@ -711,6 +724,7 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     int max_queue_pairs = VHOSTMQ_DEFAULT_QUEUE_PAIRS;
     int tx_retries_max = VHOSTMQ_DEFAULT_TX_RETRIES;
     int reconnect_msec = VHOSTMQ_DEFAULT_RECONNECT_MSEC;
+    int max_mem_mb = VHOST_DEVICE_DEFAULT_MAX_MEM >> 20;
     const char *path = smap_get(args, "vhost-server-path");
     struct smap_node *node;
     bool new_endpoint;
@@ -750,7 +764,10 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
         || !parse_int_option(name, args, "tx-retries-max", 0,
                              VHOSTMQ_MAX_TX_RETRIES, &tx_retries_max, errp)
         || !parse_int_option(name, args, "reconnect-interval", 10, 3600000,
-                             &reconnect_msec, errp)) {
+                             &reconnect_msec, errp)
+        || !parse_int_option(name, args, "max-guest-memory", 1,
+                             VHOSTMQ_MAX_GUEST_MEMORY_MB, &max_mem_mb,
+                             errp)) {
         return EINVAL;
     }
     if (!dev->client && smap_get(args, "reconnect-interval")) {
@@ -777,6 +794,12 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
         dev->vdev.max_vrings = 2 * max_queue_pairs;
     }
     atomic_store_relaxed(&dev->tx_retries_max, tx_retries_max);
+    dev->vdev.max_mem_bytes = (uint64_t) max_mem_mb << 20;
+    if (vhost_mem_mapped_bytes(dev->vdev.mem) > dev->vdev.max_mem_bytes
+        && dev->endpoint) {
+        vhost_endpoint_drop(dev->endpoint, "max-guest-memory lowered below "
+                            "the guest's memory");
+    }
 
     dev->reconnect_msec = reconnect_msec;
     if (new_endpoint) {
@@ -815,6 +838,10 @@ netdev_vhostmq_get_config(const struct netdev *netdev, struct smap *args)
     atomic_read_relaxed(&dev->tx_retries_max, &tx_retries_max);
     if (tx_retries_max != VHOSTMQ_DEFAULT_TX_RETRIES) {
         smap_add_format(args, "tx-retries-max", "%d", tx_retries_max);
+    }
+    if (dev->vdev.max_mem_bytes != VHOST_DEVICE_DEFAULT_MAX_MEM) {
+        smap_add_format(args, "max-guest-memory", "%"PRIu64,
+                        dev->vdev.max_mem_bytes >> 20);
     }
     if (dev->client && dev->reconnect_msec != VHOSTMQ_DEFAULT_RECONNECT_MSEC) {
         smap_add_format(args, "reconnect-interval", "%d",
@@ -1390,6 +1417,8 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
     }
     smap_add_format(args, "protocol_errors", "%"PRIu64,
                     port_protocol_errors(dev));
+    smap_add_format(args, "guest_memory_faults", "%"PRIu64,
+                    vdev->errors.memory_faults);
     if (vdev->last_error[0]) {
         smap_add(args, "last_protocol_error", vdev->last_error);
     }

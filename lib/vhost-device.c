@@ -80,6 +80,7 @@ vhost_device_init(struct vhost_device *dev, const char *name,
     }
     dev->max_queue_pairs = max_queue_pairs;
     dev->max_vrings = 2 * max_queue_pairs;
+    dev->max_mem_bytes = VHOST_DEVICE_DEFAULT_MAX_MEM;
     dev->vrings = calloc(dev->max_vrings, sizeof *dev->vrings);
     if (!dev->vrings) {
         abort();
@@ -481,6 +482,22 @@ vhost_device_is_ready(const struct vhost_device *dev)
     return true;
 }
 
+bool
+vhost_device_memory_faulted(struct vhost_device *dev)
+{
+    unsigned int i;
+
+    if (!vhost_mem_faulted(dev->mem, &i)) {
+        return false;
+    }
+    dev->errors.memory_faults++;
+    dev_log(dev, VHOST_LOG_WARN, "guest memory region %u (guest-physical "
+            "0x%"PRIx64", %"PRIu64" bytes) shrank under the switch: "
+            "disconnecting", i, dev->mem->regions[i].gpa,
+            dev->mem->regions[i].size);
+    return true;
+}
+
 uint64_t
 vhost_device_n_errors(const struct vhost_device *dev)
 {
@@ -635,6 +652,13 @@ finish_mem_change(struct vhost_device *dev, enum vhost_mem_error error,
     if (error) {
         resume_rings(dev, 0, dev->max_vrings);
         dev->errors.memory++;
+        if (error == VHOST_MEM_OVER_LIMIT) {
+            dev_log(dev, VHOST_LOG_WARN, "%s refused: guest memory would "
+                    "take more than the port's limit of %"PRIu64" MiB",
+                    vhost_user_request_name(msg->request),
+                    dev->max_mem_bytes >> 20);
+            return FATAL;
+        }
         dev_log(dev, VHOST_LOG_WARN, "%s refused: %s",
                 vhost_user_request_name(msg->request),
                 vhost_mem_error_name(error));
@@ -681,7 +705,7 @@ set_mem_table(struct vhost_device *dev, struct vhost_user_msg *msg,
     if (!park_rings(dev, 0, dev->max_vrings)) {
         return WAIT;
     }
-    error = vhost_mem_from_table(msg, &mem);
+    error = vhost_mem_from_table(msg, dev->max_mem_bytes, &mem);
     return finish_mem_change(dev, error, mem, msg);
 }
 
@@ -700,7 +724,7 @@ add_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
     if (!park_rings(dev, 0, dev->max_vrings)) {
         return WAIT;
     }
-    error = vhost_mem_add_region(dev->mem, msg, &mem);
+    error = vhost_mem_add_region(dev->mem, msg, dev->max_mem_bytes, &mem);
     return finish_mem_change(dev, error, mem, msg);
 }
 

@@ -63,6 +63,11 @@
      | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)      \
      | (1ull << VHOST_USER_PROTOCOL_F_STATUS))
 
+/* The most guest memory a device maps unless told otherwise
+ * ('max_mem_bytes'): 1 TiB.  Guests of several hundred GiB exist and fit;
+ * a front-end cannot take more than 1/128 of a 47-bit address space. */
+#define VHOST_DEVICE_DEFAULT_MAX_MEM (1ull << 40)
+
 /* Device status bits (SET_STATUS). */
 #define VIRTIO_CONFIG_S_DRIVER_OK 4
 
@@ -127,6 +132,7 @@ struct vhost_device_errors {
     uint64_t state;             /* Valid message, wrong for the state. */
     uint64_t memory;            /* Memory region could not be mapped. */
     uint64_t vring;             /* Vring could not start. */
+    uint64_t memory_faults;     /* Guest memory shrank under the switch. */
 };
 
 struct vhost_grace;
@@ -147,6 +153,7 @@ struct vhost_device {
     uint8_t status;             /* SET_STATUS. */
     uint16_t mtu;               /* NET_SET_MTU, 0 if none. */
     struct vhost_mem *mem;
+    uint64_t max_mem_bytes;     /* Most guest memory mapped at once. */
 
     /* SEND_RARP: the data path announces this MAC once. */
     uint8_t rarp_mac[6];
@@ -201,6 +208,12 @@ void vhost_device_disconnect(struct vhost_device *);
  * first queue pair started, and (with the STATUS protocol feature) the
  * driver said DRIVER_OK. */
 bool vhost_device_is_ready(const struct vhost_device *);
+
+/* Whether the file behind a region of the device's guest memory shrank
+ * under the switch (see vhost_mem_faulted()): if so, counts and logs it
+ * (once per table) and returns true: the caller must drop the
+ * connection. */
+bool vhost_device_memory_faulted(struct vhost_device *);
 
 /* Messages refused since the device was created, all reasons. */
 uint64_t vhost_device_n_errors(const struct vhost_device *);

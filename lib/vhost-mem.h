@@ -28,6 +28,30 @@
  * path threads may still read is the caller's business: it must wait until
  * none of them can hold a pointer into it (RCU or equivalent).
  *
+ * Which files are taken: a region's fd must be a regular file on tmpfs or
+ * hugetlbfs (a memfd, a file in /dev/shm or /dev/hugepages: what QEMU,
+ * DPDK and other front-ends share guest memory with).  A file on a disk
+ * filesystem is refused: a PMD thread touching it would wait for disk I/O.
+ * Seals are not required (DPDK's memfds and hugetlbfs files have none).
+ *
+ * Only what a region needs is mapped: from its mmap_offset rounded down to
+ * the file's page size (the huge page size on hugetlbfs) to its end, not
+ * the file from offset 0.  A table (or a table with an added region) that
+ * would map more than the caller's limit in all is refused.
+ *
+ * A file that shrinks under its mapping (ftruncate() by the front-end, or
+ * hugetlbfs or tmpfs out of pages) makes the next access to the missing
+ * pages raise SIGBUS.  Every mapping is registered with a process-wide
+ * SIGBUS handler (installed with the first mapping, chaining to the one it
+ * replaced for any other address) that maps zero pages over the faulting
+ * page, so the access completes, and marks the mapping faulted: the switch
+ * polls vhost_mem_fault_fd(), finds the table with vhost_mem_faulted() and
+ * drops the front-end.  A front-end's fd sealed against shrinking
+ * (F_SEAL_SHRINK, as QEMU's memfds are) can still run out of huge pages,
+ * so sealed mappings are registered too, but only unsealed ones need a
+ * slot of the registry (VHOST_MEM_GUARD_SLOTS): an unsealed region that
+ * finds the registry full is refused.
+ *
  * No Open vSwitch dependency. */
 
 #include <stdbool.h>
@@ -71,22 +95,32 @@ enum vhost_mem_error {
     VHOST_MEM_NOT_FOUND,        /* REM_MEM_REG of an unknown region. */
     VHOST_MEM_BAD_FD,           /* fstat() failed. */
     VHOST_MEM_DUPLICATE,        /* ADD_MEM_REG of a region already there. */
+    VHOST_MEM_BAD_FILE,         /* Not a file on tmpfs or hugetlbfs. */
+    VHOST_MEM_OVER_LIMIT,       /* The table would map more than allowed. */
+    VHOST_MEM_NO_GUARD_SLOT,    /* Unsealed, and the registry is full. */
 };
+
+/* Mappings the SIGBUS registry can watch at once, all devices together. */
+#define VHOST_MEM_GUARD_SLOTS 16384
 
 const char *vhost_mem_error_name(enum vhost_mem_error);
 
 /* Builds a table from a validated SET_MEM_TABLE message, mapping one region
- * per fd of 'msg'.  The fds are consumed (closed) whatever happens.  On
- * success stores the table in '*memp'. */
+ * per fd of 'msg', at most 'max_bytes' in all (VHOST_MEM_OVER_LIMIT).  The
+ * fds are consumed (closed) whatever happens.  On success stores the table
+ * in '*memp'. */
 enum vhost_mem_error vhost_mem_from_table(struct vhost_user_msg *msg,
+                                          uint64_t max_bytes,
                                           struct vhost_mem **memp);
 
 /* Returns a new table: 'old' (may be null) plus the region of a validated
- * ADD_MEM_REG message, whose fd is consumed.  A region identical to one
- * 'old' has already (QEMU sends the same region once per queue pair) is
+ * ADD_MEM_REG message, whose fd is consumed, if all of it maps at most
+ * 'max_bytes' (VHOST_MEM_OVER_LIMIT).  A region identical to one 'old' has
+ * already (QEMU sends the same region once per queue pair) is
  * VHOST_MEM_DUPLICATE: nothing changes. */
 enum vhost_mem_error vhost_mem_add_region(const struct vhost_mem *old,
                                           struct vhost_user_msg *msg,
+                                          uint64_t max_bytes,
                                           struct vhost_mem **memp);
 
 /* Returns a new table: 'old' less the region REM_MEM_REG names (matched on
@@ -107,8 +141,24 @@ bool vhost_mem_same_table(const struct vhost_mem *mem,
  * ignored. */
 void vhost_mem_free(struct vhost_mem *mem);
 
-/* Total bytes mapped by 'mem'. */
+/* Total bytes of address space 'mem' maps (its regions' sizes, each
+ * rounded out to the file's page size). */
 uint64_t vhost_mem_mapped_bytes(const struct vhost_mem *mem);
+
+/* Whether the file behind a region of 'mem' shrank under it (a data-path
+ * access to it raised SIGBUS, which was contained): if so, stores the
+ * index of the first such region in '*region'.  The table's memory then
+ * reads as zeros where the file is gone; the front-end must go. */
+bool vhost_mem_faulted(const struct vhost_mem *mem, unsigned int *region);
+
+/* An fd (an eventfd) that becomes readable whenever a mapping faulted, for
+ * a control thread to poll; -1 if it could not be made.  Also installs the
+ * SIGBUS handler if that is not done yet. */
+int vhost_mem_fault_fd(void);
+
+/* Consumes what vhost_mem_fault_fd() signalled: true if a mapping faulted
+ * since the last call (then check every table with vhost_mem_faulted()). */
+bool vhost_mem_take_faults(void);
 
 /* Translates the front-end virtual range [qva, qva + len) to a local
  * pointer, or returns null if it is not entirely inside one region. */

@@ -31,11 +31,13 @@ bool unit_failed;
 extern const struct unit_suite wire_suite;
 extern const struct unit_suite virtq_suite;
 extern const struct unit_suite device_suite;
+extern const struct unit_suite mem_suite;
 
 static const struct unit_suite *const suites[] = {
     &wire_suite,
     &virtq_suite,
     &device_suite,
+    &mem_suite,
 };
 
 int

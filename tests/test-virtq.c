@@ -84,7 +84,8 @@ guest_setup(struct test_guest *g, uint64_t features)
     }
     msg.n_fds = 2;
     CHECK_EQ(vhost_user_validate(&msg, 8, NULL), VHOST_USER_WIRE_OK);
-    CHECK_EQ(vhost_mem_from_table(&msg, &g->mem), VHOST_MEM_OK);
+    CHECK_EQ(vhost_mem_from_table(&msg, UINT64_MAX, &g->mem),
+             VHOST_MEM_OK);
 
     g->desc = GPA0;
     g->avail = GPA0 + 0x1000;
@@ -823,7 +824,8 @@ test_mem_regions(void)
     msg.payload.mem_single.region.userspace_addr = 0x10000000;
     msg.fds[0] = dup(g.fds[0]);
     msg.n_fds = 1;
-    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, &mem2), VHOST_MEM_OVERLAP);
+    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, UINT64_MAX, &mem2),
+             VHOST_MEM_OVERLAP);
     CHECK_EQ(msg.n_fds, 0);
 
     fd = memfd_create("test-small", MFD_CLOEXEC);
@@ -832,12 +834,13 @@ test_mem_regions(void)
     msg.payload.mem_single.region.memory_size = 8192;  /* > the file. */
     msg.fds[0] = dup(fd);
     msg.n_fds = 1;
-    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, &mem2),
+    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, UINT64_MAX, &mem2),
              VHOST_MEM_FD_TOO_SMALL);
     msg.payload.mem_single.region.memory_size = 4096;
     msg.fds[0] = dup(fd);
     msg.n_fds = 1;
-    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, &mem2), VHOST_MEM_OK);
+    CHECK_EQ(vhost_mem_add_region(g.mem, &msg, UINT64_MAX, &mem2),
+             VHOST_MEM_OK);
     CHECK_EQ(mem2->n_regions, 3);
     close(fd);
 

@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -387,6 +388,48 @@ c_call_fd_regular_file(void)
     int fd = open(".", O_TMPFILE | O_RDWR, 0600);
 
     send_call_fd(fd >= 0 ? fd : dup(g->memfd));
+/* A sparse memfd of 'size' bytes: costs the guest nothing. */
+static int
+sparse_memfd(uint64_t size)
+{
+    int fd = memfd_create("vhost-hostile-sparse", MFD_CLOEXEC);
+
+    if (fd < 0 || ftruncate(fd, size)) {
+        vg_fail(g, "sparse memfd: %s", strerror(errno));
+    }
+    return fd;
+}
+
+/* 2 TiB of guest memory, more than a port maps by default
+ * (options:max-guest-memory). */
+static void
+c_mem_table_2tib(void)
+{
+    struct vhost_user_mem_region r = vg_region(g, 0, 2ull << 40, 0);
+    struct vhost_user_mem_table table;
+    int fd = sparse_memfd(2ull << 40);
+
+    memset(&table, 0, sizeof table);
+    table.nregions = 1;
+    table.regions[0] = r;
+    vg_send(g, VHOST_USER_SET_MEM_TABLE, VG_ASK, &table, 8 + sizeof r, &fd,
+            1);
+    close(fd);
+}
+
+/* A region of 1 TiB added to the guest's memory: the table would then map
+ * more than the limit. */
+static void
+c_add_mem_reg_over_limit(void)
+{
+    struct vhost_user_mem_single p = {
+        .region = vg_region(g, 1ull << 40, 1ull << 40, 0),
+    };
+    int fd = sparse_memfd(1ull << 40);
+
+    p.region.userspace_addr = (uintptr_t) g->mem + (1ull << 30);
+    vg_send(g, VHOST_USER_ADD_MEM_REG, VG_ASK, &p, sizeof p, &fd, 1);
+    close(fd);
 }
 
 static void
@@ -422,6 +465,8 @@ static const struct hostile_case cases[] = {
     { "mem-table-fd-too-small", NACK, false, c_mem_table_fd_too_small },
     { "mem-table-wraps", NACK, false, c_mem_table_wraps },
     { "add-mem-reg-overlap", NACK, true, c_add_mem_reg_overlap },
+    { "mem-table-2TiB-sparse", NACK, false, c_mem_table_2tib },
+    { "add-mem-reg-over-limit", NACK, true, c_add_mem_reg_over_limit },
     { "vring-index-out-of-range", NACK, false, c_vring_index_out_of_range },
     { "ring-size-zero", NACK, false, c_ring_size_zero },
     { "ring-size-too-big", NACK, false, c_ring_size_too_big },
@@ -634,6 +679,31 @@ b_indirect_outside_memory(unsigned int ring, uint16_t write UNUSED)
     return 0;
 }
 
+/* The guest's memfd shrinks under the switch.  The guest must not touch
+ * its memory where the file is gone (it would get SIGBUS itself). */
+static uint16_t
+b_shrink_to_zero(unsigned int ring UNUSED, uint16_t write UNUSED)
+{
+    /* The switch polls the rings, in region A: it touches the missing
+     * pages at once. */
+    if (ftruncate(g->memfd, 0)) {
+        vg_fail(g, "ftruncate: %s", strerror(errno));
+    }
+    return 0;
+}
+
+static uint16_t
+b_shrink_to_half(unsigned int ring, uint16_t write)
+{
+    /* Region A (rings and buffers) stays; region B goes, and a frame in it
+     * makes the switch read it. */
+    if (ftruncate(g->memfd, VG_REGION_B_OFF)) {
+        vg_fail(g, "ftruncate: %s", strerror(errno));
+    }
+    vg_set_desc(g, ring, 0, VG_REGION_B_GPA + 0x100, 100, write, 0);
+    return 0;
+}
+
 enum ring_expect {
     CHAIN_RETURNED,             /* Given back used; the next frame flows. */
     RING_STOPPED,               /* Nothing more taken until a restart. */
@@ -643,6 +713,10 @@ enum ring_expect {
                                  * must not hang the thread that sends it
                                  * (a PMD for the RX ring, the main thread
                                  * for a disabled TX ring it drains). */
+}
+
+    DISCONNECTED,               /* Memory shrank: the switch drops the
+                                 * front-end, and lives. */
 };
 
 struct ring_case {
@@ -697,7 +771,11 @@ static const struct ring_case ring_cases[] = {
     { "rx-avail-index-jump", RX, RING_STOPPED, false, NULL },
     { "rx-call-fd-jammed", RX, CALL_JAMMED, false, NULL },
     { "tx-disabled-call-fd-jammed", TX, CALL_JAMMED, false, NULL },
+    { "memfd-shrunk-to-0", TX, DISCONNECTED, false, b_shrink_to_zero },
+    { "memfd-shrunk-to-half", TX, DISCONNECTED, false, b_shrink_to_half },
 };
+
+static const char *socket_path;
 
 /* For a case on the guest's RX ring: a frame for the guest makes the
  * switch look at that ring. */
@@ -793,6 +871,29 @@ run_ring_case(const struct ring_case *c)
 
     if (c->expect == CALL_JAMMED) {
         run_call_jammed_case(c);
+        return;
+    }
+    if (c->expect == DISCONNECTED) {
+        struct vhost_user_msg reply;
+        struct vguest g2;
+
+        head = c->bad(c->ring, 0);
+        if (c->bad == b_shrink_to_half) {
+            vg_make_avail(g, c->ring, head);
+        }
+        /* The switch must drop the connection (and must not crash: a
+         * crash closes it too, so a new front-end must get answers). */
+        if (!vg_read_answer(g, &reply)) {
+            vg_fail(g, "the switch sent something unasked");
+        }
+        vg_init(&g2, c->name, false);
+        if (vg_connect(&g2, socket_path, 2000)) {
+            vg_fail(g, "the switch is gone");
+        }
+        vg_get_u64(&g2, VHOST_USER_GET_FEATURES);
+        vg_destroy(&g2);
+        printf("ok: %s: front-end dropped; the switch answers the next\n",
+               c->name);
         return;
     }
     if (c->expect == RING_STOPPED) {
@@ -932,7 +1033,9 @@ main(int argc, char *argv[])
         }
         for (size_t i = 0; i < sizeof ring_cases / sizeof *ring_cases; i++) {
             printf("%s %s\n", ring_cases[i].name,
-                   ring_cases[i].expect == CALL_JAMMED ? "notify" : "ring");
+                   (ring_cases[i].expect == CALL_JAMMED ? "notify"
+                    : ring_cases[i].expect == DISCONNECTED ? "fault"
+                    : "ring"));
         }
         return 0;
     }
@@ -960,6 +1063,7 @@ main(int argc, char *argv[])
             rc = &ring_cases[i];
         }
     }
+    socket_path = argv[1];
     vg_init(g, argv[2], rc != NULL);
     if (!c && !rc) {
         vg_fail(g, "no such case");

@@ -89,7 +89,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     msg.n_fds = 2;
     if (vhost_user_validate(&msg, 8, NULL)
-        || vhost_mem_from_table(&msg, &mem)) {
+        || vhost_mem_from_table(&msg, UINT64_MAX, &mem)) {
         abort();
     }
     for (int i = 0; i < 2; i++) {
