@@ -388,6 +388,8 @@ c_call_fd_regular_file(void)
     int fd = open(".", O_TMPFILE | O_RDWR, 0600);
 
     send_call_fd(fd >= 0 ? fd : dup(g->memfd));
+}
+
 /* A sparse memfd of 'size' bytes: costs the guest nothing. */
 static int
 sparse_memfd(uint64_t size)
@@ -713,8 +715,6 @@ enum ring_expect {
                                  * must not hang the thread that sends it
                                  * (a PMD for the RX ring, the main thread
                                  * for a disabled TX ring it drains). */
-}
-
     DISCONNECTED,               /* Memory shrank: the switch drops the
                                  * front-end, and lives. */
 };
