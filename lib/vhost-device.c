@@ -1052,6 +1052,7 @@ feature_name(int bit, bool protocol)
         [VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS] = "CONFIGURE_MEM_SLOTS",
         [VHOST_USER_PROTOCOL_F_STATUS] = "STATUS",
     };
+    int n = sizeof protocol_names / sizeof *protocol_names;
 
     if (!protocol) {
         return (bit == VHOST_F_LOG_ALL ? "LOG_ALL"
@@ -1059,8 +1060,8 @@ feature_name(int bit, bool protocol)
                 : bit == VHOST_USER_F_PROTOCOL_FEATURES ? "PROTOCOL_FEATURES"
                 : "a virtio feature");
     }
-    return (bit >= 0 && bit < (int) (sizeof protocol_names / sizeof *protocol_names)
-            && protocol_names[bit] ? protocol_names[bit] : "a feature");
+    return (bit >= 0 && bit < n && protocol_names[bit]
+            ? protocol_names[bit] : "a feature");
 }
 
 /* Checks that what 'msg' needs was negotiated; refuses it if not. */

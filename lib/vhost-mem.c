@@ -288,6 +288,7 @@ vhost_mem_error_name(enum vhost_mem_error error)
     case VHOST_MEM_OK: return "ok";
     case VHOST_MEM_FD_TOO_SMALL: return "fd smaller than the region";
     case VHOST_MEM_MMAP_FAILED: return "mmap failed";
+    case VHOST_MEM_NO_MEMORY: return "out of memory";
     case VHOST_MEM_TOO_MANY: return "too many memory regions";
     case VHOST_MEM_OVERLAP: return "region overlaps another";
     case VHOST_MEM_NOT_FOUND: return "no such region";
@@ -408,7 +409,7 @@ map_region(const struct vhost_user_mem_region *src, int fd, uint64_t budget,
     if (!m) {
         guard_unregister(slot);
         munmap(base, len);
-        return VHOST_MEM_MMAP_FAILED;
+        return VHOST_MEM_NO_MEMORY;
     }
     m->base = base;
     m->len = len;
@@ -435,8 +436,7 @@ vhost_mem_from_table(struct vhost_user_msg *msg, uint64_t max_bytes,
 
     *memp = NULL;
     if (!mem) {
-        vhost_user_msg_close_fds(msg);
-        return VHOST_MEM_MMAP_FAILED;
+        return VHOST_MEM_NO_MEMORY;
     }
     for (i = 0; i < table->nregions && i < (uint32_t) msg->n_fds; i++) {
         error = map_region(&table->regions[i], msg->fds[i],
@@ -448,7 +448,6 @@ vhost_mem_from_table(struct vhost_user_msg *msg, uint64_t max_bytes,
         }
         mem->n_regions++;
     }
-    vhost_user_msg_close_fds(msg);
     if (!error && mem->n_regions != table->nregions) {
         error = VHOST_MEM_BAD_FD;
     }
@@ -458,12 +457,6 @@ vhost_mem_from_table(struct vhost_user_msg *msg, uint64_t max_bytes,
     }
     *memp = mem;
     return VHOST_MEM_OK;
-}
-
-static bool
-overlaps(uint64_t a, uint64_t a_len, uint64_t b, uint64_t b_len)
-{
-    return a <= b + (b_len - 1) && b <= a + (a_len - 1);
 }
 
 static struct vhost_mem *
@@ -496,7 +489,6 @@ vhost_mem_add_region(const struct vhost_mem *old, struct vhost_user_msg *msg,
     }
     fd = msg->fds[0];
     msg->fds[0] = -1;
-    vhost_user_msg_close_fds(msg);
 
     for (unsigned int i = 0; old && i < old->n_regions; i++) {
         const struct vhost_mem_region *r = &old->regions[i];
@@ -507,9 +499,11 @@ vhost_mem_add_region(const struct vhost_mem *old, struct vhost_user_msg *msg,
             close(fd);
             return VHOST_MEM_DUPLICATE;
         }
-        if (overlaps(r->gpa, r->size, src->guest_phys_addr, src->memory_size)
-            || overlaps(r->qva, r->size, src->userspace_addr,
-                        src->memory_size)) {
+        if (vhost_user_ranges_overlap(r->gpa, r->size, src->guest_phys_addr,
+                                      src->memory_size)
+            || vhost_user_ranges_overlap(r->qva, r->size,
+                                         src->userspace_addr,
+                                         src->memory_size)) {
             close(fd);
             return VHOST_MEM_OVERLAP;
         }
@@ -521,7 +515,7 @@ vhost_mem_add_region(const struct vhost_mem *old, struct vhost_user_msg *msg,
     mem = copy_table(old);
     if (!mem) {
         close(fd);
-        return VHOST_MEM_MMAP_FAILED;
+        return VHOST_MEM_NO_MEMORY;
     }
     error = map_region(src, fd, mapped < max_bytes ? max_bytes - mapped : 0,
                        &mem->regions[mem->n_regions]);
@@ -556,7 +550,7 @@ vhost_mem_remove_region(const struct vhost_mem *old,
     }
     mem = copy_table(old);
     if (!mem) {
-        return VHOST_MEM_MMAP_FAILED;
+        return VHOST_MEM_NO_MEMORY;
     }
     mapping_unref(mem->regions[i].mapping);
     memmove(&mem->regions[i], &mem->regions[i + 1],

@@ -98,6 +98,7 @@ enum vhost_mem_error {
     VHOST_MEM_BAD_FILE,         /* Not a file on tmpfs or hugetlbfs. */
     VHOST_MEM_OVER_LIMIT,       /* The table would map more than allowed. */
     VHOST_MEM_NO_GUARD_SLOT,    /* Unsealed, and the registry is full. */
+    VHOST_MEM_NO_MEMORY,        /* The switch ran out of memory. */
 };
 
 /* Mappings the SIGBUS registry can watch at once, all devices together. */
@@ -106,15 +107,17 @@ enum vhost_mem_error {
 const char *vhost_mem_error_name(enum vhost_mem_error);
 
 /* Builds a table from a validated SET_MEM_TABLE message, mapping one region
- * per fd of 'msg', at most 'max_bytes' in all (VHOST_MEM_OVER_LIMIT).  The
- * fds are consumed (closed) whatever happens.  On success stores the table
- * in '*memp'. */
+ * per fd of 'msg', at most 'max_bytes' in all (VHOST_MEM_OVER_LIMIT).  Takes
+ * (and closes, whatever happens) the fds of its regions: each is set to -1
+ * in 'msg'; the caller closes any others.  On success stores the table in
+ * '*memp'. */
 enum vhost_mem_error vhost_mem_from_table(struct vhost_user_msg *msg,
                                           uint64_t max_bytes,
                                           struct vhost_mem **memp);
 
 /* Returns a new table: 'old' (may be null) plus the region of a validated
- * ADD_MEM_REG message, whose fd is consumed, if all of it maps at most
+ * ADD_MEM_REG message, whose fd it takes (as vhost_mem_from_table()), if
+ * all of it maps at most
  * 'max_bytes' (VHOST_MEM_OVER_LIMIT).  A region identical to one 'old' has
  * already (QEMU sends the same region once per queue pair) is
  * VHOST_MEM_DUPLICATE: nothing changes. */

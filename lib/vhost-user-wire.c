@@ -272,14 +272,6 @@ region_is_valid(const struct vhost_user_mem_region *r, const char **detail)
     return true;
 }
 
-/* Whether [a, a + a_len) and [b, b + b_len) share a byte.  Both ranges are
- * nonempty and do not wrap. */
-static bool
-ranges_overlap(uint64_t a, uint64_t a_len, uint64_t b, uint64_t b_len)
-{
-    return a <= b + (b_len - 1) && b <= a + (a_len - 1);
-}
-
 /* Checks SET_MEM_TABLE's table: the count, each region, and that no two
  * regions overlap in guest-physical or front-end virtual addresses. */
 static enum vhost_user_wire_error
@@ -309,13 +301,17 @@ check_mem_table(const struct vhost_user_msg *msg, const char **detail)
         for (uint32_t j = 0; j < i; j++) {
             const struct vhost_user_mem_region *b = &mem->regions[j];
 
-            if (ranges_overlap(a->guest_phys_addr, a->memory_size,
-                               b->guest_phys_addr, b->memory_size)) {
+            if (vhost_user_ranges_overlap(a->guest_phys_addr,
+                                          a->memory_size,
+                                          b->guest_phys_addr,
+                                          b->memory_size)) {
                 *detail = "memory regions overlap in guest-physical space";
                 return VHOST_USER_WIRE_BAD_MEM_TABLE;
             }
-            if (ranges_overlap(a->userspace_addr, a->memory_size,
-                               b->userspace_addr, b->memory_size)) {
+            if (vhost_user_ranges_overlap(a->userspace_addr,
+                                          a->memory_size,
+                                          b->userspace_addr,
+                                          b->memory_size)) {
                 *detail = "memory regions overlap in front-end addresses";
                 return VHOST_USER_WIRE_BAD_MEM_TABLE;
             }

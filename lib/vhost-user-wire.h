@@ -293,6 +293,15 @@ int vhost_user_request_protocol_feature(uint32_t request);
  * while the feature is only offered), or -1 if none. */
 int vhost_user_request_virtio_feature(uint32_t request);
 
+/* Whether [a, a + a_len) and [b, b + b_len) share a byte.  Both ranges are
+ * nonempty and do not wrap (as in a region that passed validation). */
+static inline bool
+vhost_user_ranges_overlap(uint64_t a, uint64_t a_len, uint64_t b,
+                          uint64_t b_len)
+{
+    return a <= b + (b_len - 1) && b <= a + (a_len - 1);
+}
+
 /* Closes and forgets every descriptor 'msg' holds. */
 void vhost_user_msg_close_fds(struct vhost_user_msg *msg);
 

@@ -17,10 +17,14 @@
 /* Unit tests of vhostmq's core (everything that builds without OVS).
  *
  * Usage: test-vhostmq-core [SUITE [TEST]]
+ *        test-vhostmq-core --list
  * Runs every test, or those of one suite, or one test, and prints one line
  * per test and a closing "N passed, N failed" line.  Exits 1 if any test
- * failed or none matched. */
+ * failed or none matched.  --list prints "SUITE TEST" per test (tests/
+ * unit.at runs each as a test of its own, and checks its list against
+ * this one). */
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +49,7 @@ main(int argc, char *argv[])
 {
     const char *suite_name = argc > 1 ? argv[1] : NULL;
     const char *test_name = argc > 2 ? argv[2] : NULL;
+    bool list = suite_name && !strcmp(suite_name, "--list");
     int passed = 0, failed = 0;
 
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
@@ -52,6 +57,12 @@ main(int argc, char *argv[])
         /* Suites are named "<x>_suite"; the command line says "<x>". */
         size_t len = strlen(s->name) - strlen("_suite");
 
+        if (list) {
+            for (size_t j = 0; j < s->n_tests; j++) {
+                printf("%.*s %s\n", (int) len, s->name, s->tests[j].name);
+            }
+            continue;
+        }
         if (suite_name && (strlen(suite_name) != len
                            || strncmp(suite_name, s->name, len))) {
             continue;
@@ -72,6 +83,9 @@ main(int argc, char *argv[])
                 passed++;
             }
         }
+    }
+    if (list) {
+        return EXIT_SUCCESS;
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed || !passed ? EXIT_FAILURE : EXIT_SUCCESS;
