@@ -28,8 +28,8 @@
  *
  * Protocol cases: each connects to a server port, negotiates as QEMU does
  * up to the point the case needs (with REPLY_ACK, so that the switch can
- * answer every request), then sends one bad message and reads the switch's answer.  The
- * case passes if the switch refuses it the way the case expects: a
+ * answer every request), then sends one bad message and reads the
+ * switch's answer.  The case passes if the switch refuses it the way the case expects: a
  * non-zero REPLY_ACK ("nack"), or the connection closed ("dropped": where
  * the spec leaves no way to report, or the stream's framing is lost).  It
  * fails if the switch accepts the message or answers otherwise.  Prints
