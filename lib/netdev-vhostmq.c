@@ -1,18 +1,5 @@
-/*
- * Copyright (c) 2026 The vhostmq authors.
- *
- * Licensed under the Apache License, Version 2.0 (the "License");
- * you may not use this file except in compliance with the License.
- * You may obtain a copy of the License at:
- *
- *     http://www.apache.org/licenses/LICENSE-2.0
- *
- * Unless required by applicable law or agreed to in writing, software
- * distributed under the License is distributed on an "AS IS" BASIS,
- * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
- * See the License for the specific language governing permissions and
- * limitations under the License.
- */
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 The vhostmq authors. */
 
 /* The only file of vhostmq that speaks Open vSwitch's netdev provider API.
  *
@@ -56,8 +43,8 @@
 #include "timeval.h"
 #include "unixctl.h"
 #include "util.h"
-#include "vhost-connmgr.h"
 #include "vhost-device.h"
+#include "vhost-endpoint.h"
 #include "vhost-user-wire.h"
 #include "vhostmq-settings.h"
 #include "virtq.h"
@@ -560,7 +547,7 @@ netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
         move_server_sockets();
     }
     vhostmq_grace_seen = seq_read(vhostmq_grace_seq);
-    vhost_connmgr_run();
+    vhost_endpoints_run();
     faults = vhost_mem_take_faults();
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
@@ -585,7 +572,7 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
 
     vhostmq_settings_wait();
     seq_wait(vhostmq_grace_seq, vhostmq_grace_seen);
-    vhost_connmgr_wait();
+    vhost_endpoints_wait();
     if (vhost_mem_fault_fd() >= 0) {
         poll_fd_wait(vhost_mem_fault_fd(), POLLIN);
     }

@@ -1,18 +1,5 @@
-/*
- * Copyright (c) 2026 The vhostmq authors.
- *
- * Licensed under the Apache License, Version 2.0 (the "License");
- * you may not use this file except in compliance with the License.
- * You may obtain a copy of the License at:
- *
- *     http://www.apache.org/licenses/LICENSE-2.0
- *
- * Unless required by applicable law or agreed to in writing, software
- * distributed under the License is distributed on an "AS IS" BASIS,
- * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
- * See the License for the specific language governing permissions and
- * limitations under the License.
- */
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 The vhostmq authors. */
 
 /* vhost-hostile: a front-end that breaks the vhost-user protocol, or a
  * guest that breaks the virtio ring rules, on purpose, one way per run, to
@@ -29,11 +16,12 @@
  * Protocol cases: each connects to a server port, negotiates as QEMU does
  * up to the point the case needs (with REPLY_ACK, so that the switch can
  * answer every request), then sends one bad message and reads the
- * switch's answer.  The case passes if the switch refuses it the way the case expects: a
- * non-zero REPLY_ACK ("nack"), or the connection closed ("dropped": where
- * the spec leaves no way to report, or the stream's framing is lost).  It
- * fails if the switch accepts the message or answers otherwise.  Prints
- * "ok: CASE: OUTCOME" and exits 0, or "FAIL: ..." and exits 1.
+ * switch's answer.  The case passes if the switch refuses it the way the
+ * case expects: a non-zero REPLY_ACK ("nack"), or the connection closed
+ * ("dropped": where the spec leaves no way to report, or the stream's
+ * framing is lost).  It fails if the switch accepts the message or answers
+ * otherwise.  Prints "ok: CASE: OUTCOME" and exits 0, or "FAIL: ..." and
+ * exits 1.
  *
  * Ring cases (see "Hostile guests: rings" below) check from the guest's
  * side what the switch did with the bad ring.

@@ -1,22 +1,12 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * Copyright (c) 2026 The vhostmq authors.
  *
- * Licensed under the Apache License, Version 2.0 (the "License");
- * you may not use this file except in compliance with the License.
- * You may obtain a copy of the License at:
- *
- *     http://www.apache.org/licenses/LICENSE-2.0
- *
- * Unless required by applicable law or agreed to in writing, software
- * distributed under the License is distributed on an "AS IS" BASIS,
- * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
- * See the License for the specific language governing permissions and
- * limitations under the License.
- */
+ * Endpoints, the connection manager: every port's vhost-user socket,
+ * server or client, served from Open vSwitch's main loop, with reconnect. */
 
 #include <config.h>
 
-#include "vhost-connmgr.h"
+#include "vhost-endpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +29,7 @@
 #include "vhost-conn.h"
 #include "vhostmq-settings.h"
 
-VLOG_DEFINE_THIS_MODULE(vhost_connmgr);
+VLOG_DEFINE_THIS_MODULE(vhost_endpoint);
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
@@ -694,7 +684,7 @@ serve_connection(struct vhost_endpoint *ep)
 }
 
 void
-vhost_connmgr_run(void)
+vhost_endpoints_run(void)
 {
     struct vhost_endpoint *ep;
 
@@ -723,7 +713,7 @@ vhost_connmgr_run(void)
 }
 
 void
-vhost_connmgr_wait(void)
+vhost_endpoints_wait(void)
 {
     struct vhost_endpoint *ep;
 

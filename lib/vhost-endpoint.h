@@ -1,25 +1,15 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * Copyright (c) 2026 The vhostmq authors.
  *
- * Licensed under the Apache License, Version 2.0 (the "License");
- * you may not use this file except in compliance with the License.
- * You may obtain a copy of the License at:
- *
- *     http://www.apache.org/licenses/LICENSE-2.0
- *
- * Unless required by applicable law or agreed to in writing, software
- * distributed under the License is distributed on an "AS IS" BASIS,
- * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
- * See the License for the specific language governing permissions and
- * limitations under the License.
- */
+ * Endpoints, the connection manager: every port's vhost-user socket,
+ * server or client, served from Open vSwitch's main loop, with reconnect. */
 
-#ifndef VHOST_CONNMGR_H
-#define VHOST_CONNMGR_H 1
+#ifndef VHOST_ENDPOINT_H
+#define VHOST_ENDPOINT_H 1
 
 /* The connection manager: every vhost-user socket of every port, listening
  * (server ports) or connecting (client ports), served by one event loop,
- * Open vSwitch's main loop (vhost_connmgr_run() and vhost_connmgr_wait()
+ * Open vSwitch's main loop (vhost_endpoints_run() and vhost_endpoints_wait()
  * from the provider's run and wait hooks).  All I/O is non-blocking: a slow
  * or silent front-end never holds up another port or the main loop.
  *
@@ -79,7 +69,7 @@ void vhost_endpoint_destroy(struct vhost_endpoint *);
 
 /* Applies the switch's socket owner and mode settings to a server
  * endpoint's socket if they changed since they were last applied to it
- * (vhost_connmgr_run() also does, for every server endpoint).  Never
+ * (vhost_endpoints_run() also does, for every server endpoint).  Never
  * through a symbolic link, and only to the socket file the endpoint made:
  * anything else in its place is left alone, with a warning. */
 void vhost_endpoint_apply_perms(struct vhost_endpoint *);
@@ -102,9 +92,9 @@ void vhost_endpoint_set_reconnect_interval(struct vhost_endpoint *,
                                            int msec);
 
 /* Services every endpoint: accepts, connects, reads and answers messages. */
-void vhost_connmgr_run(void);
+void vhost_endpoints_run(void);
 
-/* Arranges for the main loop to wake when vhost_connmgr_run() has work. */
-void vhost_connmgr_wait(void);
+/* Arranges for the main loop to wake when vhost_endpoints_run() has work. */
+void vhost_endpoints_wait(void);
 
-#endif /* vhost-connmgr.h */
+#endif /* vhost-endpoint.h */
