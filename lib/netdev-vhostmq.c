@@ -474,18 +474,13 @@ report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
     vq->error = VIRTQ_ERR_NONE;
     if (!VLOG_DROP_WARN(&ring_rl)) {
         const struct virtq_stats *st = vq->stats;
-        unsigned int i;
-
-        for (i = 0; i < VHOST_USER_MAX_VRINGS; i++) {
-            if (&dev->vdev.vrings[i].stats == st) {
-                break;
-            }
-        }
+        unsigned int i = vq->vring;
         if (error >= VIRTQ_ERR_CALL_FULL) {
             VLOG_WARN("%s: guest %s vring %u: %s (used index %"PRIu16"); "
                       "notification dropped%s (this vring: %"PRIu64
                       " failed notifications)",
-                      netdev_get_name(&dev->up), i & 1 ? "TX" : "RX", i,
+                      netdev_get_name(&dev->up),
+                      vhost_vring_is_guest_tx(i) ? "TX" : "RX", i,
                       virtq_error_name(error), vq->error_head,
                       error == VIRTQ_ERR_CALL_BLOCKED
                       ? ", no more through this fd" : "",
@@ -495,7 +490,8 @@ report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
         VLOG_WARN("%s: guest %s vring %u: %s (%s %"PRIu16"); %s "
                   "(this vring: %"PRIu64" bad chains, %"PRIu64" oversize, "
                   "%"PRIu64" ring errors)",
-                  netdev_get_name(&dev->up), i & 1 ? "TX" : "RX", i,
+                  netdev_get_name(&dev->up),
+                  vhost_vring_is_guest_tx(i) ? "TX" : "RX", i,
                   virtq_error_name(error),
                   error == VIRTQ_ERR_AVAIL_JUMP ? "avail index" : "chain",
                   vq->error_head,
@@ -777,11 +773,10 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
         if (dev->endpoint) {
             vhost_endpoint_drop(dev->endpoint, "max-queue-pairs changed");
         }
-        dev->vdev.max_queue_pairs = max_queue_pairs;
-        dev->vdev.max_vrings = 2 * max_queue_pairs;
     }
     atomic_store_relaxed(&dev->tx_retries_max, tx_retries_max);
-    dev->vdev.max_mem_bytes = (uint64_t) max_mem_mb << 20;
+    vhost_device_set_limits(&dev->vdev, max_queue_pairs,
+                            (uint64_t) max_mem_mb << 20);
     if (vhost_mem_mapped_bytes(dev->vdev.mem) > dev->vdev.max_mem_bytes
         && dev->endpoint) {
         vhost_endpoint_drop(dev->endpoint, "max-guest-memory lowered below "
@@ -1322,9 +1317,10 @@ netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
 
     for (int q = 0; q < n_queues; q++) {
         for (int dir = 0; dir < 2; dir++) {
-            /* dir 0: rx (guest TX vring 2q+1); dir 1: tx (vring 2q). */
+            /* dir 0: rx (the guest's TX vring); dir 1: tx (its RX). */
             const struct virtq_stats *s
-                = &dev->vdev.vrings[2 * q + (dir ? 0 : 1)].stats;
+                = &dev->vdev.vrings[dir ? vhost_guest_rx_vring(q)
+                                        : vhost_guest_tx_vring(q)].stats;
 
 #define VHOSTMQ_QUEUE_STAT(FIELD, NAME)                                 \
             snprintf(custom->counters[n].name,                          \
@@ -1465,9 +1461,9 @@ static struct vhost_vring *
 rxq_vring(struct netdev_rxq *rxq)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
-    unsigned int vring = 2 * rxq->queue_id + 1;
 
-    return vring < dev->vdev.max_vrings ? &dev->vdev.vrings[vring] : NULL;
+    return vhost_device_vring(&dev->vdev,
+                              vhost_guest_tx_vring(rxq->queue_id));
 }
 
 static bool
@@ -1510,6 +1506,7 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
     struct vhost_vring *vr = rxq_vring(rxq);
+    struct eth_addr mac;
     struct virtq *vq;
     bool admin_up;
 
@@ -1525,17 +1522,12 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     }
 
     dp_packet_batch_init(batch);
-    if (OVS_UNLIKELY(rxq->queue_id == 0
-                     && __atomic_load_n(&dev->vdev.rarp_pending,
-                                        __ATOMIC_RELAXED))
-        && __atomic_exchange_n(&dev->vdev.rarp_pending, false,
-                               __ATOMIC_ACQUIRE)) {
+    if (OVS_UNLIKELY(rxq->queue_id == 0)
+        && OVS_UNLIKELY(vhost_device_take_rarp(&dev->vdev, mac.ea))) {
         /* After a migration the front-end asks the switch to announce the
          * guest's MAC, so that the network learns where it moved. */
         struct dp_packet *rarp = dp_packet_new(0);
-        struct eth_addr mac;
 
-        memcpy(mac.ea, dev->vdev.rarp_mac, ETH_ADDR_LEN);
         compose_rarp(rarp, mac);
         dp_packet_batch_add(batch, rarp);
     }
@@ -1581,8 +1573,9 @@ format_vring(struct ds *ds, const struct vhost_vring *vr, unsigned int i)
     const struct virtq_stats *st = &vr->stats;
 
     ds_put_format(ds, "  vring %u (guest %s, OVS %s queue %u): %s, %s, "
-                  "size %"PRIu32, i, i & 1 ? "TX" : "RX",
-                  i & 1 ? "rx" : "tx", i / 2,
+                  "size %"PRIu32, i, vhost_vring_is_guest_tx(i) ? "TX" : "RX",
+                  vhost_vring_is_guest_tx(i) ? "rx" : "tx",
+                  vhost_vring_queue_pair(i),
                   vq ? "started" : "stopped",
                   vhost_vring_enabled(vr) ? "enabled" : "disabled", vr->num);
     if (vq) {

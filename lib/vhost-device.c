@@ -70,16 +70,43 @@ vhost_device_init(struct vhost_device *dev, const char *name,
     }
     dev->max_queue_pairs = max_queue_pairs;
     dev->max_vrings = 2 * max_queue_pairs;
+    dev->max_vrings_allocated = dev->max_vrings;
     dev->max_mem_bytes = VHOST_DEVICE_DEFAULT_MAX_MEM;
-    dev->vrings = calloc(dev->max_vrings, sizeof *dev->vrings);
+    dev->vrings = calloc(dev->max_vrings_allocated, sizeof *dev->vrings);
     if (!dev->vrings) {
         abort();
     }
-    for (unsigned int i = 0; i < dev->max_vrings; i++) {
+    for (unsigned int i = 0; i < dev->max_vrings_allocated; i++) {
         struct vhost_vring *vr = &dev->vrings[i];
 
         vr->kick_fd = vr->call_fd = vr->err_fd = -1;
     }
+}
+
+void
+vhost_device_set_limits(struct vhost_device *dev,
+                        unsigned int max_queue_pairs, uint64_t max_mem_bytes)
+{
+    /* 'vrings' was sized at creation. */
+    unsigned int created = dev->max_vrings_allocated / 2;
+
+    if (!max_queue_pairs || max_queue_pairs > created) {
+        max_queue_pairs = created;
+    }
+    dev->max_queue_pairs = max_queue_pairs;
+    dev->max_vrings = 2 * max_queue_pairs;
+    dev->max_mem_bytes = max_mem_bytes;
+}
+
+bool
+vhost_device_take_rarp(struct vhost_device *dev, uint8_t mac[6])
+{
+    if (__atomic_load_n(&dev->rarp_pending, __ATOMIC_RELAXED)
+        && __atomic_exchange_n(&dev->rarp_pending, false, __ATOMIC_ACQUIRE)) {
+        memcpy(mac, dev->rarp_mac, sizeof dev->rarp_mac);
+        return true;
+    }
+    return false;
 }
 
 static void
@@ -380,7 +407,7 @@ retire_all(struct vhost_device *dev)
     struct retired *r = calloc(1, sizeof *r);
 
     if (r) {
-        r->n = dev->max_vrings;
+        r->n = dev->max_vrings_allocated;
         r->vqs = calloc(r->n, sizeof *r->vqs);
         r->call_fds = calloc(r->n, sizeof *r->call_fds);
     }
@@ -403,8 +430,10 @@ retire_all(struct vhost_device *dev)
     dev->ops->defer(dev->aux, retired_free, r);
 }
 
-/* Back to the state of a new connection; counters stay.  'may_defer':
- * the device stays (its vrings' counters, which a late data-path thread
+/* Back to the state of a new connection; counters stay.  Every vring the
+ * device was created with, not only those of the current limit (which may
+ * have shrunk since the front-end set rings up).  'may_defer': the device
+ * stays (its vrings' counters, which a late data-path thread
  * may still add to, live on), so the data path need not be waited for. */
 static void
 reset_device(struct vhost_device *dev, bool may_defer)
@@ -412,7 +441,7 @@ reset_device(struct vhost_device *dev, bool may_defer)
     if (may_defer && can_defer(dev)) {
         retire_all(dev);
     } else {
-        stop_rings(dev, 0, dev->max_vrings, false);
+        stop_rings(dev, 0, dev->max_vrings_allocated, false);
     }
     if (dev->holding) {
         vhost_user_msg_close_fds(&dev->held);
@@ -420,7 +449,7 @@ reset_device(struct vhost_device *dev, bool may_defer)
     }
     grace_unref(dev->grace);
     dev->grace = NULL;
-    for (unsigned int i = 0; i < dev->max_vrings; i++) {
+    for (unsigned int i = 0; i < dev->max_vrings_allocated; i++) {
         struct vhost_vring *vr = &dev->vrings[i];
 
         close_fd(&vr->kick_fd);

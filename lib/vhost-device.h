@@ -133,6 +133,7 @@ struct vhost_device {
 
     unsigned int max_queue_pairs;
     unsigned int max_vrings;    /* 2 * max_queue_pairs. */
+    unsigned int max_vrings_allocated;  /* Of 'vrings' (at creation). */
     struct vhost_vring *vrings; /* 'max_vrings' of them. */
 
     bool owner;
@@ -209,6 +210,53 @@ uint64_t vhost_device_n_errors(const struct vhost_device *);
 
 /* The number of queue pairs the front-end has set up vrings for. */
 unsigned int vhost_device_n_queue_pairs(const struct vhost_device *);
+
+/* Queue pairs and vrings.  Queue pair q is the guest's RX vring 2q (the
+ * switch sends into it: OVS tx queue q) and its TX vring 2q + 1 (the
+ * switch receives from it: OVS rx queue q). */
+static inline unsigned int
+vhost_guest_rx_vring(unsigned int q)
+{
+    return 2 * q;
+}
+
+static inline unsigned int
+vhost_guest_tx_vring(unsigned int q)
+{
+    return 2 * q + 1;
+}
+
+static inline unsigned int
+vhost_vring_queue_pair(unsigned int vring)
+{
+    return vring / 2;
+}
+
+static inline bool
+vhost_vring_is_guest_tx(unsigned int vring)
+{
+    return vring & 1;
+}
+
+/* Vring 'i' of 'dev', or null if beyond the port's queue pairs. */
+static inline struct vhost_vring *
+vhost_device_vring(const struct vhost_device *dev, unsigned int i)
+{
+    return i < dev->max_vrings ? &dev->vrings[i] : NULL;
+}
+
+/* Sets how many queue pairs the device offers (at most the number it was
+ * created with) and how much guest memory it maps at most.  The front-end
+ * negotiated with the old limits: the caller drops it if they shrank below
+ * what it uses. */
+void vhost_device_set_limits(struct vhost_device *,
+                             unsigned int max_queue_pairs,
+                             uint64_t max_mem_bytes);
+
+/* If the front-end asked (SEND_RARP) for the guest's MAC to be announced
+ * and nobody did yet, copies it to 'mac' and returns true (once).  Any
+ * thread. */
+bool vhost_device_take_rarp(struct vhost_device *, uint8_t mac[6]);
 
 /* Data path view of vring 'idx' (acquire), or null. */
 static inline struct virtq *

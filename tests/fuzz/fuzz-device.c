@@ -229,6 +229,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();            /* A reply that cannot be sent. */
         }
         run_deferred();
+        if (result == VHOST_DEVICE_WAIT) {
+            /* Held over a grace period, which has now ended. */
+            result = vhost_device_resume(&dev, &reply, &has_reply);
+            if (result == VHOST_DEVICE_WAIT) {
+                abort();        /* Held after its grace period. */
+            }
+            if (has_reply && !vhost_user_encode(&reply, out, sizeof out)) {
+                abort();
+            }
+            run_deferred();
+        }
         if (result == VHOST_DEVICE_DISCONNECT) {
             vhost_device_disconnect(&dev);
         } else {
