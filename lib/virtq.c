@@ -66,6 +66,10 @@ virtq_error_name(enum virtq_error error)
         return "receive buffer too small for the frame (no MRG_RXBUF)";
     case VIRTQ_ERR_AVAIL_JUMP:
         return "avail index ran past the ring: ring stopped";
+    case VIRTQ_ERR_TOO_MANY_DESCS:
+        return "more descriptors for one frame than allowed";
+    case VIRTQ_ERR_RX_SHORT:
+        return "receive chain shorter than the virtio-net header";
     }
     return "unknown error";
 }
@@ -233,16 +237,19 @@ chain_next(const struct vring_desc *table, uint32_t size, uint32_t i)
     return d.flags & VRING_DESC_F_NEXT && d.next < size ? d.next : -1;
 }
 
-/* Whether the chain from entry 'idx' of 'table' (of 'size' entries) loops.
- * Only for telling a loop from a merely long chain once a walk has failed:
- * a loop of non-empty buffers runs into the byte or piece limits before
- * the walk's own loop test (more visits than entries). */
+/* Whether the chain from entry 'idx' of 'table' (of 'size' entries) loops
+ * within its first 'max_steps' entries.  Only for telling a loop from a
+ * merely long chain once a walk has failed: a loop of non-empty buffers
+ * runs into the byte, piece or visit limits before the walk's own loop
+ * test (more visits than entries).  Bounded like the walk, so that telling
+ * costs no more than walking. */
 static bool
-chain_loops(const struct vring_desc *table, uint32_t size, uint32_t idx)
+chain_loops(const struct vring_desc *table, uint32_t size, uint32_t idx,
+            uint32_t max_steps)
 {
     int slow = idx, fast = idx;
 
-    for (uint32_t steps = 0; steps <= size; steps++) {
+    for (uint32_t steps = 0; steps <= size && steps <= max_steps; steps++) {
         fast = chain_next(table, size, fast);
         if (fast < 0) {
             return false;
@@ -264,11 +271,14 @@ chain_loops(const struct vring_desc *table, uint32_t size, uint32_t idx)
  * '*len'.  The buffers must all be device-writable if 'write', all
  * device-readable otherwise.  Stops early, with VIRTQ_ERR_NONE, once '*len'
  * reaches 'enough'; fails with VIRTQ_ERR_TOO_LONG past 'limit' bytes or
- * VIRTQ_MAX_PIECES pieces, and with the reason if the chain is bad. */
+ * VIRTQ_MAX_PIECES pieces, with VIRTQ_ERR_TOO_MANY_DESCS once '*visits',
+ * the descriptors this frame's chains have visited so far (the indirect
+ * ones and empty ones too), would pass VIRTQ_MAX_VISITS, and with the
+ * reason if the chain is bad. */
 static enum virtq_error
 walk_chain(struct virtq *vq, uint16_t head, bool write,
            struct virtq_piece *pieces, int *n, uint64_t *len,
-           uint64_t enough, uint64_t limit)
+           uint64_t enough, uint64_t limit, uint32_t *visits)
 {
     const struct vring_desc *table = vq->desc;
     uint32_t table_size = vq->size;
@@ -288,6 +298,13 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
             /* A chain can visit each entry once at most. */
             return VIRTQ_ERR_LOOP;
         }
+        if (++*visits > VIRTQ_MAX_VISITS) {
+            /* However many entries its tables have, and however empty:
+             * a frame's walk is bounded (see VIRTQ_MAX_VISITS). */
+            return (chain_loops(table, table_size, indirect ? 0 : head,
+                                VIRTQ_MAX_VISITS)
+                    ? VIRTQ_ERR_LOOP : VIRTQ_ERR_TOO_MANY_DESCS);
+        }
         memcpy(&d, &table[idx], sizeof d);
 
         if (d.flags & VRING_DESC_F_INDIRECT) {
@@ -295,7 +312,18 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
             uint8_t *p;
 
             /* One level only, not chained, only if negotiated, a whole
-             * number of descriptors, in one region. */
+             * number of descriptors, no more of them than the ring has,
+             * in one region.
+             *
+             * The size: virtio 1.x, 2.7.5.3.1 (split virtqueues, "Driver
+             * Requirements: Indirect Descriptors" and the section on
+             * chains) says "A driver MUST NOT create a descriptor chain
+             * longer than the Queue Size of the device", the descriptors
+             * of an indirect table included; drivers size a table to the
+             * chain it holds (Linux, DPDK's virtio PMD), and DPDK's vhost
+             * refuses a table of more entries than the ring too.  A bigger
+             * table is refused whole, at the cost of one visit, instead of
+             * being walked. */
             if (!vq->indirect) {
                 return VIRTQ_ERR_INDIRECT_UNNEGOTIATED;
             }
@@ -305,8 +333,7 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
             if (d.flags & VRING_DESC_F_NEXT) {
                 return VIRTQ_ERR_INDIRECT_CHAINED;
             }
-            if (!d.len || d.len % sizeof d
-                || d.len / sizeof d > VIRTQ_MAX_SIZE) {
+            if (!d.len || d.len % sizeof d || d.len / sizeof d > vq->size) {
                 return VIRTQ_ERR_INDIRECT_SIZE;
             }
             p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr, &avail);
@@ -355,7 +382,8 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
     }
 
 too_long:
-    return (chain_loops(table, table_size, indirect ? 0 : head)
+    return (chain_loops(table, table_size, indirect ? 0 : head,
+                        VIRTQ_MAX_VISITS)
             ? VIRTQ_ERR_LOOP : VIRTQ_ERR_TOO_LONG);
 }
 
@@ -418,6 +446,10 @@ virtq_flush(struct virtq *vq)
         acc_flush(vq->stats, &vq->pending);
         memset(&vq->pending, 0, sizeof vq->pending);
     }
+    /* Chains were taken: what virtq_enqueue() remembered of the ring's
+     * front is stale (its key, the avail indexes, would come round again
+     * only after 65536 chains). */
+    vq->nofit_valid = false;
     STORE_RELEASE(&vq->used->idx, vq->used_idx);
     vq->used_published = vq->used_idx;
 
@@ -563,6 +595,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
     int n_avail = avail_burst(vq, max);
+    uint32_t burst_visits = 0;
     int i;
 
     if (!n_avail) {
@@ -591,8 +624,19 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             continue;
         }
 
+        /* The general walk: at most VIRTQ_MAX_VISITS descriptors for this
+         * frame, and the burst stops once its frames off the fast path
+         * have visited VIRTQ_BURST_VISITS (the rest wait for the next
+         * poll, so that a ring of long chains delays the thread's other
+         * ports by a bounded time). */
+        if (burst_visits >= VIRTQ_BURST_VISITS) {
+            vq->last_avail_idx--;
+            break;
+        }
+        uint32_t visits = 0;
         status = walk_chain(vq, head, false, pieces, &n, &len, UINT64_MAX,
-                            VIRTQ_MAX_PACKET + vq->hdr_len);
+                            VIRTQ_MAX_PACKET + vq->hdr_len, &visits);
+        burst_visits += visits;
         if (status == VIRTQ_ERR_NONE && len < vq->hdr_len) {
             status = VIRTQ_ERR_SHORT;
         }
@@ -624,7 +668,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
     if (ahead) {
         prefetch_entries(vq, ahead, false);
     }
-    return n_avail;
+    return i;
 }
 
 int
@@ -664,6 +708,33 @@ scatter(const struct virtq_piece *pieces, int n, uint64_t offset,
         len -= chunk;
         offset = 0;
     }
+}
+
+/* virtq_enqueue() found the chains at the front of the ring too small for
+ * a frame and took none: 'error' says why (VIRTQ_ERR_NONE: not enough
+ * chains yet).  Counts it and returns its errno. */
+static int
+no_fit(struct virtq *vq, enum virtq_error error)
+{
+    if (error == VIRTQ_ERR_NONE) {
+        return EAGAIN;
+    }
+    STAT_ADD(vq->stats, too_long, 1);
+    record_error(vq, error, avail_entry(vq, vq->last_avail_idx));
+    return EMSGSIZE;
+}
+
+/* The same, after walking chains that held 'room' bytes: remembered, so
+ * that the next frames that need more fail alike without a walk. */
+static int __attribute__((noinline))
+no_fit_walked(struct virtq *vq, enum virtq_error error, uint64_t room)
+{
+    vq->nofit_valid = true;
+    vq->nofit_error = error;
+    vq->nofit_last = vq->last_avail_idx;
+    vq->nofit_avail = vq->avail_seen;
+    vq->nofit_room = room;
+    return no_fit(vq, error);
 }
 
 int
@@ -715,7 +786,18 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
         }
     }
 
-    while (have < need) {
+    /* The chains at the front of the ring were found too small for a
+     * frame of this size before, and nothing changed since: fail the same
+     * way without walking them again (a guest cannot make every frame
+     * sent to it walk the same descriptors). */
+    if (vq->nofit_valid && need > vq->nofit_room
+        && vq->nofit_last == vq->last_avail_idx
+        && LOAD_RELAXED(&vq->avail->idx) == vq->nofit_avail) {
+        return no_fit(vq, vq->nofit_error);
+    }
+
+    uint32_t visits = 0;
+    do {                        /* (need > 0 = have.) */
         enum virtq_error status;
         uint64_t before = have;
 
@@ -728,30 +810,34 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
         }
         if (taken == n_avail || taken == VIRTQ_MAX_PIECES
             || (taken && !vq->mrg_rxbuf)) {
-            if (taken && !vq->mrg_rxbuf) {
-                /* One chain too small for the frame: drop the frame, keep
-                 * the buffer for the next one. */
-                STAT_ADD(vq->stats, too_long, 1);
-                record_error(vq, VIRTQ_ERR_NO_ROOM, chains[0].head);
-                return EMSGSIZE;
-            }
-            if (taken == VIRTQ_MAX_PIECES) {
-                STAT_ADD(vq->stats, too_long, 1);
-                record_error(vq, VIRTQ_ERR_TOO_LONG, chains[0].head);
-                return EMSGSIZE;
-            }
-            /* Not enough buffers yet: take nothing. */
-            return EAGAIN;
+            /* Not enough room: take nothing.  Without MRG_RXBUF, one chain
+             * too small for the frame: drop the frame, keep the buffer for
+             * the next one.  With it, more chains than a frame may have:
+             * drop it.  Otherwise wait for more buffers. */
+            return no_fit_walked(vq, (taken && !vq->mrg_rxbuf
+                                      ? VIRTQ_ERR_NO_ROOM
+                                      : taken == VIRTQ_MAX_PIECES
+                                      ? VIRTQ_ERR_TOO_LONG
+                                      : VIRTQ_ERR_NONE), have);
         }
 
         chains[taken].head = avail_entry(vq, vq->last_avail_idx + taken);
         status = walk_chain(vq, chains[taken].head, true, pieces, &n_pieces,
-                            &have, need, UINT64_MAX);
+                            &have, need, UINT64_MAX, &visits);
         chains[taken].cap = have - before;
         taken++;
+        if (status == VIRTQ_ERR_NONE && have < need
+            && have - before < vq->hdr_len) {
+            /* A whole chain with less room than the header: no frame ever
+             * fits it (virtio 1.x, 5.1.6.3.1: with MRG_RXBUF each buffer
+             * must hold at least the header; without, the whole frame).
+             * Given back, not left to be walked by every frame. */
+            status = VIRTQ_ERR_RX_SHORT;
+        }
         if (status != VIRTQ_ERR_NONE) {
-            /* A bad chain (or one with too many pieces): give back every
-             * chain taken for this frame, empty, and drop the frame. */
+            /* A bad chain (or one with too many pieces or descriptors):
+             * give back every chain taken for this frame, empty, and drop
+             * the frame. */
             for (uint16_t i = 0; i < taken; i++) {
                 put_used(vq, chains[i].head, 0);
             }
@@ -760,7 +846,7 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
             record_error(vq, status, chains[taken - 1].head);
             return EINVAL;
         }
-    }
+    } while (have < need);
 
     memset(&hdr, 0, sizeof hdr);
     hdr.num_buffers = taken;

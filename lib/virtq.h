@@ -67,6 +67,16 @@ struct vring_used {
 
 #define VIRTQ_MAX_SIZE 32768    /* Largest split ring. */
 #define VIRTQ_MAX_PIECES 128    /* Pieces of one packet's buffers. */
+/* Descriptors visited for one frame at most, over all its chains, indirect
+ * descriptors and zero-length ones included: however a guest lays out its
+ * chains, one frame costs at most this many descriptor reads (a walk that
+ * would take more gives its chains back as bad).  Guests' drivers use a
+ * few per frame (Linux at most 19 for a 64 kB frame without MRG_RXBUF,
+ * one per buffer, ~45, with it). */
+#define VIRTQ_MAX_VISITS (2 * VIRTQ_MAX_PIECES)
+/* Descriptors one virtq_dequeue_burst() visits in chains off the fast path
+ * before it stops early (the rest wait for the next poll). */
+#define VIRTQ_BURST_VISITS (4 * VIRTQ_MAX_VISITS)
 #define VIRTQ_PREFETCH_MAX 32   /* Entries prefetched ahead at most. */
 #define VIRTQ_MAX_PACKET (65535 + 26)   /* Largest frame taken from a guest. */
 
@@ -163,6 +173,19 @@ struct virtq {
                                  * guest got wrong, for the caller to
                                  * report and clear (see below). */
     uint16_t error_head;        /* The chain it was in (or avail index). */
+
+    /* The last frame that found too little room (virtq_enqueue() returned
+     * EAGAIN or EMSGSIZE without taking a chain): with 'last_avail_idx'
+     * and the guest's avail index unchanged, a frame that needs more than
+     * 'nofit_room' bytes fails the same way without walking the same
+     * chains again. */
+    bool nofit_valid;
+    uint8_t nofit_error;        /* enum virtq_error it had: VIRTQ_ERR_NONE
+                                 * (EAGAIN), _NO_ROOM or _TOO_LONG
+                                 * (EMSGSIZE). */
+    uint16_t nofit_last;        /* 'last_avail_idx' then. */
+    uint16_t nofit_avail;       /* The guest's avail index then. */
+    uint64_t nofit_room;        /* Bytes the chains walked held. */
 };
 
 /* What a guest got wrong on a running ring.  virtq_dequeue_burst(),
@@ -182,7 +205,7 @@ enum virtq_error {
     VIRTQ_ERR_INDIRECT_NESTED,  /* Indirect inside an indirect table. */
     VIRTQ_ERR_INDIRECT_CHAINED, /* INDIRECT together with NEXT. */
     VIRTQ_ERR_INDIRECT_SIZE,    /* Table length 0, not whole descriptors,
-                                 * or more than a ring's worth. */
+                                 * or more entries than the ring has. */
     VIRTQ_ERR_INDIRECT_ADDR,    /* Table not (wholly) in guest memory. */
     VIRTQ_ERR_SHORT,            /* Frame shorter than its virtio header. */
     VIRTQ_ERR_TOO_LONG,         /* Frame over the limit, or in too many
@@ -192,6 +215,10 @@ enum virtq_error {
     VIRTQ_ERR_AVAIL_JUMP,       /* avail->idx ran more than a ring ahead:
                                  * the ring is stopped (broken) until the
                                  * front-end restarts it. */
+    VIRTQ_ERR_TOO_MANY_DESCS,   /* One frame's chains hold more than
+                                 * VIRTQ_MAX_VISITS descriptors. */
+    VIRTQ_ERR_RX_SHORT,         /* A receive chain with less room than the
+                                 * virtio-net header. */
     /* Notifications (counted in 'notify_errors', not as bad chains):
      * 'error_head' is the used index. */
     VIRTQ_ERR_CALL_FULL,        /* The call eventfd's counter is full. */

@@ -34,6 +34,7 @@ struct test_guest {
     struct vring_avail *a;
     struct vring_used *u;
     uint16_t avail_idx;
+    uint32_t size;              /* Ring size: RING unless set up bigger. */
     struct virtq vq;
     struct virtq_stats stats;
     int call_fd;
@@ -81,7 +82,26 @@ guest_setup(struct test_guest *g, uint64_t features)
     g->a = (void *) g_ptr(g, g->avail);
     g->u = (void *) g_ptr(g, g->used);
     g->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    g->size = RING;
     CHECK_EQ(virtq_init(&g->vq, g->mem, RING, (uintptr_t) g->d,
+                        (uintptr_t) g->a, (uintptr_t) g->u, 0, features,
+                        g->call_fd, &g->stats), VIRTQ_INIT_OK);
+}
+
+/* The same with a ring of 'size' entries (up to 1024), at GPA0 + 0xc0000,
+ * clear of the buffers the tests use. */
+static void
+guest_setup_size(struct test_guest *g, uint64_t features, uint32_t size)
+{
+    guest_setup(g, features);
+    g->desc = GPA0 + 0xc0000;
+    g->avail = GPA0 + 0xc8000;
+    g->used = GPA0 + 0xca000;
+    g->d = (void *) g_ptr(g, g->desc);
+    g->a = (void *) g_ptr(g, g->avail);
+    g->u = (void *) g_ptr(g, g->used);
+    g->size = size;
+    CHECK_EQ(virtq_init(&g->vq, g->mem, size, (uintptr_t) g->d,
                         (uintptr_t) g->a, (uintptr_t) g->u, 0, features,
                         g->call_fd, &g->stats), VIRTQ_INIT_OK);
 }
@@ -110,7 +130,7 @@ set_desc(struct test_guest *g, int i, uint64_t addr, uint32_t len,
 static void
 make_avail(struct test_guest *g, uint16_t head)
 {
-    g->a->ring[g->avail_idx % RING] = head;
+    g->a->ring[g->avail_idx % g->size] = head;
     g->avail_idx++;
     __atomic_store_n(&g->a->idx, g->avail_idx, __ATOMIC_RELEASE);
 }
@@ -502,8 +522,10 @@ test_dequeue_too_many_pieces(void)
     struct test_guest g;
 
     /* More pieces than one packet may have: an indirect table of 200
-     * one-byte buffers. */
-    guest_setup(&g, FEATURES_MRG | (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+     * one-byte buffers (in a ring of 256: a table may not have more
+     * entries than the ring). */
+    guest_setup_size(&g, FEATURES_MRG | (1ull << VIRTIO_RING_F_INDIRECT_DESC),
+                     256);
     struct vring_desc *table = (void *) g_ptr(&g, GPA0 + 0x50000);
     for (int i = 0; i < 200; i++) {
         table[i] = (struct vring_desc) { GPA0 + 0x60000 + i, i ? 1 : 12,
@@ -517,7 +539,8 @@ test_dequeue_too_many_pieces(void)
     guest_teardown(&g);
     /* The same table with its last entry leading back to entry 150: a loop
      * (found once the piece limit stops the walk). */
-    guest_setup(&g, FEATURES_MRG | (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+    guest_setup_size(&g, FEATURES_MRG | (1ull << VIRTIO_RING_F_INDIRECT_DESC),
+                     256);
     table = (void *) g_ptr(&g, GPA0 + 0x50000);
     for (int i = 0; i < 200; i++) {
         table[i] = (struct vring_desc) { GPA0 + 0x60000 + i, i ? 1 : 12,
@@ -868,6 +891,261 @@ test_discard_disabled(void)
     guest_teardown(&g);
 }
 
+/* Bounded work for bad guests (issue 13): a guest's chains cannot make
+ * the thread that serves it visit more than VIRTQ_MAX_VISITS descriptors
+ * for one frame, nor walk the same ones again for every frame. */
+
+#define FEATURES_IND (FEATURES_MRG | (1ull << VIRTIO_RING_F_INDIRECT_DESC))
+
+/* Fills 'n' entries of the indirect table at 'gpa': zero-length, writable
+ * if 'write', chained; then, if 'last_len', one more of that length at
+ * 'buf'.  Returns the table's length in bytes. */
+static uint32_t
+put_table(struct test_guest *g, uint64_t gpa, int n, uint16_t write,
+          uint32_t last_len, uint64_t buf)
+{
+    struct vring_desc *table = (void *) g_ptr(g, gpa);
+
+    for (int i = 0; i < n; i++) {
+        table[i] = (struct vring_desc) {
+            buf, 0, write | (i + 1 < n || last_len ? VRING_DESC_F_NEXT : 0),
+            i + 1 };
+    }
+    if (last_len) {
+        table[n] = (struct vring_desc) { buf, last_len, write, 0 };
+        n++;
+    }
+    return n * sizeof *table;
+}
+
+/* A receive ring whose every entry but the last is an indirect table of
+ * RING zero-length writable descriptors: each frame sent gives one such
+ * chain back, empty and counted, and the frame after them all lands in
+ * the good buffer at the end.  (Before: none was ever given back; every
+ * frame walked them all.) */
+static void
+test_rx_indirect_zero_length_flood(void)
+{
+    uint8_t frame[64];
+    struct test_guest g;
+    uint32_t table_len;
+
+    memset(frame, 0x5c, sizeof frame);
+    guest_setup(&g, FEATURES_IND);
+    table_len = put_table(&g, GPA0 + 0x50000, RING, VRING_DESC_F_WRITE, 0,
+                          GPA0 + 0x60000);
+    for (int i = 0; i < RING - 1; i++) {
+        set_desc(&g, i, GPA0 + 0x50000, table_len, VRING_DESC_F_INDIRECT, 0);
+        make_avail(&g, i);
+    }
+    post_rx(&g, RING - 1, 1, 1024);
+    for (int i = 0; i < RING - 1; i++) {
+        CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
+        CHECK_EQ(g.vq.error, VIRTQ_ERR_RX_SHORT);
+        CHECK_EQ(g.vq.error_head, i);
+        virtq_flush(&g.vq);
+        CHECK_EQ(g.u->idx, i + 1);
+        CHECK_EQ(g.u->ring[i].id, i);
+        CHECK_EQ(g.u->ring[i].len, 0);
+    }
+    CHECK_EQ(g.stats.bad_chain, RING - 1);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, RING);
+    CHECK_EQ(g.u->ring[RING - 1].id, RING - 1);
+    CHECK_EQ(g.u->ring[RING - 1].len, 12 + sizeof frame);
+    CHECK(!memcmp(g_ptr(&g, GPA0 + 0x80000 + (RING - 1) * 0x1000 + 12),
+                  frame, sizeof frame));
+    CHECK_EQ(g.stats.packets, 1);
+    guest_teardown(&g);
+
+    /* A ring of nothing but such chains: each frame takes one. */
+    guest_setup(&g, FEATURES_IND);
+    for (int i = 0; i < RING; i++) {
+        set_desc(&g, i, GPA0 + 0x50000, table_len, VRING_DESC_F_INDIRECT, 0);
+        make_avail(&g, i);
+    }
+    for (int i = 0; i < RING; i++) {
+        CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
+    }
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EAGAIN);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, RING);
+    CHECK_EQ(g.stats.bad_chain, RING);
+    guest_teardown(&g);
+}
+
+/* Indirect tables of more entries than the ring, good buffers or not, are
+ * refused without a walk, both ways. */
+static void
+test_indirect_table_bigger_than_ring(void)
+{
+    uint8_t frame[64] = { 0 };
+    struct test_guest g;
+    uint32_t table_len;
+
+    /* RX: RING + 1 entries, the first a good 2 kB buffer. */
+    guest_setup(&g, FEATURES_IND);
+    table_len = put_table(&g, GPA0 + 0x50000, 0, VRING_DESC_F_WRITE, 2048,
+                          GPA0 + 0x60000);
+    CHECK_EQ(table_len, 16);
+    memset(g_ptr(&g, GPA0 + 0x50000 + 16), 0, RING * 16);
+    set_desc(&g, 0, GPA0 + 0x50000, (RING + 1) * 16, VRING_DESC_F_INDIRECT,
+             0);
+    make_avail(&g, 0);
+    post_rx(&g, 1, 1, 1024);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
+    CHECK_EQ(g.vq.error, VIRTQ_ERR_INDIRECT_SIZE);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 2);
+    CHECK_EQ(g.u->ring[0].len, 0);
+    CHECK_EQ(g.u->ring[1].id, 1);
+    CHECK_EQ(*g_ptr(&g, GPA0 + 0x60000 + 12), 0);
+    guest_teardown(&g);
+
+    /* TX: a good frame in the first of RING + 1 entries.  A table of
+     * exactly RING entries is fine. */
+    guest_setup(&g, FEATURES_IND);
+    put_frame(&g, GPA0 + 0x60000, 100, 3);
+    put_table(&g, GPA0 + 0x50000, 0, 0, 112, GPA0 + 0x60000);
+    memset(g_ptr(&g, GPA0 + 0x50000 + 16), 0, RING * 16);
+    set_desc(&g, 0, GPA0 + 0x50000, (RING + 1) * 16, VRING_DESC_F_INDIRECT,
+             0);
+    make_avail(&g, 0);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_INDIRECT_SIZE);
+    struct sink s = { 0 };
+    set_desc(&g, 0, GPA0 + 0x50000, RING * 16, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 0);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 1);
+    CHECK_EQ(s.n, 1);
+    CHECK(frame_ok(s.data[0], 100, 3));
+    guest_teardown(&g);
+}
+
+/* Receive chains that are each fine (an indirect table of 19 zero-length
+ * descriptors and one of 12 bytes) but that a frame would need too many
+ * of: the frame stops at VIRTQ_MAX_VISITS descriptors, the chains it
+ * walked go back; a frame that needs fewer goes through.  And tables of
+ * zero-length descriptors longer than VIRTQ_MAX_VISITS (but not than the
+ * ring) go back one a frame. */
+static void
+test_rx_visit_limit(void)
+{
+    uint8_t frame[1000];
+    struct test_guest g;
+    uint32_t table_len;
+    int per_chain = 20 + 1;     /* Table entries and the ring's entry. */
+    int expect = (VIRTQ_MAX_VISITS + per_chain) / per_chain;
+
+    memset(frame, 0x11, sizeof frame);
+    guest_setup_size(&g, FEATURES_IND, 1024);
+    table_len = put_table(&g, GPA0 + 0x50000, 19, VRING_DESC_F_WRITE, 12,
+                          GPA0 + 0x60000);
+    for (int i = 0; i < 200; i++) {
+        set_desc(&g, i, GPA0 + 0x50000, table_len, VRING_DESC_F_INDIRECT, 0);
+        make_avail(&g, i);
+    }
+    /* 1012 bytes would take 85 of them: 1785 descriptors. */
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
+    CHECK_EQ(g.vq.error, VIRTQ_ERR_TOO_MANY_DESCS);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, expect);
+    CHECK_EQ(g.stats.bad_chain, 1);
+    /* 76 bytes take 7: 147 descriptors. */
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, 64), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, expect + 7);
+    CHECK_EQ(g.stats.packets, 1);
+    guest_teardown(&g);
+
+    /* Tables of 1000 zero-length descriptors in a ring of 1024. */
+    guest_setup_size(&g, FEATURES_IND, 1024);
+    table_len = put_table(&g, GPA0 + 0x50000, 1000, VRING_DESC_F_WRITE, 0,
+                          GPA0 + 0x60000);
+    for (int i = 0; i < 200; i++) {
+        set_desc(&g, i, GPA0 + 0x50000, table_len, VRING_DESC_F_INDIRECT, 0);
+        make_avail(&g, i);
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(virtq_enqueue(&g.vq, frame, 64), EINVAL);
+        CHECK_EQ(g.vq.error, VIRTQ_ERR_TOO_MANY_DESCS);
+    }
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 3);
+    CHECK_EQ(g.stats.bad_chain, 3);
+    guest_teardown(&g);
+}
+
+/* A TX chain of 200 zero-length descriptors in the ring, then an indirect
+ * table of 99 more and the frame: more descriptors than a frame may have
+ * (and than the ring has), refused.  A burst of such chains stops at
+ * VIRTQ_BURST_VISITS; the next burst takes the next ones. */
+static void
+test_tx_visit_limit(void)
+{
+    struct test_guest g;
+    struct sink s = { 0 };
+    uint32_t table_len;
+    int n;
+
+    guest_setup_size(&g, FEATURES_IND, 1024);
+    put_frame(&g, GPA0 + 0x60000, 64, 9);
+    table_len = put_table(&g, GPA0 + 0x50000, 99, 0, 76, GPA0 + 0x60000);
+    for (int i = 300; i < 500; i++) {
+        set_desc(&g, i, GPA0 + 0x60000, 0, VRING_DESC_F_NEXT, i + 1);
+    }
+    set_desc(&g, 500, GPA0 + 0x50000, table_len, VRING_DESC_F_INDIRECT, 0);
+    make_avail(&g, 300);
+    check_bad_chain_then_good(&g, &g.stats.bad_chain,
+                              VIRTQ_ERR_TOO_MANY_DESCS);
+
+    for (int i = 0; i < 32; i++) {
+        make_avail(&g, 300);
+    }
+    n = virtq_dequeue_burst(&g.vq, 32, sink_cb, &s);
+    CHECK_EQ(n, (VIRTQ_BURST_VISITS + VIRTQ_MAX_VISITS)
+             / (VIRTQ_MAX_VISITS + 1));
+    CHECK_EQ(s.n, 0);
+    CHECK_EQ(g.u->idx, 2 + n);
+    while (n < 32) {
+        int got = virtq_dequeue_burst(&g.vq, 32, sink_cb, &s);
+
+        CHECK(got > 0);
+        n += got;
+    }
+    CHECK_EQ(g.stats.bad_chain, 33);
+    guest_teardown(&g);
+}
+
+/* A frame that found too little room: the next frames as big fail without
+ * walking the same chains (here seen by a guest that breaks the rules and
+ * grows a posted buffer: not looked at again), until the guest posts
+ * more. */
+static void
+test_enqueue_nofit_remembered(void)
+{
+    uint8_t frame[3000] = { 0 };
+    struct test_guest g;
+
+    guest_setup(&g, FEATURES_MRG);
+    post_rx(&g, 0, 2, 1024);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EAGAIN);
+    g.d[1].len = 4096;          /* (The first chain takes the fast path.) */
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EAGAIN);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, 2500), EAGAIN);
+    /* A frame that fits what was seen is walked. */
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, 1500), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 2);
+    post_rx(&g, 2, 2, 1024);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, 2000), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.u->idx, 4);
+    guest_teardown(&g);
+}
+
 static const struct unit_test tests[] = {
     { "init_errors", test_init_errors },
     { "dequeue_simple", test_dequeue_simple },
@@ -889,6 +1167,12 @@ static const struct unit_test tests[] = {
     { "resume_from_used_index", test_resume_from_used_index },
     { "mem_regions", test_mem_regions },
     { "discard_disabled", test_discard_disabled },
+    { "rx_indirect_zero_length_flood", test_rx_indirect_zero_length_flood },
+    { "indirect_table_bigger_than_ring",
+      test_indirect_table_bigger_than_ring },
+    { "rx_visit_limit", test_rx_visit_limit },
+    { "tx_visit_limit", test_tx_visit_limit },
+    { "enqueue_nofit_remembered", test_enqueue_nofit_remembered },
 };
 
 UNIT_SUITE(virtq_suite, tests);

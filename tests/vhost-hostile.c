@@ -12,6 +12,9 @@
  *   vhost-hostile SOCKET storm SECONDS
  *                                  stop and start running rings in a loop
  *                                  (see run_storm())
+ *   vhost-hostile SOCKET rx-flood SECONDS
+ *                                  keep the RX ring full of chains the
+ *                                  switch must give back (run_rx_flood())
  *
  * Protocol cases: each connects to a server port, negotiates as QEMU does
  * up to the point the case needs (with REPLY_ACK, so that the switch can
@@ -669,6 +672,93 @@ b_indirect_outside_memory(unsigned int ring, uint16_t write UNUSED)
     return 0;
 }
 
+/* Bounded work (issue 13).  Zero-length descriptors and indirect tables
+ * used to count toward no limit: a receive ring of indirect tables of
+ * zero-length descriptors was walked, whole, by every frame sent to it
+ * (none ever fitted, none was given back). */
+
+/* Extra copies of the bad chain a case made available itself, each to
+ * come back empty. */
+static int flood_extra;
+
+/* Fills 'n' entries of the indirect table at 'table' with zero-length
+ * buffers (device-writable if 'write'), chained; the last one ends the
+ * chain unless 'more'. */
+static void
+zero_length_table(uint64_t table, int n, uint16_t write, bool more)
+{
+    for (int i = 0; i < n; i++) {
+        vg_set_table_desc(g, table, i, BAD_BUF, 0,
+                          write | (i + 1 < n || more ? VRING_DESC_F_NEXT : 0),
+                          i + 1);
+    }
+}
+
+static uint16_t
+b_rx_indirect_zero_length_flood(unsigned int ring, uint16_t write)
+{
+    /* 32 entries (this and the caller's), each a table of a ring's worth
+     * of empty writable buffers. */
+    zero_length_table(TABLE_A, VG_RING_SIZE, write, false);
+    vg_set_desc(g, ring, 0, TABLE_A, VG_RING_SIZE * 16,
+                VRING_DESC_F_INDIRECT, 0);
+    flood_extra = 31;
+    for (int i = 0; i < flood_extra; i++) {
+        vg_make_avail(g, ring, 0);
+    }
+    return 0;
+}
+
+/* A frame the switch must not forward, made available at 'buf': it would
+ * land in a receive buffer posted now, where the next probe must. */
+static uint32_t
+decoy_frame(uint64_t buf)
+{
+    uint8_t frame[VG_HDR_LEN + VG_PROBE_LEN];
+
+    memset(frame, 0, sizeof frame);
+    memcpy(frame + VG_HDR_LEN, g->probe_mac, 6);
+    memcpy(frame + VG_HDR_LEN + 6, g->own_mac, 6);
+    frame[VG_HDR_LEN + 12] = 0x88;
+    frame[VG_HDR_LEN + 13] = 0xb5;
+    memcpy(frame + VG_HDR_LEN + 14, "forwarded in error", 18);
+    vg_write(g, buf, frame, sizeof frame);
+    vg_post_rx_buffer(g, 0);
+    return sizeof frame;
+}
+
+static uint16_t
+b_indirect_bigger_than_ring(unsigned int ring, uint16_t write)
+{
+    /* A table of a ring's worth and one more entries, the first a good
+     * buffer (for TX, a frame), the rest empty. */
+    uint32_t len = write ? 2048 : decoy_frame(BAD_BUF);
+
+    zero_length_table(TABLE_A + 16, VG_RING_SIZE, write, false);
+    vg_set_table_desc(g, TABLE_A, 0, BAD_BUF, len, write, 0);
+    vg_set_desc(g, ring, 0, TABLE_A, (VG_RING_SIZE + 1) * 16,
+                VRING_DESC_F_INDIRECT, 0);
+    return 0;
+}
+
+static uint16_t
+b_tx_zero_length_chain(unsigned int ring, uint16_t write)
+{
+    /* A frame after 15 empty descriptors in the ring and 255 in an
+     * indirect table (of no more entries than the ring): each part within
+     * its table, the whole more descriptors than a frame may have. */
+    uint32_t len = decoy_frame(BAD_BUF);
+
+    for (int i = 0; i < 15; i++) {
+        vg_set_desc(g, ring, i, BAD_BUF, 0, write | VRING_DESC_F_NEXT, i + 1);
+    }
+    vg_set_desc(g, ring, 15, TABLE_A, VG_RING_SIZE * 16,
+                VRING_DESC_F_INDIRECT, 0);
+    zero_length_table(TABLE_A, VG_RING_SIZE - 1, write, true);
+    vg_set_table_desc(g, TABLE_A, VG_RING_SIZE - 1, BAD_BUF, len, write, 0);
+    return 0;
+}
+
 /* The guest's memfd shrinks under the switch.  The guest must not touch
  * its memory where the file is gone (it would get SIGBUS itself). */
 static uint16_t
@@ -756,6 +846,14 @@ static const struct ring_case ring_cases[] = {
     { "rx-indirect-self", RX, CHAIN_RETURNED, false, b_indirect_self },
     { "rx-indirect-outside-memory", RX, CHAIN_RETURNED, false,
       b_indirect_outside_memory },
+    { "rx-indirect-zero-length-flood", RX, CHAIN_RETURNED, false,
+      b_rx_indirect_zero_length_flood },
+    { "rx-indirect-table-bigger-than-ring", RX, CHAIN_RETURNED, false,
+      b_indirect_bigger_than_ring },
+    { "tx-indirect-table-bigger-than-ring", TX, CHAIN_RETURNED, false,
+      b_indirect_bigger_than_ring },
+    { "tx-zero-length-chain", TX, CHAIN_RETURNED, false,
+      b_tx_zero_length_chain },
     { "rx-avail-index-jump", RX, RING_STOPPED, false, NULL },
     { "rx-call-fd-jammed", RX, CALL_JAMMED, false, NULL },
     { "tx-disabled-call-fd-jammed", TX, CALL_JAMMED, false, NULL },
@@ -921,6 +1019,22 @@ run_ring_case(const struct ring_case *c)
         vg_fail(g, "a bad receive chain given back with %"PRIu32" bytes",
                 e.len);
     }
+    for (int i = 0, tries = 0; i < flood_extra; i++) {
+        /* Each frame sent gives back at least one. */
+        while (!vg_wait_used(g, c->ring, 20, &e)) {
+            if (++tries > 200) {
+                vg_fail(g, "%d of %d bad chains given back", i,
+                        flood_extra + 1);
+            }
+            if (c->ring == RX) {
+                send_frame_for_rx();
+            }
+        }
+        if (e.id != head || (c->ring == RX && e.len)) {
+            vg_fail(g, "chain %"PRIu32" given back with %"PRIu32" bytes",
+                    e.id, e.len);
+        }
+    }
     vg_check_memory(g, "after the bad chain");
     vg_probe_round_trip(g, 0, 5000, "after the bad chain");
     printf("ok: %s: chain given back; the next frame forwards\n", c->name);
@@ -1000,6 +1114,47 @@ run_storm(int seconds)
            " the port forwards\n", rounds, seconds);
 }
 
+/* A flood: a guest that keeps its RX ring full of indirect tables of a
+ * ring's worth of zero-length writable descriptors, for 'seconds', giving
+ * every chain that comes back straight back to the switch (without a
+ * kick: the switch polls), looking once a millisecond.  Frames sent to it
+ * make the switch walk them; other ports on the same thread must keep
+ * forwarding (tests/hostile.at measures one). */
+static void
+run_rx_flood(int seconds)
+{
+    long long int end = now_ms() + seconds * 1000LL;
+    long long int returned = 0;
+    struct vring_used_elem e;
+
+    vg_set_up(g, 1, 1ull << VIRTIO_RING_F_INDIRECT_DESC);
+    zero_length_table(TABLE_A, VG_RING_SIZE, VRING_DESC_F_WRITE, false);
+    vg_set_desc(g, RX, 0, TABLE_A, VG_RING_SIZE * 16, VRING_DESC_F_INDIRECT,
+                0);
+    for (int i = 0; i < VG_RING_SIZE; i++) {
+        vg_make_avail(g, RX, 0);
+    }
+    while (now_ms() < end) {
+        struct vg_ring *r = &g->rings[RX];
+        int n = 0;
+
+        while (vg_wait_used(g, RX, 0, &e)) {
+            uint16_t head = 0;
+
+            vg_write(g, VG_RING_GPA(RX) + 16 * VG_RING_SIZE + 4
+                     + (r->avail_idx++ % VG_RING_SIZE) * 2, &head, 2);
+            n++;
+        }
+        if (n) {
+            vg_set_avail_idx(g, RX, r->avail_idx);
+            returned += n;
+        }
+        usleep(1000);
+    }
+    printf("ok: rx-flood: %lld bad chains given back in %d s\n", returned,
+           seconds);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1036,9 +1191,19 @@ main(int argc, char *argv[])
         run_storm(atoi(argv[3]));
         return 0;
     }
+    if (argc == 4 && !strcmp(argv[2], "rx-flood")) {
+        vg_init(g, "rx-flood", false);
+        error = vg_connect(g, argv[1], 10000);
+        if (error) {
+            vg_fail(g, "connect to %s: %s", argv[1], strerror(error));
+        }
+        run_rx_flood(atoi(argv[3]));
+        return 0;
+    }
     if (argc != 3) {
         fprintf(stderr, "usage: vhost-hostile SOCKET CASE | --list\n"
-                "       vhost-hostile SOCKET storm SECONDS\n");
+                "       vhost-hostile SOCKET storm SECONDS\n"
+                "       vhost-hostile SOCKET rx-flood SECONDS\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
