@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "virtio.h"
+
 /* How many descriptors a request carries. */
 enum fd_rule {
     FDS_NONE,           /* None; any that come are closed. */

@@ -76,25 +76,9 @@ enum vhost_user_request {
 #define VHOST_USER_REPLY_FLAG    (1u << 2)
 #define VHOST_USER_NEED_REPLY    (1u << 3)
 
-/* Virtio feature bits a net back-end deals with. */
-#define VIRTIO_NET_F_CSUM             0
-#define VIRTIO_NET_F_GUEST_CSUM       1
-#define VIRTIO_NET_F_MTU              3
-#define VIRTIO_NET_F_MAC              5
-#define VIRTIO_NET_F_MRG_RXBUF       15
-#define VIRTIO_NET_F_STATUS          16
-#define VIRTIO_NET_F_CTRL_VQ         17
-#define VIRTIO_NET_F_GUEST_ANNOUNCE  21
-#define VIRTIO_NET_F_MQ              22
-#define VIRTIO_F_NOTIFY_ON_EMPTY     24
+/* Feature bits of vhost-user itself (the virtio ones are in virtio.h). */
 #define VHOST_F_LOG_ALL              26
-#define VIRTIO_F_ANY_LAYOUT          27
-#define VIRTIO_RING_F_INDIRECT_DESC  28
-#define VIRTIO_RING_F_EVENT_IDX      29
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
-#define VIRTIO_F_VERSION_1           32
-#define VIRTIO_F_IOMMU_PLATFORM      33
-#define VIRTIO_F_RING_PACKED         34
 
 /* Protocol feature bits. */
 #define VHOST_USER_PROTOCOL_F_MQ                    0

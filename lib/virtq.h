@@ -30,40 +30,7 @@
 #include <string.h>
 
 #include "vhost-mem.h"
-
-/* Ring layout (virtio 1.x split virtqueue), all little-endian on the hosts
- * vhostmq runs on. */
-struct vring_desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
-#define VRING_DESC_F_NEXT      1
-#define VRING_DESC_F_WRITE     2
-#define VRING_DESC_F_INDIRECT  4
-
-struct vring_avail {
-    uint16_t flags;
-    uint16_t idx;
-    uint16_t ring[];            /* Then used_event, with EVENT_IDX. */
-};
-
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-
-struct vring_used_elem {
-    uint32_t id;
-    uint32_t len;
-};
-
-struct vring_used {
-    uint16_t flags;
-    uint16_t idx;
-    struct vring_used_elem ring[];  /* Then avail_event, with EVENT_IDX. */
-};
-
-#define VRING_USED_F_NO_NOTIFY 1
+#include "virtio.h"
 
 #define VIRTQ_MAX_SIZE 32768    /* Largest split ring. */
 #define VIRTQ_MAX_PIECES 128    /* Pieces of one packet's buffers. */
@@ -79,17 +46,6 @@ struct vring_used {
 #define VIRTQ_BURST_VISITS (4 * VIRTQ_MAX_VISITS)
 #define VIRTQ_PREFETCH_MAX 32   /* Entries prefetched ahead at most. */
 #define VIRTQ_MAX_PACKET (65535 + 26)   /* Largest frame taken from a guest. */
-
-/* The virtio-net header. */
-struct virtio_net_hdr {
-    uint8_t flags;
-    uint8_t gso_type;
-    uint16_t hdr_len;
-    uint16_t gso_size;
-    uint16_t csum_start;
-    uint16_t csum_offset;
-    uint16_t num_buffers;       /* Only with MRG_RXBUF or VERSION_1. */
-};
 
 /* Counters of one vring.  Written only by the thread that owns the queue
  * (relaxed stores), read by anyone.  They outlive a 'struct virtq': a vring

@@ -27,6 +27,7 @@ FUZZ_HDRS = \
 	$(srcdir)/lib/vhost-mem.h \
 	$(srcdir)/lib/vhost-notify.h \
 	$(srcdir)/lib/vhost-user-wire.h \
+	$(srcdir)/lib/virtio.h \
 	$(srcdir)/lib/virtq.h
 FUZZ_TARGETS = tests/fuzz/fuzz-device tests/fuzz/fuzz-virtq
 

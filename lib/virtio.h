@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * Virtio's own definitions (virtio 1.x), as a net device's back-end needs
+ * them: feature bits, the split ring's layout and the virtio-net header.
+ * vhost-user (lib/vhost-user-wire.h) carries them, but they are virtio's. */
+
+#ifndef VIRTIO_H
+#define VIRTIO_H 1
+
+#include <stdint.h>
+
+/* Feature bits a net device deals with. */
+#define VIRTIO_NET_F_CSUM             0
+#define VIRTIO_NET_F_GUEST_CSUM       1
+#define VIRTIO_NET_F_MTU              3
+#define VIRTIO_NET_F_MAC              5
+#define VIRTIO_NET_F_MRG_RXBUF       15
+#define VIRTIO_NET_F_STATUS          16
+#define VIRTIO_NET_F_CTRL_VQ         17
+#define VIRTIO_NET_F_GUEST_ANNOUNCE  21
+#define VIRTIO_NET_F_MQ              22
+#define VIRTIO_F_NOTIFY_ON_EMPTY     24
+#define VIRTIO_F_ANY_LAYOUT          27
+#define VIRTIO_RING_F_INDIRECT_DESC  28
+#define VIRTIO_RING_F_EVENT_IDX      29
+#define VIRTIO_F_VERSION_1           32
+#define VIRTIO_F_IOMMU_PLATFORM      33
+#define VIRTIO_F_RING_PACKED         34
+
+/* Ring layout (virtio 1.x split virtqueue), all little-endian on the hosts
+ * vhostmq runs on. */
+struct vring_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+};
+
+#define VRING_DESC_F_NEXT      1
+#define VRING_DESC_F_WRITE     2
+#define VRING_DESC_F_INDIRECT  4
+
+struct vring_avail {
+    uint16_t flags;
+    uint16_t idx;
+    uint16_t ring[];            /* Then used_event, with EVENT_IDX. */
+};
+
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+
+struct vring_used_elem {
+    uint32_t id;
+    uint32_t len;
+};
+
+struct vring_used {
+    uint16_t flags;
+    uint16_t idx;
+    struct vring_used_elem ring[];  /* Then avail_event, with EVENT_IDX. */
+};
+
+#define VRING_USED_F_NO_NOTIFY 1
+
+/* The virtio-net header. */
+struct virtio_net_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;       /* Only with MRG_RXBUF or VERSION_1. */
+};
+
+#endif /* virtio.h */
