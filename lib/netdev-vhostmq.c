@@ -87,10 +87,18 @@ struct vhostmq_sw_stats {
     atomic_uint64_t tx_admin_down_drops;
 };
 
-/* One guest RX queue as OVS transmits into it. */
+/* One guest RX queue as OVS transmits into it.
+ *
+ * Every send batch takes the lock of the guest queue it writes, whatever
+ * the map says: the map moves OVS tx queue ids from one guest queue to
+ * another while PMD threads send (the guest enables and disables queues
+ * without a PMD reconfiguration), so a thread that read the map before a
+ * change and one that read it after may pick the same ring.  The lock, not
+ * the map, keeps them apart.  Uncontended (one thread per guest queue, the
+ * usual case) it costs one atomic read-modify-write and one release store
+ * per batch. */
 struct vhostmq_txq {
-    struct ovs_mutex lock;      /* Taken only when the queue is shared. */
-    atomic_bool shared;         /* More than one OVS txq maps here. */
+    struct ovs_mutex lock;      /* Held while a thread writes the ring. */
 };
 
 struct netdev_vhostmq {
@@ -228,32 +236,26 @@ vhostmq_wake(void)
     seq_change(vhostmq_grace_seq);
 }
 
-/* Spreads OVS tx queue ids over the guest's enabled RX queues. */
+/* Spreads OVS tx queue ids over the guest's enabled RX queues.  Only a
+ * hint for the send path: any entry may be stale or change under a sender
+ * (each is a valid guest queue or -1), which locks the guest queue it
+ * picks and checks it is still enabled (see struct vhostmq_txq). */
 static void
 update_tx_map(struct netdev_vhostmq *dev)
 {
     int enabled[VHOST_USER_MAX_QUEUE_PAIRS];
-    int users[VHOST_USER_MAX_QUEUE_PAIRS];
     int n_enabled = 0;
-    int n_txq = netdev_n_txq(&dev->up);
 
     for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
         if (vhost_vring_enabled(&dev->vdev.vrings[2 * q])
             && vhost_vring_live(&dev->vdev.vrings[2 * q])) {
             enabled[n_enabled++] = q;
         }
-        users[q] = 0;
     }
     for (int qid = 0; qid < VHOST_USER_MAX_QUEUE_PAIRS; qid++) {
         int q = n_enabled ? enabled[qid % n_enabled] : -1;
 
         atomic_store_relaxed(&dev->tx_map[qid], q);
-        if (q >= 0 && qid < n_txq) {
-            users[q]++;
-        }
-    }
-    for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
-        atomic_store_relaxed(&dev->txqs[q].shared, users[q] > 1);
     }
 }
 
@@ -624,8 +626,9 @@ netdev_vhostmq_construct(struct netdev *netdev)
     atomic_init(&dev->ready, false);
     for (int i = 0; i < VHOST_USER_MAX_QUEUE_PAIRS; i++) {
         atomic_init(&dev->tx_map[i], -1);
-        ovs_mutex_init(&dev->txqs[i].lock);
-        atomic_init(&dev->txqs[i].shared, false);
+        /* Adaptive: a PMD that finds the queue taken (two OVS tx queues
+         * on one guest queue) spins a little before it sleeps. */
+        ovs_mutex_init_adaptive(&dev->txqs[i].lock);
     }
 
     vhost_device_init(&dev->vdev, netdev_get_name(netdev),
@@ -879,69 +882,64 @@ find_enabled_txq(const struct netdev_vhostmq *dev)
     return -1;
 }
 
-/* A guest RX queue is locked only when more than one thread may send into
- * it, which clang's analysis cannot follow: these two keep the condition in
- * one place. */
-static bool
-txq_lock_if(struct vhostmq_txq *txq, bool lock)
+/* Locks guest RX queue 'q' and returns its virtq if it is running and
+ * enabled; otherwise returns null, unlocked.  Which lock depends on 'q',
+ * which clang's analysis cannot name: the rule (a guest RX ring is written
+ * only under its queue's lock) is kept by these two and their callers. */
+static struct virtq *
+lock_guest_rxq__(struct netdev_vhostmq *dev, int q)
     OVS_NO_THREAD_SAFETY_ANALYSIS
 {
-    if (lock) {
-        ovs_mutex_lock(&txq->lock);
+    struct vhost_vring *vr = &dev->vdev.vrings[2 * q];
+    struct virtq *vq;
+
+    ovs_mutex_lock(&dev->txqs[q].lock);
+    vq = vhost_vring_live(vr);
+    if (OVS_LIKELY(vq && vhost_vring_enabled(vr))) {
+        return vq;
     }
-    return lock;
+    ovs_mutex_unlock(&dev->txqs[q].lock);
+    return NULL;
 }
 
 static void
-txq_unlock_if(struct vhostmq_txq *txq, bool locked)
+unlock_guest_rxq(struct vhostmq_txq *txq)
     OVS_NO_THREAD_SAFETY_ANALYSIS
 {
-    if (locked) {
-        ovs_mutex_unlock(&txq->lock);
-    }
+    ovs_mutex_unlock(&txq->lock);
 }
 
-/* Locks (if need be) the guest RX queue that OVS tx queue 'qid' maps to and
- * returns its virtq, or null if the guest has no queue to take traffic.  A
- * queue the guest just disabled, before the map caught up, is replaced by
- * another one: nothing goes into a disabled queue. */
+/* Locks the guest RX queue that OVS tx queue 'qid' maps to and returns its
+ * virtq, or null if the guest has no queue to take traffic.  A queue the
+ * guest just disabled, before the map caught up, is replaced by another
+ * one: nothing goes into a disabled queue.
+ *
+ * The lock is taken even when dpif-netdev promises that no other thread
+ * uses 'qid' (!concurrent_txq): while the map changes, another 'qid' may
+ * lead another thread to the same guest queue. */
 static struct virtq *
-lock_guest_rxq(struct netdev_vhostmq *dev, int qid, bool concurrent_txq,
-               struct vhostmq_txq **txqp, bool *locked)
+lock_guest_rxq(struct netdev_vhostmq *dev, int qid,
+               struct vhostmq_txq **txqp)
 {
-    struct vhostmq_txq *txq;
-    struct vhost_vring *vr;
     struct virtq *vq;
-    bool shared;
     int q;
 
     atomic_read_relaxed(&dev->tx_map[qid % VHOST_USER_MAX_QUEUE_PAIRS], &q);
     if (OVS_UNLIKELY(q < 0)) {
         return NULL;
     }
-    txq = &dev->txqs[q];
-    atomic_read_relaxed(&txq->shared, &shared);
-    *locked = txq_lock_if(txq, concurrent_txq || shared);
-    vr = &dev->vdev.vrings[2 * q];
-    vq = vhost_vring_live(vr);
-    if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr))) {
-        txq_unlock_if(txq, *locked);
-        *locked = false;
+    vq = lock_guest_rxq__(dev, q);
+    if (OVS_UNLIKELY(!vq)) {
         q = find_enabled_txq(dev);
         if (q < 0) {
             return NULL;
         }
-        txq = &dev->txqs[q];
-        *locked = txq_lock_if(txq, true);
-        vr = &dev->vdev.vrings[2 * q];
-        vq = vhost_vring_live(vr);
-        if (!vq || !vhost_vring_enabled(vr)) {
-            txq_unlock_if(txq, *locked);
-            *locked = false;
+        vq = lock_guest_rxq__(dev, q);
+        if (!vq) {
             return NULL;
         }
     }
-    *txqp = txq;
+    *txqp = &dev->txqs[q];
     return vq;
 }
 
@@ -1077,7 +1075,8 @@ pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
 
 static int
 netdev_vhostmq_send(struct netdev *netdev, int qid,
-                    struct dp_packet_batch *batch, bool concurrent_txq)
+                    struct dp_packet_batch *batch,
+                    bool concurrent_txq OVS_UNUSED)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     size_t n = dp_packet_batch_size(batch);
@@ -1085,13 +1084,13 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     struct vhostmq_txq *txq = NULL;
     int max_frame_len, retries_max;
     struct dp_packet *packet;
-    bool ready, admin_up, locked = false;
+    bool ready, admin_up;
     struct virtq *vq;
 
     atomic_read_relaxed(&dev->ready, &ready);
     atomic_read_relaxed(&dev->admin_up, &admin_up);
     vq = (OVS_LIKELY(ready && admin_up)
-          ? lock_guest_rxq(dev, qid, concurrent_txq, &txq, &locked)
+          ? lock_guest_rxq(dev, qid, &txq)
           : NULL);
     if (OVS_UNLIKELY(!vq)) {
         if (!admin_up) {
@@ -1135,7 +1134,7 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     if (OVS_UNLIKELY(vq->error)) {
         report_ring_error(dev, vq);
     }
-    txq_unlock_if(txq, locked);
+    unlock_guest_rxq(txq);
 
     if (OVS_UNLIKELY(mtu_drops || failed || retries)) {
         sw_stat_add(&dev->sw.tx_mtu_exceeded_drops, mtu_drops);

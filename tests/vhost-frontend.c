@@ -36,9 +36,19 @@
  *   --expect-refused   expect the switch to refuse the queue count
  *   --hold MS          with --toggle, keep the pair disabled MS ms (for
  *                      the test to look at the switch meanwhile)
+ *   --churn MS         after a first round, B enables and disables its
+ *                      queue pairs (a random non-empty set each time, as
+ *                      `ethtool -L` would, but faster) for MS ms while A
+ *                      keeps sending; then all pairs are enabled again and
+ *                      every frame must have arrived intact
  *   --ignore-queue-num set up more pairs than GET_QUEUE_NUM allows (a
  *                      broken front-end: the switch must refuse)
  *   --timeout SECONDS  (default 20)
+ *
+ * Every used ring entry the switch returns, on every queue, must name a
+ * head the front-end made available and has not had back yet (a Linux
+ * guest marks its device broken otherwise: "id N is not a head!"); the
+ * first one that does not ends the run with a failure.
  *
  * Prints one line per check and exits 0 if all passed. */
 
@@ -93,6 +103,7 @@ static bool ignore_queue_num;
 static bool use_status = true;
 static int timeout_s = 20;
 static int hold_ms;
+static int churn_ms;
 static uint8_t mac_a[6] = { 2, 0, 0, 0, 0, 0x0a };
 static uint8_t mac_b[6] = { 2, 0, 0, 0, 0, 0x0b };
 
@@ -262,6 +273,7 @@ struct vq {
     uint64_t *buf_gpa;
     uint32_t *buf_cap;
     uint64_t *ind_gpa;
+    bool *posted;               /* Per head: available, not used yet. */
     /* Counters. */
     uint64_t frames;
 };
@@ -291,6 +303,27 @@ vq_init(struct guest *g, struct vq *vq, int index)
     vq->buf_gpa = calloc(ring_size, sizeof *vq->buf_gpa);
     vq->buf_cap = calloc(ring_size, sizeof *vq->buf_cap);
     vq->ind_gpa = calloc(ring_size, sizeof *vq->ind_gpa);
+    vq->posted = calloc(ring_size, sizeof *vq->posted);
+}
+
+/* Checks a used ring entry as a guest driver does before it trusts it:
+ * its id must be a head that is out with the device.  Anything else (an
+ * id used twice, as two threads writing one ring at once would produce, or
+ * out of range) ends the run: the ring's state cannot be trusted after. */
+static void
+vq_check_used(const char *name, struct vq *vq, uint32_t id)
+{
+    if (id >= vq->size || !vq->posted[id]) {
+        printf("FAIL: %s vring %d: used entry %u has id %u, %s: a Linux "
+               "guest would mark the device broken\n", name, vq->index,
+               (unsigned int) vq->last_used, id,
+               id >= vq->size ? "out of range"
+               : "not a head out with the device (used twice?)");
+        printf("FAIL: 1 check(s) failed\n");
+        fflush(stdout);
+        exit(1);
+    }
+    vq->posted[id] = false;
 }
 
 /* Takes 'n' descriptors off the free list, chained; returns the head. */
@@ -370,6 +403,10 @@ vq_add(struct guest *g, struct vq *vq, const uint64_t *gpas,
             }
         }
     }
+    if (vq->posted[head]) {
+        die("%s: head %d posted twice (front-end bug)", g->name, head);
+    }
+    vq->posted[head] = true;
     vq->avail->ring[vq->avail_idx & (vq->size - 1)] = head;
     vq->avail_idx++;
     __atomic_store_n(&vq->avail->idx, vq->avail_idx, __ATOMIC_RELEASE);
@@ -730,6 +767,7 @@ reclaim_tx(struct guest *g)
             struct vring_used_elem *e
                 = &vq->used->ring[vq->last_used & (vq->size - 1)];
 
+            vq_check_used(g->name, vq, e->id);
             vq_put_chain(vq, e->id);
             vq->last_used++;
         }
@@ -800,6 +838,15 @@ poll_rx(struct flow *f)
         struct vq *vq = g->vqs[2 * q];
         uint16_t used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
 
+        if ((uint16_t) (used_idx - vq->last_used) > vq->size) {
+            printf("FAIL: %s vring %d: used index %u runs %u entries past "
+                   "the %u the guest has read: more than the ring holds\n",
+                   g->name, vq->index, used_idx,
+                   (uint16_t) (used_idx - vq->last_used), vq->last_used);
+            printf("FAIL: 1 check(s) failed\n");
+            fflush(stdout);
+            exit(1);
+        }
         while ((uint16_t) (used_idx - vq->last_used) > 0) {
             struct vring_used_elem e
                 = vq->used->ring[vq->last_used & (vq->size - 1)];
@@ -822,6 +869,7 @@ poll_rx(struct flow *f)
                     }
                     e = vq->used->ring[vq->last_used & (vq->size - 1)];
                 }
+                vq_check_used(g->name, vq, e.id);
                 vq->last_used++;
                 id = e.id;
                 left = e.len;
@@ -1100,6 +1148,85 @@ check_disabled_tx_discarded(struct flow *f, int q)
     }
 }
 
+/* --churn: 'f->to' enables and disables its queue pairs, a random
+ * non-empty set each time, for 'ms' milliseconds while 'f->from' keeps
+ * its window of frames in flight on all its queues, so that the switch's
+ * threads send into the rings while it moves them from one guest queue to
+ * another.  Then every pair is enabled again and every frame must arrive
+ * intact; poll_rx() checks every used entry meanwhile. */
+static void
+run_churn(struct flow *f, int ms)
+{
+    struct guest *g = f->to;
+    uint32_t all = (1u << n_pairs) - 1, mask = all;
+    uint64_t start_received = f->received;
+    uint64_t start_expected = f->expected;
+    long long deadline = now_ms() + ms;
+    unsigned int seed = 12345;
+    int q = 0, s = 0, changes = 0;
+
+    while (now_ms() < deadline && f->next_seq < f->max_seq - 1) {
+        uint32_t next;
+
+        /* Fill the window: the PMDs then have frames to send to 'g' while
+         * its queues change. */
+        while (f->expected - f->received < (uint64_t) window
+               && f->next_seq < f->max_seq - 1) {
+            if (!send_frame(f, q, sizes[s])) {
+                break;
+            }
+            q = (q + 1) % n_pairs;
+            s = (s + 1) % n_sizes;
+        }
+        poll_rx(f);
+        reclaim_tx(f->from);
+
+        do {
+            next = rand_r(&seed) & all;
+        } while (!next || next == mask);
+        /* Enable first, then disable, as a driver changing its queue
+         * count keeps at least one pair on. */
+        for (int i = 0; i < n_pairs; i++) {
+            if (next & ~mask & (1u << i)) {
+                set_pair_enabled(g, i, true);
+            }
+        }
+        for (int i = 0; i < n_pairs; i++) {
+            if (mask & ~next & (1u << i)) {
+                set_pair_enabled(g, i, false);
+                poll_rx(f);
+            }
+        }
+        mask = next;
+        changes++;
+    }
+    for (int i = 0; i < n_pairs; i++) {
+        if (!(mask & (1u << i))) {
+            set_pair_enabled(g, i, true);
+        }
+    }
+
+    deadline = now_ms() + timeout_s * 1000LL;
+    while (f->received != f->expected && now_ms() < deadline) {
+        poll_rx(f);
+        reclaim_tx(f->from);
+        usleep(200);
+    }
+    printf("%s: churn: %s changed its enabled queue pairs %d times in %d "
+           "ms; %s -> %s: %"PRIu64" of %"PRIu64" frames received intact\n",
+           f->received == f->expected ? "ok" : "FAIL", g->name, changes, ms,
+           f->from->name, g->name, f->received - start_received,
+           f->expected - start_expected);
+    if (f->received != f->expected) {
+        n_failures++;
+    }
+    for (int i = 0; i < n_pairs; i++) {
+        printf("  churn: %s rxq %d got %"PRIu64" in all\n", g->name, i,
+               f->per_rxq[i]);
+    }
+    fflush(stdout);
+}
+
 static struct guest *toggle_guest;
 
 static void
@@ -1146,6 +1273,7 @@ main(int argc, char *argv[])
         { "expect-refused", no_argument, NULL, 'X' },
         { "timeout", required_argument, NULL, 't' },
         { "hold", required_argument, NULL, 'H' },
+        { "churn", required_argument, NULL, 'K' },
         { "ignore-queue-num", no_argument, NULL, 'G' },
         { "no-status", no_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
@@ -1184,6 +1312,7 @@ main(int argc, char *argv[])
         case 'X': expect_refused = true; break;
         case 't': timeout_s = atoi(optarg); break;
         case 'H': hold_ms = atoi(optarg); break;
+        case 'K': churn_ms = atoi(optarg); break;
         case 'G': ignore_queue_num = true; break;
         case 'S': use_status = false; break;
         default: die("bad option (see the comment at the top of the file)");
@@ -1270,6 +1399,14 @@ main(int argc, char *argv[])
         run_round(&ab, "re-enabled", NULL);
         if (!one_way) {
             run_round(&ba, "re-enabled", NULL);
+        }
+    }
+
+    if (churn_ms > 0) {
+        run_churn(&ab, churn_ms);
+        run_round(&ab, "after churn", NULL);
+        if (!one_way) {
+            run_round(&ba, "after churn", NULL);
         }
     }
 
