@@ -247,8 +247,10 @@ update_tx_map(struct netdev_vhostmq *dev)
     int n_enabled = 0;
 
     for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
-        if (vhost_vring_enabled(&dev->vdev.vrings[2 * q])
-            && vhost_vring_live(&dev->vdev.vrings[2 * q])) {
+        const struct vhost_vring *vr
+            = &dev->vdev.vrings[vhost_guest_rx_vring(q)];
+
+        if (vhost_vring_enabled(vr) && vhost_vring_live(vr)) {
             enabled[n_enabled++] = q;
         }
     }
@@ -873,7 +875,8 @@ static int
 find_enabled_txq(const struct netdev_vhostmq *dev)
 {
     for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
-        const struct vhost_vring *vr = &dev->vdev.vrings[2 * q];
+        const struct vhost_vring *vr
+            = &dev->vdev.vrings[vhost_guest_rx_vring(q)];
 
         if (vhost_vring_enabled(vr) && vhost_vring_live(vr)) {
             return q;
@@ -890,7 +893,7 @@ static struct virtq *
 lock_guest_rxq__(struct netdev_vhostmq *dev, int q)
     OVS_NO_THREAD_SAFETY_ANALYSIS
 {
-    struct vhost_vring *vr = &dev->vdev.vrings[2 * q];
+    struct vhost_vring *vr = &dev->vdev.vrings[vhost_guest_rx_vring(q)];
     struct virtq *vq;
 
     ovs_mutex_lock(&dev->txqs[q].lock);
