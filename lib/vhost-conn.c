@@ -4,12 +4,18 @@
  * Connection framing: whole vhost-user messages, with their fds, in and out
  * of a non-blocking socket. */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE            /* O_PATH. */
+#endif
 #include "vhost-conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 void
@@ -173,4 +179,40 @@ vhost_conn_send(int fd, const struct vhost_user_msg *msg)
         return errno;
     }
     return (size_t) n == len ? 0 : EAGAIN;
+}
+
+int
+vhost_conn_sockaddr(const char *path, struct sockaddr_un *sun, int *dirfd)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int n;
+
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    *dirfd = -1;
+    if (strlen(path) < sizeof sun->sun_path) {
+        memcpy(sun->sun_path, path, strlen(path));
+        return 0;
+    }
+    if (!slash || !slash[1]) {
+        return ENAMETOOLONG;
+    }
+    dir = slash == path ? strdup("/") : strndup(path, slash - path);
+    if (!dir) {
+        return ENOMEM;
+    }
+    *dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (*dirfd < 0) {
+        return errno;
+    }
+    n = snprintf(sun->sun_path, sizeof sun->sun_path, "/proc/self/fd/%d/%s",
+                 *dirfd, slash + 1);
+    if (n < 0 || (size_t) n >= sizeof sun->sun_path) {
+        close(*dirfd);
+        *dirfd = -1;
+        return ENAMETOOLONG;
+    }
+    return 0;
 }

@@ -52,4 +52,15 @@ int vhost_conn_recv(int fd, struct vhost_conn_reader *,
  * (EAGAIN). */
 int vhost_conn_send(int fd, const struct vhost_user_msg *msg);
 
+struct sockaddr_un;
+
+/* Fills 'sun' with the address of the Unix socket at 'path', for connect()
+ * or bind().  A path too long for 'sun_path' is reached through an fd on
+ * its directory, as "/proc/self/fd/N/NAME": that fd is stored in '*dirfd'
+ * (-1 if none), which the caller closes once the socket is connected or
+ * bound.  Returns 0, or ENAMETOOLONG if even the name alone does not fit,
+ * or the errno of opening the directory. */
+int vhost_conn_sockaddr(const char *path, struct sockaddr_un *sun,
+                        int *dirfd);
+
 #endif /* vhost-conn.h */

@@ -102,25 +102,29 @@ int
 vg_connect(struct vguest *g, const char *path, int timeout_ms)
 {
     struct sockaddr_un sun;
-    int error = 0;
+    int dirfd, error;
 
-    memset(&sun, 0, sizeof sun);
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sun.sun_path) {
-        vg_fail(g, "socket path too long");
+    /* (A path too long for sun_path goes through its directory.) */
+    error = vhost_conn_sockaddr(path, &sun, &dirfd);
+    if (error) {
+        vg_fail(g, "socket path %s: %s", path, strerror(error));
     }
-    strcpy(sun.sun_path, path);
     g->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     for (int waited = 0; ; waited += 10) {
         if (!connect(g->sock, (struct sockaddr *) &sun, sizeof sun)) {
-            return 0;
+            error = 0;
+            break;
         }
         error = errno;
         if (waited >= timeout_ms) {
-            return error;
+            break;
         }
         usleep(10 * 1000);
     }
+    if (dirfd >= 0) {
+        close(dirfd);
+    }
+    return error;
 }
 
 void

@@ -540,14 +540,19 @@ connect_to(const char *path)
 {
     struct sockaddr_un sun;
     long long deadline = now_ms() + timeout_s * 1000LL;
-    int fd;
+    int dirfd, error, fd;
 
-    memset(&sun, 0, sizeof sun);
-    sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    /* (A path too long for sun_path goes through its directory.) */
+    error = vhost_conn_sockaddr(path, &sun, &dirfd);
+    if (error) {
+        die("socket path %s: %s", path, strerror(error));
+    }
     for (;;) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (!connect(fd, (struct sockaddr *) &sun, sizeof sun)) {
+            if (dirfd >= 0) {
+                close(dirfd);
+            }
             return fd;
         }
         close(fd);
