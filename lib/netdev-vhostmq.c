@@ -519,6 +519,14 @@ discard_disabled_tx(struct netdev_vhostmq *dev)
     unsigned int n_vrings = 2 * netdev_n_rxq(&dev->up);
     bool found = false;
 
+    if (dev->vdev.holding) {
+        /* A ring disabled just now may still be in a PMD's hands until
+         * the grace period the held message waits for has ended (the
+         * ThreadSanitizer run caught both threads in one ring): drain it
+         * after that. */
+        dev->disabled_tx_live = true;
+        return;
+    }
     if (n_vrings > dev->vdev.max_vrings) {
         n_vrings = dev->vdev.max_vrings;
     }
