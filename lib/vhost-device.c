@@ -693,17 +693,19 @@ finish_mem_change(struct vhost_device *dev, enum vhost_mem_error error,
     return DONE;
 }
 
-/* Whether the device maps exactly 'r' already. */
+/* Whether the device maps 'r' already: the same region exactly, or, with
+ * 'any_offset' (as vhost_mem_remove_region() matches), at any file
+ * offset. */
 static bool
 has_region(const struct vhost_device *dev,
-           const struct vhost_user_mem_region *r)
+           const struct vhost_user_mem_region *r, bool any_offset)
 {
     for (unsigned int i = 0; dev->mem && i < dev->mem->n_regions; i++) {
         const struct vhost_mem_region *m = &dev->mem->regions[i];
 
         if (m->gpa == r->guest_phys_addr && m->size == r->memory_size
             && m->qva == r->userspace_addr
-            && m->mmap_offset == r->mmap_offset) {
+            && (any_offset || m->mmap_offset == r->mmap_offset)) {
             return true;
         }
     }
@@ -735,7 +737,7 @@ add_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
     enum vhost_mem_error error;
     struct vhost_mem *mem;
 
-    if (has_region(dev, &msg->payload.mem_single.region)) {
+    if (has_region(dev, &msg->payload.mem_single.region, false)) {
         /* QEMU adds each region once per queue pair. */
         dev_log(dev, VHOST_LOG_DBG, "ADD_MEM_REG: region already mapped");
         return DONE;
@@ -754,7 +756,7 @@ rem_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
     enum vhost_mem_error error;
     struct vhost_mem *mem;
 
-    if (!has_region(dev, &msg->payload.mem_single.region)) {
+    if (!has_region(dev, &msg->payload.mem_single.region, true)) {
         /* QEMU removes each region once per queue pair (one vhost device
          * per pair on one connection): a region already gone is the
          * expected case, and acknowledged. */
