@@ -15,8 +15,12 @@
  *                   up and check that it forwards, and that another port
  *                   still does;
  *   --watch PID     reads process PID's open fds, memory mappings and
- *                   resident memory after --warmup cycles, halfway through
- *                   the rest and at the end, and prints them;
+ *                   resident memory after --warmup cycles, at every eighth
+ *                   of the rest and at the end, and prints them, with the
+ *                   steady growth over the second half (the median eighth's
+ *                   growth, times four: a leak grows every eighth, while
+ *                   an allocator or table settling in one step grows one)
+ *                   and the mappings that grew most;
  *   --hold FILE     then, while FILE exists, keeps every guest connected
  *                   and sends probes through every --sample'th port.
  *
@@ -120,6 +124,87 @@ read_usage(int pid)
     return u;
 }
 
+/* One mapping of the watched process and its resident size, from
+ * /proc/PID/smaps. */
+struct mapping {
+    unsigned long start;
+    long rss_kb;
+    char name[96];
+};
+
+struct mappings {
+    struct mapping *m;
+    int n;
+};
+
+static struct mappings
+read_mappings(int pid)
+{
+    struct mappings ms = { NULL, 0 };
+    int allocated = 0;
+    char path[64], line[512];
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/smaps", pid);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long start, end;
+        long kb;
+        int name_at = 0;
+
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &start, &end,
+                   &name_at) == 2 && name_at) {
+            if (ms.n == allocated) {
+                allocated = allocated ? 2 * allocated : 64;
+                ms.m = realloc(ms.m, allocated * sizeof *ms.m);
+            }
+            struct mapping *m = &ms.m[ms.n++];
+            m->start = start;
+            m->rss_kb = 0;
+            snprintf(m->name, sizeof m->name, "%s", line + name_at);
+            m->name[strcspn(m->name, "\n")] = '\0';
+        } else if (ms.n && sscanf(line, "Rss: %ld", &kb) == 1) {
+            ms.m[ms.n - 1].rss_kb = kb;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return ms;
+}
+
+/* Prints the mappings in 'after' whose resident size grew by 64 kB or more
+ * since 'before' (a mapping new since then counts from zero). */
+static void
+print_mapping_growth(const struct mappings *before,
+                     const struct mappings *after)
+{
+    for (int i = 0; i < after->n; i++) {
+        const struct mapping *a = &after->m[i];
+        long was = 0;
+
+        for (int j = 0; j < before->n; j++) {
+            if (before->m[j].start == a->start) {
+                was = before->m[j].rss_kb;
+                break;
+            }
+        }
+        if (a->rss_kb - was >= 64) {
+            printf("watch: grew: mapping %lx %s: rss %ld -> %ld kB\n",
+                   a->start, a->name[0] ? a->name : "[anonymous]", was,
+                   a->rss_kb);
+        }
+    }
+}
+
+static int
+compare_long(const void *a_, const void *b_)
+{
+    long a = *(const long *) a_, b = *(const long *) b_;
+
+    return a < b ? -1 : a > b;
+}
+
 static void
 print_usage(const char *when, struct usage u)
 {
@@ -194,21 +279,29 @@ main(int argc, char *argv[])
     printf("up: %d ports forwarding on every queue pair, %lld ms after "
            "the first connect\n", n_ports, now_ms() - t0);
 
-    /* Reconnect cycles. */
-    struct usage warm = { 0, 0, -1 }, half = { 0, 0, -1 };
-    int halfway = warmup + (cycles - warmup) / 2;
+    /* Reconnect cycles.  With --watch, usage is sampled at the warm-up and
+     * at every eighth of the cycles after it: eighth[k] is the sample at
+     * the start of eighth k, eighth[8] the one at the end. */
+    enum { EIGHTHS = 8 };
+    struct usage eighth[EIGHTHS + 1];
+    struct mappings warm_maps = { NULL, 0 };
+    int n_samples = 0;
+
     t0 = now_ms();
     for (int c = 0; c < cycles; c++) {
         struct port *p = &ports[c % n_ports];
         struct port *other = &ports[(c + n_ports / 2 + 1) % n_ports];
 
-        if (c == warmup && watch) {
-            warm = read_usage(watch);
-            print_usage("after warm-up", warm);
-        }
-        if (c == halfway && watch) {
-            half = read_usage(watch);
-            print_usage("halfway", half);
+        if (watch && n_samples < EIGHTHS && cycles - warmup >= EIGHTHS
+            && c == warmup + n_samples * (cycles - warmup) / EIGHTHS) {
+            eighth[n_samples] = read_usage(watch);
+            if (!n_samples) {
+                warm_maps = read_mappings(watch);
+                print_usage("after warm-up", eighth[0]);
+            } else if (n_samples == EIGHTHS / 2) {
+                print_usage("halfway", eighth[n_samples]);
+            }
+            n_samples++;
         }
         vg_destroy(&p->g);
         port_connect(p);
@@ -229,17 +322,39 @@ main(int argc, char *argv[])
     }
     if (watch) {
         struct usage end = read_usage(watch);
+        struct mappings end_maps = read_mappings(watch);
 
-        if (warm.rss_kb < 0) {
-            warm = end;
-        }
-        if (half.rss_kb < 0) {
-            half = warm;
-        }
         print_usage("at the end", end);
-        printf("watch: change: fds %+d maps %+d rss %+ld kB (second half "
-               "%+ld kB)\n", end.fds - warm.fds, end.maps - warm.maps,
-               end.rss_kb - warm.rss_kb, end.rss_kb - half.rss_kb);
+        if (n_samples < EIGHTHS) {
+            /* Too few cycles to sample: the change is from the start. */
+            eighth[0] = end;
+            n_samples = 0;
+        }
+
+        long growth[EIGHTHS / 2], steady = 0;
+        const struct usage *warm = &eighth[0];
+
+        eighth[EIGHTHS] = end;
+        if (n_samples) {
+            printf("watch: rss growth per eighth:");
+            for (int k = 0; k < EIGHTHS; k++) {
+                printf(" %+ld", eighth[k + 1].rss_kb - eighth[k].rss_kb);
+            }
+            printf(" kB\n");
+            for (int k = 0; k < EIGHTHS / 2; k++) {
+                int at = EIGHTHS / 2 + k;
+
+                growth[k] = eighth[at + 1].rss_kb - eighth[at].rss_kb;
+            }
+            qsort(growth, EIGHTHS / 2, sizeof *growth, compare_long);
+            steady = (growth[EIGHTHS / 4 - 1] + growth[EIGHTHS / 4]) * 2;
+            print_mapping_growth(&warm_maps, &end_maps);
+        }
+        printf("watch: change: fds %+d maps %+d rss %+ld kB (steady growth "
+               "over the second half %+ld kB)\n", end.fds - warm->fds,
+               end.maps - warm->maps, end.rss_kb - warm->rss_kb, steady);
+        free(warm_maps.m);
+        free(end_maps.m);
     }
 
     if (hold) {
