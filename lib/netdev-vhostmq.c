@@ -878,21 +878,6 @@ sw_stat_add(atomic_uint64_t *counter, uint64_t n)
     atomic_add_relaxed(counter, n, &orig);
 }
 
-/* The first guest RX queue that is enabled and running, or -1. */
-static int
-find_enabled_txq(const struct netdev_vhostmq *dev)
-{
-    for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
-        const struct vhost_vring *vr
-            = &dev->vdev.vrings[vhost_guest_rx_vring(q)];
-
-        if (vhost_vring_enabled(vr) && vhost_vring_live(vr)) {
-            return q;
-        }
-    }
-    return -1;
-}
-
 /* Locks guest RX queue 'q' and returns its virtq if it is running and
  * enabled; otherwise returns null, unlocked.  Which lock depends on 'q',
  * which clang's analysis cannot name: the rule (a guest RX ring is written
@@ -920,10 +905,48 @@ unlock_guest_rxq(struct vhostmq_txq *txq)
     ovs_mutex_unlock(&txq->lock);
 }
 
+/* The slow path of lock_guest_rxq(): guest RX queue 'q', which the map
+ * gave, is disabled or stopped ('vq' null), or running but never filled by
+ * the guest ('vq', locked).  Another enabled queue that the guest has
+ * filled takes the batch; failing that, 'q' itself if it runs, or the first
+ * enabled queue (whose drops then count as "for want of guest buffers":
+ * the guest has none anywhere).  Returns null if no queue is enabled. */
+static struct virtq *
+lock_other_guest_rxq(struct netdev_vhostmq *dev, int q, struct virtq *vq,
+                     struct vhostmq_txq **txqp)
+{
+    int fallback = vq ? q : -1;
+
+    if (vq) {
+        unlock_guest_rxq(&dev->txqs[q]);
+    }
+    for (int p = 0; p < dev->vdev.max_queue_pairs; p++) {
+        struct virtq *other = p != q ? lock_guest_rxq__(dev, p) : NULL;
+
+        if (other) {
+            if (!virtq_never_filled(other)) {
+                *txqp = &dev->txqs[p];
+                return other;
+            }
+            unlock_guest_rxq(&dev->txqs[p]);
+            if (fallback < 0) {
+                fallback = p;
+            }
+        }
+    }
+    vq = fallback >= 0 ? lock_guest_rxq__(dev, fallback) : NULL;
+    if (vq) {
+        *txqp = &dev->txqs[fallback];
+    }
+    return vq;
+}
+
 /* Locks the guest RX queue that OVS tx queue 'qid' maps to and returns its
  * virtq, or null if the guest has no queue to take traffic.  A queue the
  * guest just disabled, before the map caught up, is replaced by another
- * one: nothing goes into a disabled queue.
+ * one: nothing goes into a disabled queue.  So is a queue the guest has
+ * enabled but not yet filled, while another one has buffers: a packet
+ * there would be dropped for want of buffers the guest is about to give.
  *
  * The lock is taken even when dpif-netdev promises that no other thread
  * uses 'qid' (!concurrent_txq): while the map changes, another 'qid' may
@@ -940,15 +963,8 @@ lock_guest_rxq(struct netdev_vhostmq *dev, int qid,
         return NULL;
     }
     vq = lock_guest_rxq__(dev, q);
-    if (OVS_UNLIKELY(!vq)) {
-        q = find_enabled_txq(dev);
-        if (q < 0) {
-            return NULL;
-        }
-        vq = lock_guest_rxq__(dev, q);
-        if (!vq) {
-            return NULL;
-        }
+    if (OVS_UNLIKELY(!vq || virtq_never_filled(vq))) {
+        return lock_other_guest_rxq(dev, q, vq, txqp);
     }
     *txqp = &dev->txqs[q];
     return vq;

@@ -116,6 +116,7 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
     if (base != vq->used_idx) {
         vq->last_avail_idx = vq->used_idx;
     }
+    vq->start_idx = vq->last_avail_idx;
     vq->avail_seen = vq->last_avail_idx;
     vq->prefetched = vq->last_avail_idx;
 

@@ -118,6 +118,8 @@ struct virtq {
     uint16_t avail_seen;        /* avail->idx as last read: entries up to
                                  * it need no new read of that index (a
                                  * line the guest keeps writing). */
+    uint16_t start_idx;         /* 'last_avail_idx' when the ring
+                                 * started. */
     uint16_t used_idx;          /* Next used entry to fill. */
     uint16_t used_published;    /* used->idx as last written. */
     struct virtq_stats_acc pending;     /* Frames taken or given since the
@@ -257,6 +259,18 @@ static inline uint16_t
 virtq_last_avail(const struct virtq *vq)
 {
     return vq->last_avail_idx;
+}
+
+/* Whether the guest has made no buffer available on 'vq' since the ring
+ * started (or, once every 65536 buffers, has none available now).  A
+ * driver may enable a queue before it fills it: Linux's virtio-net fills
+ * the queues that "ethtool -L" adds from a work item, after the front-end
+ * enabled them.  Only the thread that owns 'vq' may ask. */
+static inline bool
+virtq_never_filled(const struct virtq *vq)
+{
+    return (__builtin_expect(vq->last_avail_idx == vq->start_idx, 0)
+            && virtq_guest_avail_idx(vq) == vq->start_idx);
 }
 
 /* Hints that about 'n' frames are to be enqueued into 'vq' (a guest RX

@@ -41,6 +41,12 @@
  *                      `ethtool -L` would, but faster) for MS ms while A
  *                      keeps sending; then all pairs are enabled again and
  *                      every frame must have arrived intact
+ *   --fill-only Q      B posts receive buffers on queue pair Q only: its
+ *                      other RX rings are enabled but empty, as the queues
+ *                      that `ethtool -L` adds to a Linux guest are until
+ *                      its refill work runs; A's frames must all arrive
+ *                      (on pair Q) in the warm-up and round 1; then B
+ *                      fills every RX ring and another round runs
  *   --ignore-queue-num set up more pairs than GET_QUEUE_NUM allows (a
  *                      broken front-end: the switch must refuse)
  *   --timeout SECONDS  (default 20)
@@ -104,6 +110,8 @@ static bool use_status = true;
 static int timeout_s = 20;
 static int hold_ms;
 static int churn_ms;
+static int fill_only = -1;
+static struct guest *unfilled_guest;    /* B, with --fill-only. */
 static uint8_t mac_a[6] = { 2, 0, 0, 0, 0, 0x0a };
 static uint8_t mac_b[6] = { 2, 0, 0, 0, 0, 0x0b };
 
@@ -267,6 +275,7 @@ struct vq {
     uint16_t n_free;
     int kick_fd, call_fd;
     bool enabled;
+    bool unfilled;              /* RX: post no buffers (--fill-only). */
     uint16_t disabled_at;       /* used->idx when the switch acked the
                                  * disable: nothing may come after. */
     /* Per head: buffer gpa, capacity; indirect table gpa if any. */
@@ -615,7 +624,7 @@ fill_rx(struct guest *g, struct vq *vq)
     int pieces = mrg ? 1 : 3;
     uint32_t piece_len = mrg ? RX_BUF_MRG : RX_BUF_BIG;
 
-    while (vq->n_free >= (use_indirect ? 1 : pieces)) {
+    while (!vq->unfilled && vq->n_free >= (use_indirect ? 1 : pieces)) {
         uint16_t head = vq->free_head;
         uint64_t gpas[3];
         uint32_t lens[3];
@@ -1017,6 +1026,7 @@ set_up(struct guest *g, const char *path)
         u = i;
         request(g, VHOST_USER_SET_VRING_KICK, &u, 8, &vq->kick_fd, 1);
         request(g, VHOST_USER_SET_VRING_CALL, &u, 8, &vq->call_fd, 1);
+        vq->unfilled = vq->rx && g == unfilled_guest && i / 2 != fill_only;
         if (vq->rx) {
             fill_rx(g, vq);
         }
@@ -1279,6 +1289,7 @@ main(int argc, char *argv[])
         { "timeout", required_argument, NULL, 't' },
         { "hold", required_argument, NULL, 'H' },
         { "churn", required_argument, NULL, 'K' },
+        { "fill-only", required_argument, NULL, 'F' },
         { "ignore-queue-num", no_argument, NULL, 'G' },
         { "no-status", no_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
@@ -1318,6 +1329,7 @@ main(int argc, char *argv[])
         case 't': timeout_s = atoi(optarg); break;
         case 'H': hold_ms = atoi(optarg); break;
         case 'K': churn_ms = atoi(optarg); break;
+        case 'F': fill_only = atoi(optarg); break;
         case 'G': ignore_queue_num = true; break;
         case 'S': use_status = false; break;
         default: die("bad option (see the comment at the top of the file)");
@@ -1353,6 +1365,13 @@ main(int argc, char *argv[])
     if (expect_refused) {
         return n_failures ? 1 : 0;
     }
+    if (fill_only >= 0) {
+        if (fill_only >= n_pairs) {
+            die("--fill-only %d: there are %d queue pairs", fill_only,
+                n_pairs);
+        }
+        unfilled_guest = &b;
+    }
     set_up(&b, argv[optind + 1]);
 
     memset(&ab, 0, sizeof ab);
@@ -1372,6 +1391,23 @@ main(int argc, char *argv[])
     run_round(&ab, "round 1", NULL);
     if (!one_way) {
         run_round(&ba, "round 1", NULL);
+    }
+
+    if (fill_only >= 0) {
+        /* Everything went into the one ring B filled (poll_rx fails a
+         * frame that lands in a ring without buffers: there is none). */
+        for (int q = 0; q < n_pairs; q++) {
+            if (q != fill_only && ab.per_rxq[q]) {
+                fail("B: %"PRIu64" frames in unfilled rxq %d",
+                     ab.per_rxq[q], q);
+            }
+        }
+        for (int q = 0; q < n_pairs; q++) {
+            b.vqs[2 * q]->unfilled = false;
+            fill_rx(&b, b.vqs[2 * q]);
+        }
+        printf("ok: B: every RX ring filled\n");
+        run_round(&ab, "all filled", NULL);
     }
 
     if (toggle_q >= 0 && toggle_q < n_pairs) {
