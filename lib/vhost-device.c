@@ -693,25 +693,6 @@ finish_mem_change(struct vhost_device *dev, enum vhost_mem_error error,
     return DONE;
 }
 
-/* Whether the device maps 'r' already: the same region exactly, or, with
- * 'any_offset' (as vhost_mem_remove_region() matches), at any file
- * offset. */
-static bool
-has_region(const struct vhost_device *dev,
-           const struct vhost_user_mem_region *r, bool any_offset)
-{
-    for (unsigned int i = 0; dev->mem && i < dev->mem->n_regions; i++) {
-        const struct vhost_mem_region *m = &dev->mem->regions[i];
-
-        if (m->gpa == r->guest_phys_addr && m->size == r->memory_size
-            && m->qva == r->userspace_addr
-            && (any_offset || m->mmap_offset == r->mmap_offset)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static enum outcome
 set_mem_table(struct vhost_device *dev, struct vhost_user_msg *msg,
               union vhost_user_payload *reply UNUSED)
@@ -737,7 +718,8 @@ add_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
     enum vhost_mem_error error;
     struct vhost_mem *mem;
 
-    if (has_region(dev, &msg->payload.mem_single.region, false)) {
+    if (vhost_mem_find_region(dev->mem, &msg->payload.mem_single.region,
+                              true) >= 0) {
         /* QEMU adds each region once per queue pair. */
         dev_log(dev, VHOST_LOG_DBG, "ADD_MEM_REG: region already mapped");
         return DONE;
@@ -756,7 +738,8 @@ rem_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
     enum vhost_mem_error error;
     struct vhost_mem *mem;
 
-    if (!has_region(dev, &msg->payload.mem_single.region, true)) {
+    if (vhost_mem_find_region(dev->mem, &msg->payload.mem_single.region,
+                              false) < 0) {
         /* QEMU removes each region once per queue pair (one vhost device
          * per pair on one connection): a region already gone is the
          * expected case, and acknowledged. */

@@ -463,6 +463,23 @@ copy_table(const struct vhost_mem *old)
     return mem;
 }
 
+int
+vhost_mem_find_region(const struct vhost_mem *mem,
+                      const struct vhost_user_mem_region *src,
+                      bool match_offset)
+{
+    for (unsigned int i = 0; mem && i < mem->n_regions; i++) {
+        const struct vhost_mem_region *r = &mem->regions[i];
+
+        if (r->gpa == src->guest_phys_addr && r->size == src->memory_size
+            && r->qva == src->userspace_addr
+            && (!match_offset || r->mmap_offset == src->mmap_offset)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 enum vhost_mem_error
 vhost_mem_add_region(const struct vhost_mem *old, struct vhost_user_msg *msg,
                      uint64_t max_bytes, struct vhost_mem **memp)
@@ -480,15 +497,13 @@ vhost_mem_add_region(const struct vhost_mem *old, struct vhost_user_msg *msg,
     fd = msg->fds[0];
     msg->fds[0] = -1;
 
+    if (vhost_mem_find_region(old, src, true) >= 0) {
+        close(fd);
+        return VHOST_MEM_DUPLICATE;
+    }
     for (unsigned int i = 0; old && i < old->n_regions; i++) {
         const struct vhost_mem_region *r = &old->regions[i];
 
-        if (r->gpa == src->guest_phys_addr && r->size == src->memory_size
-            && r->qva == src->userspace_addr
-            && r->mmap_offset == src->mmap_offset) {
-            close(fd);
-            return VHOST_MEM_DUPLICATE;
-        }
         if (vhost_user_ranges_overlap(r->gpa, r->size, src->guest_phys_addr,
                                       src->memory_size)
             || vhost_user_ranges_overlap(r->qva, r->size,
@@ -523,19 +538,11 @@ vhost_mem_remove_region(const struct vhost_mem *old,
                         const struct vhost_user_mem_region *src,
                         struct vhost_mem **memp)
 {
+    int i = vhost_mem_find_region(old, src, false);
     struct vhost_mem *mem;
-    unsigned int i;
 
     *memp = NULL;
-    for (i = 0; old && i < old->n_regions; i++) {
-        const struct vhost_mem_region *r = &old->regions[i];
-
-        if (r->gpa == src->guest_phys_addr && r->size == src->memory_size
-            && r->qva == src->userspace_addr) {
-            break;
-        }
-    }
-    if (!old || i == old->n_regions) {
+    if (i < 0) {
         return VHOST_MEM_NOT_FOUND;
     }
     mem = copy_table(old);

@@ -105,6 +105,15 @@ enum vhost_mem_error vhost_mem_from_table(struct vhost_user_msg *msg,
                                           uint64_t max_bytes,
                                           struct vhost_mem **memp);
 
+/* The index in 'mem' (may be null) of the region that 'r' names, matched
+ * on guest-physical address, size and front-end address, and on the file
+ * offset too if 'match_offset'; -1 if there is none.  ADD_MEM_REG matches
+ * the offset (QEMU sends the same region once per queue pair), REM_MEM_REG
+ * does not (the spec names a region by its addresses). */
+int vhost_mem_find_region(const struct vhost_mem *mem,
+                          const struct vhost_user_mem_region *r,
+                          bool match_offset);
+
 /* Returns a new table: 'old' (may be null) plus the region of a validated
  * ADD_MEM_REG message, whose fd it takes (as vhost_mem_from_table()), if
  * all of it maps at most
