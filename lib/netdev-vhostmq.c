@@ -246,9 +246,11 @@ update_tx_map(struct netdev_vhostmq *dev)
     int enabled[VHOST_USER_MAX_QUEUE_PAIRS];
     int n_enabled = 0;
 
-    for (unsigned int q = 0; q < dev->vdev.max_queue_pairs; q++) {
+    unsigned int n_pairs = vhost_device_max_queue_pairs(&dev->vdev);
+
+    for (unsigned int q = 0; q < n_pairs; q++) {
         const struct vhost_vring *vr
-            = &dev->vdev.vrings[vhost_guest_rx_vring(q)];
+            = vhost_device_vring(&dev->vdev, vhost_guest_rx_vring(q));
 
         if (vhost_vring_enabled(vr) && vhost_vring_live(vr)) {
             enabled[n_enabled++] = q;
@@ -517,9 +519,10 @@ static void
 discard_disabled_tx(struct netdev_vhostmq *dev)
 {
     unsigned int n_vrings = 2 * netdev_n_rxq(&dev->up);
+    struct vhost_vring *vr;
     bool found = false;
 
-    if (dev->vdev.holding) {
+    if (vhost_device_is_holding(&dev->vdev)) {
         /* A ring disabled just now may still be in a PMD's hands until
          * the grace period the held message waits for has ended (the
          * ThreadSanitizer run caught both threads in one ring): drain it
@@ -527,11 +530,8 @@ discard_disabled_tx(struct netdev_vhostmq *dev)
         dev->disabled_tx_live = true;
         return;
     }
-    if (n_vrings > dev->vdev.max_vrings) {
-        n_vrings = dev->vdev.max_vrings;
-    }
-    for (unsigned int i = 1; i < n_vrings; i += 2) {
-        struct vhost_vring *vr = &dev->vdev.vrings[i];
+    for (unsigned int i = 1;
+         i < n_vrings && (vr = vhost_device_vring(&dev->vdev, i)); i += 2) {
         struct virtq *vq = vhost_vring_live(vr);
 
         if (vq && !vhost_vring_enabled(vr)) {
@@ -790,7 +790,8 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     atomic_store_relaxed(&dev->tx_retries_max, tx_retries_max);
     vhost_device_set_limits(&dev->vdev, max_queue_pairs,
                             (uint64_t) max_mem_mb << 20);
-    if (vhost_mem_mapped_bytes(dev->vdev.mem) > dev->vdev.max_mem_bytes
+    if (vhost_device_mapped_bytes(&dev->vdev)
+        > vhost_device_max_mem_bytes(&dev->vdev)
         && dev->endpoint) {
         vhost_endpoint_drop(dev->endpoint, "max-guest-memory lowered below "
                             "the guest's memory");
@@ -834,9 +835,9 @@ netdev_vhostmq_get_config(const struct netdev *netdev, struct smap *args)
     if (tx_retries_max != VHOSTMQ_DEFAULT_TX_RETRIES) {
         smap_add_format(args, "tx-retries-max", "%d", tx_retries_max);
     }
-    if (dev->vdev.max_mem_bytes != VHOST_DEVICE_DEFAULT_MAX_MEM) {
-        smap_add_format(args, "max-guest-memory", "%"PRIu64,
-                        dev->vdev.max_mem_bytes >> 20);
+    uint64_t max_mem = vhost_device_max_mem_bytes(&dev->vdev);
+    if (max_mem != VHOST_DEVICE_DEFAULT_MAX_MEM) {
+        smap_add_format(args, "max-guest-memory", "%"PRIu64, max_mem >> 20);
     }
     if (dev->client && dev->reconnect_msec != VHOSTMQ_DEFAULT_RECONNECT_MSEC) {
         smap_add_format(args, "reconnect-interval", "%d",
@@ -886,11 +887,12 @@ static struct virtq *
 lock_guest_rxq__(struct netdev_vhostmq *dev, int q)
     OVS_NO_THREAD_SAFETY_ANALYSIS
 {
-    struct vhost_vring *vr = &dev->vdev.vrings[vhost_guest_rx_vring(q)];
+    struct vhost_vring *vr = vhost_device_vring(&dev->vdev,
+                                                vhost_guest_rx_vring(q));
     struct virtq *vq;
 
     ovs_mutex_lock(&dev->txqs[q].lock);
-    vq = vhost_vring_live(vr);
+    vq = vr ? vhost_vring_live(vr) : NULL;
     if (OVS_LIKELY(vq && vhost_vring_enabled(vr))) {
         return vq;
     }
@@ -920,7 +922,7 @@ lock_other_guest_rxq(struct netdev_vhostmq *dev, int q, struct virtq *vq,
     if (vq) {
         unlock_guest_rxq(&dev->txqs[q]);
     }
-    for (int p = 0; p < dev->vdev.max_queue_pairs; p++) {
+    for (int p = 0; p < vhost_device_max_queue_pairs(&dev->vdev); p++) {
         struct virtq *other = p != q ? lock_guest_rxq__(dev, p) : NULL;
 
         if (other) {
@@ -1273,9 +1275,10 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
     uint64_t mtu_drops = read_sw(&dev->sw.tx_mtu_exceeded_drops);
 
     memset(stats, 0, sizeof *stats);
-    for (unsigned int i = 0; i < VHOST_USER_MAX_VRINGS; i++) {
-        const struct virtq_stats *s = &dev->vdev.vrings[i].stats;
+    const struct virtq_stats *s;
 
+    for (unsigned int i = 0;
+         (s = vhost_device_vring_stats(&dev->vdev, i)); i++) {
         if (i & 1) {
             /* Guest TX: what the switch receives. */
             stats->rx_packets += read_stat(&s->packets);
@@ -1344,9 +1347,9 @@ netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
     for (int q = 0; q < n_queues; q++) {
         for (int dir = 0; dir < 2; dir++) {
             /* dir 0: rx (the guest's TX vring); dir 1: tx (its RX). */
-            const struct virtq_stats *s
-                = &dev->vdev.vrings[dir ? vhost_guest_rx_vring(q)
-                                        : vhost_guest_tx_vring(q)].stats;
+            const struct virtq_stats *s = vhost_device_vring_stats(
+                &dev->vdev, dir ? vhost_guest_rx_vring(q)
+                                : vhost_guest_tx_vring(q));
 
 #define VHOSTMQ_QUEUE_STAT(FIELD, NAME)                                 \
             snprintf(custom->counters[n].name,                          \

@@ -153,27 +153,6 @@ changed(struct vhost_device *dev)
     }
 }
 
-/* Takes the live virtqs of the vrings in [first, last) away from the data
- * path into 'old' (indexed by vring) and returns how many there were.  The
- * caller frees them after a grace period (retire_all() defers). */
-static int
-unpublish_range(struct vhost_device *dev, unsigned int first,
-                unsigned int last, struct virtq **old)
-{
-    int n = 0;
-
-    for (unsigned int i = first; i < last; i++) {
-        struct vhost_vring *vr = &dev->vrings[i];
-
-        old[i] = vr->live;
-        if (old[i]) {
-            __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
-            n++;
-        }
-    }
-    return n;
-}
-
 /* Builds and publishes the live virtq of started vring 'i'.  Returns false,
  * and leaves the ring stopped, if its configuration does not fit guest
  * memory. */
@@ -291,6 +270,21 @@ data_path_let_go(struct vhost_device *dev, bool async)
     return true;
 }
 
+/* Takes 'vr''s running virtq, if any, from the data path: it is 'parked'
+ * until no data-path thread can be using it.  Returns true if there was
+ * one.  (A ring is live or parked, never both: nothing is published while a
+ * message that parked waits for its grace period.) */
+static bool
+unpublish(struct vhost_vring *vr)
+{
+    if (!vr->live) {
+        return false;
+    }
+    vr->parked = vr->live;
+    __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
+    return true;
+}
+
 /* Rings stop and start in two steps, so that one grace period covers any
  * number of them:
  *
@@ -317,11 +311,7 @@ park_rings__(struct vhost_device *dev, unsigned int first, unsigned int last,
     for (unsigned int i = first; i < last; i++) {
         struct vhost_vring *vr = &dev->vrings[i];
 
-        if (vr->live) {
-            vr->parked = vr->live;
-            __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
-            unsafe = true;
-        } else if (vr->parked && !grace_ended(dev)) {
+        if (unpublish(vr) || (vr->parked && !grace_ended(dev))) {
             unsafe = true;
         }
     }
@@ -414,13 +404,12 @@ retire_all(struct vhost_device *dev)
     if (!r || !r->vqs || !r->call_fds) {
         abort();
     }
-    unpublish_range(dev, 0, r->n, r->vqs);
     for (unsigned int i = 0; i < r->n; i++) {
-        if (dev->vrings[i].parked) {
-            /* Parked by a held message: the data path may still use it. */
-            r->vqs[i] = dev->vrings[i].parked;
-            dev->vrings[i].parked = NULL;
-        }
+        /* Running, or parked by a held message: the data path may still
+         * use it. */
+        unpublish(&dev->vrings[i]);
+        r->vqs[i] = dev->vrings[i].parked;
+        dev->vrings[i].parked = NULL;
         dev->vrings[i].started = false;
         r->call_fds[i] = dev->vrings[i].call_fd;
         dev->vrings[i].call_fd = -1;

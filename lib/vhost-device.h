@@ -245,6 +245,44 @@ vhost_device_vring(const struct vhost_device *dev, unsigned int i)
     return i < dev->max_vrings ? &dev->vrings[i] : NULL;
 }
 
+/* The queue pairs the device offers now (vhost_device_set_limits()). */
+static inline unsigned int
+vhost_device_max_queue_pairs(const struct vhost_device *dev)
+{
+    return dev->max_queue_pairs;
+}
+
+/* The most guest memory the device maps, and what it maps now. */
+static inline uint64_t
+vhost_device_max_mem_bytes(const struct vhost_device *dev)
+{
+    return dev->max_mem_bytes;
+}
+
+static inline uint64_t
+vhost_device_mapped_bytes(const struct vhost_device *dev)
+{
+    return vhost_mem_mapped_bytes(dev->mem);
+}
+
+/* Whether a message waits for the data path to let go of rings it stopped:
+ * until then a ring disabled or stopped just now may still be in a
+ * data-path thread's hands. */
+static inline bool
+vhost_device_is_holding(const struct vhost_device *dev)
+{
+    return dev->holding;
+}
+
+/* The counters of vring 'i', or null if the device never had it.  They
+ * last as long as the device, also for vrings beyond a limit lowered
+ * since (totals never go back).  Any thread. */
+static inline const struct virtq_stats *
+vhost_device_vring_stats(const struct vhost_device *dev, unsigned int i)
+{
+    return i < dev->max_vrings_allocated ? &dev->vrings[i].stats : NULL;
+}
+
 /* Sets how many queue pairs the device offers (at most the number it was
  * created with) and how much guest memory it maps at most.  The front-end
  * negotiated with the old limits: the caller drops it if they shrank below
