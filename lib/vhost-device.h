@@ -296,7 +296,7 @@ void vhost_device_set_limits(struct vhost_device *,
  * thread. */
 bool vhost_device_take_rarp(struct vhost_device *, uint8_t mac[6]);
 
-/* Data path view of vring 'idx' (acquire), or null. */
+/* The data path's view of 'vr': its running virtq (acquire), or null. */
 static inline struct virtq *
 vhost_vring_live(const struct vhost_vring *vr)
 {

@@ -309,8 +309,8 @@ mapping_ref(struct vhost_mem_mapping *m)
     __atomic_add_fetch(&m->refcount, 1, __ATOMIC_RELAXED);
 }
 
-/* The page size of 'fd''s mappings: the system's, or on hugetlbfs the huge
- * page size, which it reports as the block size. */
+/* The page size of mappings of the file 'st' describes: the system's, or
+ * on hugetlbfs the huge page size, which it reports as the block size. */
 static uint64_t
 file_page_size(const struct stat *st)
 {

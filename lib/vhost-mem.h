@@ -133,9 +133,9 @@ enum vhost_mem_error vhost_mem_remove_region(
     const struct vhost_mem *old, const struct vhost_user_mem_region *,
     struct vhost_mem **memp);
 
-/* Whether 'a' and 'b' describe the same regions (a repeated SET_MEM_TABLE
- * from an old front-end, which then needs no remapping).  'msg' is a
- * validated SET_MEM_TABLE. */
+/* Whether 'mem' (may be null) and the table of 'msg', a validated
+ * SET_MEM_TABLE, describe the same regions (a repeated SET_MEM_TABLE from an
+ * old front-end, which then needs no remapping). */
 bool vhost_mem_same_table(const struct vhost_mem *mem,
                           const struct vhost_user_msg *msg);
 
