@@ -1,6 +1,15 @@
 # Tests: a unit-test program for the OVS-independent core, and an autotest
 # suite that reuses Open vSwitch's test macros in place.
 
+# The scripted guest, one library for every tool that plays a guest:
+# vguest-ring.[ch], its memory and split rings, without a socket.
+noinst_LTLIBRARIES += tests/libvguest.la
+tests_libvguest_la_SOURCES = \
+	tests/vguest-ring.c \
+	tests/vguest-ring.h
+tests_libvguest_la_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_libvguest_la_CFLAGS = $(CORE_CFLAGS)
+
 # Unit tests of the core.
 check_PROGRAMS += tests/test-vhostmq-core
 tests_test_vhostmq_core_SOURCES = \
@@ -17,9 +26,9 @@ tests_test_vhostmq_core_LDADD = lib/libvhostmq-core.la
 # The scripted vhost-user front-end.
 check_PROGRAMS += tests/vhost-frontend
 tests_vhost_frontend_SOURCES = tests/vhost-frontend.c
-tests_vhost_frontend_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_vhost_frontend_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_vhost_frontend_CFLAGS = $(CORE_CFLAGS)
-tests_vhost_frontend_LDADD = lib/libvhostmq-core.la
+tests_vhost_frontend_LDADD = tests/libvguest.la lib/libvhostmq-core.la
 
 # The autotest suite.
 TESTSUITE_AT = \
