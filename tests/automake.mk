@@ -21,7 +21,7 @@ tests_test_vhostmq_core_SOURCES = \
 	tests/test-wire.c
 tests_test_vhostmq_core_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_test_vhostmq_core_CFLAGS = $(CORE_CFLAGS)
-tests_test_vhostmq_core_LDADD = lib/libvhostmq-core.la
+tests_test_vhostmq_core_LDADD = tests/libvguest.la lib/libvhostmq-core.la
 
 # The scripted vhost-user front-end.
 check_PROGRAMS += tests/vhost-frontend
