@@ -161,16 +161,19 @@ vg_mem_table(const struct vg_mem *m, struct vhost_user_mem_table *table,
     return 8 + m->n_regions * sizeof table->regions[0];
 }
 
-/* Sets up 'vq' as an empty ring of 'size' entries at the given places of
- * 'm' (each part within one region), with no descriptor on the free list:
+/* Sets up 'vq' as an empty ring of 'size' entries (up to VG_VQ_MAX_SIZE)
+ * at the given places of 'm' (each part within one region), with no descriptor on the free list:
  * a guest that keeps each descriptor for one buffer for good uses them by
  * index; one that chains them as it goes calls vg_vq_init_free_list().
- * Returns false if a part is outside guest memory. */
+ * Returns false if 'size' is too big or a part is outside guest memory. */
 bool
 vg_vq_init(struct vg_vq *vq, const struct vg_mem *m, uint16_t size,
            uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa)
 {
     memset(vq, 0, sizeof *vq);
+    if (size > VG_VQ_MAX_SIZE) {
+        return false;
+    }
     vq->size = size;
     vq->desc_gpa = desc_gpa;
     vq->avail_gpa = avail_gpa;
@@ -184,9 +187,7 @@ vg_vq_init(struct vg_vq *vq, const struct vg_mem *m, uint16_t size,
     memset(vq->desc, 0, 16 * size);
     memset(vq->avail, 0, 6 + 2 * size);
     memset(vq->used, 0, 6 + 8 * size);
-    vq->posted = calloc(size, sizeof *vq->posted);
-    vq->ind_gpa = calloc(size, sizeof *vq->ind_gpa);
-    return vq->posted && vq->ind_gpa;
+    return true;
 }
 
 /* Puts every descriptor of 'vq' on its free list, chained by 'next' as a
@@ -204,7 +205,6 @@ vg_vq_init_free_list(struct vg_vq *vq)
 void
 vg_vq_destroy(struct vg_vq *vq)
 {
-    free(vq->posted);
     free(vq->ind_gpa);
     memset(vq, 0, sizeof *vq);
 }
@@ -304,6 +304,12 @@ vg_vq_add(struct vg_vq *vq, struct vg_mem *m, const uint64_t *gpas,
         head = vg_vq_get_descs(vq, 1, ids);
         if (head < 0) {
             return VG_VQ_FULL;
+        }
+        if (!vq->ind_gpa) {
+            vq->ind_gpa = calloc(vq->size, sizeof *vq->ind_gpa);
+            if (!vq->ind_gpa) {
+                return VG_VQ_NO_MEMORY;
+            }
         }
         if (!vq->ind_gpa[head]
             && !vg_mem_alloc(m, VG_VQ_MAX_INDIRECT * 16, 16, true,

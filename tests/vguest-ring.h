@@ -59,9 +59,14 @@ bool vg_mem_alloc(struct vg_mem *, uint64_t size, uint64_t align,
 uint32_t vg_mem_table(const struct vg_mem *, struct vhost_user_mem_table *,
                       int *fds);
 
-/* A driver-side split virtqueue. */
+/* Entries a vg_vq has at most. */
+#define VG_VQ_MAX_SIZE 4096
+
+/* A driver-side split virtqueue.  It takes nothing from the heap until it
+ * first builds an indirect table, so that a benchmark's heap is laid out
+ * as it was without it. */
 struct vg_vq {
-    uint16_t size;              /* A power of 2. */
+    uint16_t size;              /* A power of 2, up to VG_VQ_MAX_SIZE. */
     uint64_t desc_gpa, avail_gpa, used_gpa;
     struct vring_desc *desc;
     struct vring_avail *avail;
@@ -70,8 +75,9 @@ struct vg_vq {
     uint16_t last_used;         /* Next used entry to read. */
     uint16_t free_head;         /* Free descriptors, chained by 'next'. */
     uint16_t n_free;
-    bool *posted;               /* Per head: available, not used yet. */
-    uint64_t *ind_gpa;          /* Per head: its indirect table, if any. */
+    bool posted[VG_VQ_MAX_SIZE]; /* Per head: available, not used yet. */
+    uint64_t *ind_gpa;          /* Per head: its indirect table, if any
+                                 * (allocated on first use). */
 };
 
 /* Descriptors an indirect table of vg_vq_add() holds at most. */
