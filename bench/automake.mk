@@ -5,9 +5,9 @@
 
 noinst_PROGRAMS = bench/core-bench
 bench_core_bench_SOURCES = bench/core-bench.c
-bench_core_bench_CPPFLAGS = $(CORE_CPPFLAGS)
+bench_core_bench_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 bench_core_bench_CFLAGS = $(CORE_CFLAGS)
-bench_core_bench_LDADD = lib/libvhostmq-core.la
+bench_core_bench_LDADD = tests/libvguest.la lib/libvhostmq-core.la
 
 EXTRA_DIST += bench/core-bench-callgrind
 

@@ -40,10 +40,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "vguest-ring.h"
 #include "vhost-mem.h"
 #include "vhost-user-wire.h"
 #include "virtq.h"
@@ -173,21 +173,17 @@ bench_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* One of the guest's rings, as the guest sees it. */
+/* One of the guest's rings, as the guest sees it (tests/vguest-ring.h):
+ * each descriptor keeps one buffer for good, so the ring has no free
+ * list, and the guest passes ids around. */
 struct guest_ring {
-    struct vring_desc *desc;
-    struct vring_avail *avail;
-    struct vring_used *used;
-    uint16_t avail_idx;         /* Next avail entry to fill. */
-    uint16_t last_used;         /* Next used entry to read. */
-    bool in_flight[RING_SIZE];  /* Made available, not yet used. */
+    struct vg_vq vq;
     int call_fd;
 };
 
 struct guest {
-    int fd;
-    uint8_t *hva;               /* The guest's own view of its memory. */
-    size_t mem_size;
+    struct vg_mem mem;          /* One region, at GPA_BASE. */
+    uint8_t *hva;               /* Its start, the guest's own view. */
     struct guest_ring tx, rx;
 
     uint32_t frame_len;         /* Without the virtio-net header. */
@@ -275,9 +271,9 @@ guest_publish(struct guest_ring *r)
      * only interrupts when the used index moves past used_event.  Moving
      * it along with what the guest has read keeps it behind across 16-bit
      * wraps, so that no eventfd write ever lands in the measurements. */
-    __atomic_store_n(&r->avail->ring[RING_SIZE], (uint16_t) (r->last_used - 1),
-                     __ATOMIC_RELAXED);
-    __atomic_store_n(&r->avail->idx, r->avail_idx, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->vq.avail->ring[RING_SIZE],
+                     (uint16_t) (r->vq.last_used - 1), __ATOMIC_RELAXED);
+    vg_vq_publish(&r->vq);
 }
 
 /* Sends frame 'tx_seq' again from TX buffer 'id': a real guest writes each
@@ -289,8 +285,7 @@ guest_post_tx(struct guest *g, uint16_t id)
 
     memcpy(tx_buf(g, id) + HDR_LEN + SEQ_OFS, &g->tx_seq, sizeof g->tx_seq);
     g->tx_seq++;
-    r->avail->ring[r->avail_idx++ & RING_MASK] = id;
-    r->in_flight[id] = true;
+    vg_vq_post(&r->vq, id);
 }
 
 static uint64_t
@@ -311,8 +306,7 @@ guest_post_rx(struct guest *g, uint16_t id)
     if (g->watched[id]) {
         memset(rx_buf(g, id), POISON, g->rx_buf_len);
     }
-    r->avail->ring[r->avail_idx++ & RING_MASK] = id;
-    r->in_flight[id] = true;
+    vg_vq_post(&r->vq, id);
 }
 
 /* Reads the used entry at 'idx' of 'r' and checks that it returns a chain
@@ -322,23 +316,22 @@ guest_take_used(struct guest_ring *r, uint16_t idx, const char *ring)
 {
     struct vring_used_elem e;
 
-    memcpy(&e, &r->used->ring[idx & RING_MASK], sizeof e);
-    if (e.id >= RING_SIZE || !r->in_flight[e.id]) {
+    memcpy(&e, &r->vq.used->ring[idx & RING_MASK], sizeof e);
+    if (!vg_vq_take_head(&r->vq, e.id)) {
         bench_fatal("%s used entry %"PRIu16" returns id %"PRIu32", which "
                     "the guest had not made available", ring, idx, e.id);
     }
-    r->in_flight[e.id] = false;
     return e;
 }
 
 static uint16_t
 guest_used_idx(const struct guest_ring *r, const char *ring)
 {
-    uint16_t used_idx = __atomic_load_n(&r->used->idx, __ATOMIC_ACQUIRE);
+    uint16_t used_idx = vg_vq_used_idx(&r->vq);
 
-    if ((uint16_t) (used_idx - r->last_used) > RING_SIZE) {
+    if ((uint16_t) (used_idx - r->vq.last_used) > RING_SIZE) {
         bench_fatal("%s used index jumped from %"PRIu16" to %"PRIu16,
-                    ring, r->last_used, used_idx);
+                    ring, r->vq.last_used, used_idx);
     }
     return used_idx;
 }
@@ -351,15 +344,15 @@ guest_poll_tx(struct guest *g)
     struct guest_ring *r = &g->tx;
     uint16_t used_idx = guest_used_idx(r, "TX");
 
-    while (r->last_used != used_idx) {
-        struct vring_used_elem e = guest_take_used(r, r->last_used, "TX");
+    while (r->vq.last_used != used_idx) {
+        struct vring_used_elem e = guest_take_used(r, r->vq.last_used, "TX");
 
         /* The device wrote nothing into a TX buffer. */
         if (e.len) {
             bench_fatal("TX used entry %"PRIu16" has length %"PRIu32", "
-                        "not 0", r->last_used, e.len);
+                        "not 0", r->vq.last_used, e.len);
         }
-        r->last_used++;
+        r->vq.last_used++;
         g->tx_returned++;
         guest_post_tx(g, e.id);
     }
@@ -406,10 +399,10 @@ guest_poll_rx(struct guest *g)
     struct guest_ring *r = &g->rx;
     uint16_t used_idx = guest_used_idx(r, "RX");
 
-    while (r->last_used != used_idx) {
+    while (r->vq.last_used != used_idx) {
         uint16_t ids[RING_SIZE];
         uint32_t lens[RING_SIZE];
-        uint16_t left = used_idx - r->last_used;
+        uint16_t left = used_idx - r->vq.last_used;
         uint32_t frame_left = HDR_LEN + g->frame_len;
         struct vring_used_elem e;
         struct virtio_net_hdr hdr;
@@ -419,7 +412,7 @@ guest_poll_rx(struct guest *g)
         /* The first buffer starts with the header, which says how many
          * used entries the frame has.  With no offloads negotiated, all of
          * it must be zero but num_buffers. */
-        e = guest_take_used(r, r->last_used, "RX");
+        e = guest_take_used(r, r->vq.last_used, "RX");
         if (e.len < HDR_LEN + SEQ_OFS + sizeof seq) {
             bench_fatal("RX frame %"PRIu64": first buffer holds %"PRIu32" "
                         "bytes", g->rx_seq, e.len);
@@ -443,7 +436,7 @@ guest_poll_rx(struct guest *g)
                              ? frame_left : g->rx_buf_len);
 
             if (i) {
-                e = guest_take_used(r, r->last_used + i, "RX");
+                e = guest_take_used(r, r->vq.last_used + i, "RX");
             }
             if (e.len != want) {
                 bench_fatal("RX frame %"PRIu64": buffer %d of %d holds "
@@ -468,7 +461,7 @@ guest_poll_rx(struct guest *g)
         for (int i = 0; i < n; i++) {
             guest_post_rx(g, ids[i]);
         }
-        r->last_used += n;
+        r->vq.last_used += n;
         g->rx_seq++;
         g->rx_frames++;
     }
@@ -479,9 +472,10 @@ static void
 guest_ring_init(struct guest *g, struct guest_ring *r, uint64_t desc_ofs,
                 uint64_t avail_ofs, uint64_t used_ofs)
 {
-    r->desc = (struct vring_desc *) (g->hva + desc_ofs);
-    r->avail = (struct vring_avail *) (g->hva + avail_ofs);
-    r->used = (struct vring_used *) (g->hva + used_ofs);
+    if (!vg_vq_init(&r->vq, &g->mem, RING_SIZE, GPA_BASE + desc_ofs,
+                    GPA_BASE + avail_ofs, GPA_BASE + used_ofs)) {
+        bench_fatal("out of memory");
+    }
     r->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (r->call_fd < 0) {
         bench_fatal("eventfd: %s", strerror(errno));
@@ -494,6 +488,8 @@ guest_ring_init(struct guest *g, struct guest_ring *r, uint64_t desc_ofs,
 static void
 guest_init(struct guest *g, uint32_t frame_len, uint32_t rx_buf_len)
 {
+    int error;
+
     memset(g, 0, sizeof *g);
     g->random = 0x9e3779b97f4a7c15ull;  /* Any nonzero seed. */
     g->compare_all = true;
@@ -505,18 +501,14 @@ guest_init(struct guest *g, uint32_t frame_len, uint32_t rx_buf_len)
     g->tx_buf_ofs = BUFFERS_OFS;
     g->rx_buf_ofs = ROUND_UP(g->tx_buf_ofs
                              + (uint64_t) RING_SIZE * g->tx_stride, 4096);
-    g->mem_size = ROUND_UP(g->rx_buf_ofs
-                           + (uint64_t) RING_SIZE * rx_buf_len, 2 << 20);
-
-    g->fd = memfd_create("core-bench-guest", MFD_CLOEXEC);
-    if (g->fd < 0 || ftruncate(g->fd, g->mem_size)) {
-        bench_fatal("guest memory: %s", strerror(errno));
+    error = vg_mem_init(&g->mem, "core-bench-guest", 1, GPA_BASE,
+                        ROUND_UP(g->rx_buf_ofs
+                                 + (uint64_t) RING_SIZE * rx_buf_len,
+                                 2 << 20));
+    if (error) {
+        bench_fatal("guest memory: %s", strerror(error));
     }
-    g->hva = mmap(NULL, g->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                  g->fd, 0);
-    if (g->hva == MAP_FAILED) {
-        bench_fatal("mmap of guest memory: %s", strerror(errno));
-    }
+    g->hva = g->mem.regions[0].hva;
 
     guest_ring_init(g, &g->tx, TX_DESC_OFS, TX_AVAIL_OFS, TX_USED_OFS);
     guest_ring_init(g, &g->rx, RX_DESC_OFS, RX_AVAIL_OFS, RX_USED_OFS);
@@ -535,10 +527,8 @@ guest_init(struct guest *g, uint32_t frame_len, uint32_t rx_buf_len)
 
         memset(p, 0, HDR_LEN);
         make_frame(p + HDR_LEN, frame_len);
-        g->tx.desc[id].addr = GPA_BASE + (p - g->hva);
-        g->tx.desc[id].len = HDR_LEN + frame_len;
-        g->tx.desc[id].flags = 0;
-        g->tx.desc[id].next = 0;
+        vg_vq_set_desc(&g->tx.vq, id, GPA_BASE + (p - g->hva),
+                       HDR_LEN + frame_len, 0, 0);
         guest_post_tx(g, id);
     }
     guest_publish(&g->tx);
@@ -547,10 +537,8 @@ guest_init(struct guest *g, uint32_t frame_len, uint32_t rx_buf_len)
     for (int id = 0; id < RING_SIZE; id++) {
         uint8_t *p = rx_buf(g, id);
 
-        g->rx.desc[id].addr = GPA_BASE + (p - g->hva);
-        g->rx.desc[id].len = rx_buf_len;
-        g->rx.desc[id].flags = VRING_DESC_F_WRITE;
-        g->rx.desc[id].next = 0;
+        vg_vq_set_desc(&g->rx.vq, id, GPA_BASE + (p - g->hva), rx_buf_len,
+                       VRING_DESC_F_WRITE, 0);
         guest_post_rx(g, id);
     }
     guest_publish(&g->rx);
@@ -628,19 +616,15 @@ switch_init(struct bench_switch *sw, const struct guest *g, int burst)
     enum virtq_init_error vq_error;
     struct vhost_user_msg msg;
     const char *detail = NULL;
+    int fds[VG_MEM_MAX_REGIONS];
     uint32_t stride;
 
     memset(sw, 0, sizeof *sw);
     memset(&msg, 0, sizeof msg);
     msg.request = VHOST_USER_SET_MEM_TABLE;
     msg.flags = VHOST_USER_VERSION;
-    msg.size = 8 + sizeof msg.payload.mem.regions[0];
-    msg.payload.mem.nregions = 1;
-    msg.payload.mem.regions[0].guest_phys_addr = GPA_BASE;
-    msg.payload.mem.regions[0].memory_size = g->mem_size;
-    msg.payload.mem.regions[0].userspace_addr = (uintptr_t) g->hva;
-    msg.payload.mem.regions[0].mmap_offset = 0;
-    msg.fds[0] = dup(g->fd);
+    msg.size = vg_mem_table(&g->mem, &msg.payload.mem, fds);
+    msg.fds[0] = dup(fds[0]);
     msg.n_fds = 1;
     if (msg.fds[0] < 0) {
         bench_fatal("dup: %s", strerror(errno));
@@ -659,14 +643,15 @@ switch_init(struct bench_switch *sw, const struct guest *g, int burst)
 
     /* Vring 0 is the guest's RX, vring 1 its TX. */
     vq_error = virtq_init(&sw->rxq, sw->mem, RING_SIZE,
-                          (uintptr_t) g->rx.desc, (uintptr_t) g->rx.avail,
-                          (uintptr_t) g->rx.used, 0, GUEST_FEATURES,
+                          (uintptr_t) g->rx.vq.desc,
+                          (uintptr_t) g->rx.vq.avail,
+                          (uintptr_t) g->rx.vq.used, 0, GUEST_FEATURES,
                           g->rx.call_fd, &sw->rx_stats);
     if (vq_error == VIRTQ_INIT_OK) {
         vq_error = virtq_init(&sw->txq, sw->mem, RING_SIZE,
-                              (uintptr_t) g->tx.desc,
-                              (uintptr_t) g->tx.avail,
-                              (uintptr_t) g->tx.used, 0, GUEST_FEATURES,
+                              (uintptr_t) g->tx.vq.desc,
+                              (uintptr_t) g->tx.vq.avail,
+                              (uintptr_t) g->tx.vq.used, 0, GUEST_FEATURES,
                               g->tx.call_fd, &sw->tx_stats);
     }
     if (vq_error != VIRTQ_INIT_OK) {
@@ -795,7 +780,7 @@ static void
 check_ring_full(const struct guest_ring *r, const char *ring)
 {
     for (int id = 0; id < RING_SIZE; id++) {
-        if (!r->in_flight[id]) {
+        if (!r->vq.posted[id]) {
             bench_fatal("%s buffer %d never came back", ring, id);
         }
     }
@@ -825,7 +810,7 @@ check_counts(const struct guest *g, const struct bench_switch *sw,
                     "received; %"PRIu64" sent", g->tx_returned,
                     g->rx_frames, total);
     }
-    if ((uint16_t) (g->rx.last_used) != (uint16_t) n_bufs
+    if ((uint16_t) (g->rx.vq.last_used) != (uint16_t) n_bufs
         || virtq_last_avail(&sw->rxq) != (uint16_t) n_bufs
         || virtq_last_avail(&sw->txq) != (uint16_t) total) {
         bench_fatal("ring indexes out of step");
@@ -990,8 +975,9 @@ main(int argc, char *argv[])
            g.rx_compared);
 
     vhost_mem_free(sw.mem);
-    munmap(g.hva, g.mem_size);
-    close(g.fd);
+    vg_vq_destroy(&g.tx.vq);
+    vg_vq_destroy(&g.rx.vq);
+    vg_mem_destroy(&g.mem);
     close(g.tx.call_fd);
     close(g.rx.call_fd);
     free(g.expect);

@@ -1,6 +1,19 @@
 # Tests: a unit-test program for the OVS-independent core, and an autotest
 # suite that reuses Open vSwitch's test macros in place.
 
+# The scripted guest, one library for every tool that plays a guest:
+# vguest-ring.[ch], its memory and split rings, without a socket (the unit
+# tests, vhost-frontend, bench/core-bench), and vguest.[ch], a guest with
+# its vhost-user connection (vhost-hostile, vhost-swarm).
+noinst_LTLIBRARIES += tests/libvguest.la
+tests_libvguest_la_SOURCES = \
+	tests/vguest-ring.c \
+	tests/vguest-ring.h \
+	tests/vguest.c \
+	tests/vguest.h
+tests_libvguest_la_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_libvguest_la_CFLAGS = $(CORE_CFLAGS)
+
 # Unit tests of the core.
 check_PROGRAMS += tests/test-vhostmq-core
 tests_test_vhostmq_core_SOURCES = \
@@ -12,14 +25,14 @@ tests_test_vhostmq_core_SOURCES = \
 	tests/test-wire.c
 tests_test_vhostmq_core_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_test_vhostmq_core_CFLAGS = $(CORE_CFLAGS)
-tests_test_vhostmq_core_LDADD = lib/libvhostmq-core.la
+tests_test_vhostmq_core_LDADD = tests/libvguest.la lib/libvhostmq-core.la
 
 # The scripted vhost-user front-end.
 check_PROGRAMS += tests/vhost-frontend
 tests_vhost_frontend_SOURCES = tests/vhost-frontend.c
-tests_vhost_frontend_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_vhost_frontend_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_vhost_frontend_CFLAGS = $(CORE_CFLAGS)
-tests_vhost_frontend_LDADD = lib/libvhostmq-core.la
+tests_vhost_frontend_LDADD = tests/libvguest.la lib/libvhostmq-core.la
 
 # The autotest suite.
 TESTSUITE_AT = \
@@ -63,14 +76,14 @@ package.m4: $(top_srcdir)/configure.ac
 CLEANFILES += package.m4
 
 check_PROGRAMS += tests/vhost-hostile
-tests_vhost_hostile_SOURCES = tests/vhost-hostile.c tests/vguest.c tests/vguest.h
-tests_vhost_hostile_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_vhost_hostile_SOURCES = tests/vhost-hostile.c
+tests_vhost_hostile_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_vhost_hostile_CFLAGS = $(CORE_CFLAGS)
-tests_vhost_hostile_LDADD = lib/libvhostmq-core.la
+tests_vhost_hostile_LDADD = tests/libvguest.la lib/libvhostmq-core.la
 
 # Many scripted guests in one process, for soak and scale tests.
 check_PROGRAMS += tests/vhost-swarm
-tests_vhost_swarm_SOURCES = tests/vhost-swarm.c tests/vguest.c tests/vguest.h
-tests_vhost_swarm_CPPFLAGS = $(CORE_CPPFLAGS)
+tests_vhost_swarm_SOURCES = tests/vhost-swarm.c
+tests_vhost_swarm_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_vhost_swarm_CFLAGS = $(CORE_CFLAGS)
-tests_vhost_swarm_LDADD = lib/libvhostmq-core.la
+tests_vhost_swarm_LDADD = tests/libvguest.la lib/libvhostmq-core.la

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "vguest-ring.h"
 #include "vhost-mem.h"
 #include "vhost-notify.h"
 #include "virtq.h"
@@ -24,17 +25,13 @@
 #define GPA0 0x40000000ull      /* Region 0's guest-physical start. */
 #define RING 16
 
-/* Two regions, contiguous in guest-physical space, separate memfds. */
+/* Two regions, contiguous in guest-physical space, separate memfds
+ * (vguest-ring.h). */
 struct test_guest {
-    int fds[2];
-    uint8_t *hva[2];            /* The guest's own view. */
+    struct vg_mem gm;           /* The guest's own view. */
     struct vhost_mem *mem;      /* The core's view. */
-    uint64_t desc, avail, used; /* Ring gpas, in region 0. */
-    struct vring_desc *d;
-    struct vring_avail *a;
-    struct vring_used *u;
-    uint16_t avail_idx;
-    uint32_t size;              /* Ring size: RING unless set up bigger. */
+    struct vg_vq ring;          /* In region 0; RING entries unless set up
+                                 * bigger. */
     struct virtq vq;
     struct virtq_stats stats;
     int call_fd;
@@ -43,49 +40,44 @@ struct test_guest {
 static uint8_t *
 g_ptr(struct test_guest *g, uint64_t gpa)
 {
-    int r = gpa >= GPA0 + REGION_SIZE;
+    return vg_mem_ptr(&g->gm, gpa);
+}
 
-    return g->hva[r] + (gpa - GPA0 - r * REGION_SIZE);
+/* Starts the guest's ring of 'size' entries at 'desc' (avail and used
+ * follow at the given offsets) and the core's virtqueue on it. */
+static void
+guest_start_ring(struct test_guest *g, uint64_t features, uint32_t size,
+                 uint64_t desc, uint64_t avail, uint64_t used)
+{
+    vg_vq_destroy(&g->ring);
+    CHECK(vg_vq_init(&g->ring, &g->gm, size, desc, avail, used));
+    CHECK_EQ(virtq_init(&g->vq, g->mem, size, (uintptr_t) g->ring.desc,
+                        (uintptr_t) g->ring.avail, (uintptr_t) g->ring.used,
+                        0, features, g->call_fd, &g->stats), VIRTQ_INIT_OK);
 }
 
 static void
 guest_setup(struct test_guest *g, uint64_t features)
 {
     struct vhost_user_msg msg;
+    int fds[VG_MEM_MAX_REGIONS];
 
     memset(g, 0, sizeof *g);
     memset(&msg, 0, sizeof msg);
+    CHECK_EQ(vg_mem_init(&g->gm, "test-guest", 2, GPA0, REGION_SIZE), 0);
     msg.request = VHOST_USER_SET_MEM_TABLE;
     msg.flags = VHOST_USER_VERSION;
-    msg.size = 8 + 2 * 32;
-    msg.payload.mem.nregions = 2;
+    msg.size = vg_mem_table(&g->gm, &msg.payload.mem, fds);
     for (int i = 0; i < 2; i++) {
-        g->fds[i] = memfd_create("test-guest", MFD_CLOEXEC);
-        CHECK(g->fds[i] >= 0 && !ftruncate(g->fds[i], REGION_SIZE));
-        g->hva[i] = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_SHARED, g->fds[i], 0);
-        CHECK(g->hva[i] != MAP_FAILED);
-        msg.payload.mem.regions[i].guest_phys_addr = GPA0 + i * REGION_SIZE;
-        msg.payload.mem.regions[i].memory_size = REGION_SIZE;
-        msg.payload.mem.regions[i].userspace_addr = (uintptr_t) g->hva[i];
-        msg.fds[i] = dup(g->fds[i]);
+        msg.fds[i] = dup(fds[i]);
     }
     msg.n_fds = 2;
     CHECK_EQ(vhost_user_validate(&msg, 8, NULL), VHOST_USER_WIRE_OK);
     CHECK_EQ(vhost_mem_from_table(&msg, UINT64_MAX, &g->mem),
              VHOST_MEM_OK);
 
-    g->desc = GPA0;
-    g->avail = GPA0 + 0x1000;
-    g->used = GPA0 + 0x2000;
-    g->d = (void *) g_ptr(g, g->desc);
-    g->a = (void *) g_ptr(g, g->avail);
-    g->u = (void *) g_ptr(g, g->used);
     g->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    g->size = RING;
-    CHECK_EQ(virtq_init(&g->vq, g->mem, RING, (uintptr_t) g->d,
-                        (uintptr_t) g->a, (uintptr_t) g->u, 0, features,
-                        g->call_fd, &g->stats), VIRTQ_INIT_OK);
+    guest_start_ring(g, features, RING, GPA0, GPA0 + 0x1000, GPA0 + 0x2000);
 }
 
 /* The same with a ring of 'size' entries (up to 1024), at GPA0 + 0xc0000,
@@ -94,26 +86,16 @@ static void
 guest_setup_size(struct test_guest *g, uint64_t features, uint32_t size)
 {
     guest_setup(g, features);
-    g->desc = GPA0 + 0xc0000;
-    g->avail = GPA0 + 0xc8000;
-    g->used = GPA0 + 0xca000;
-    g->d = (void *) g_ptr(g, g->desc);
-    g->a = (void *) g_ptr(g, g->avail);
-    g->u = (void *) g_ptr(g, g->used);
-    g->size = size;
-    CHECK_EQ(virtq_init(&g->vq, g->mem, size, (uintptr_t) g->d,
-                        (uintptr_t) g->a, (uintptr_t) g->u, 0, features,
-                        g->call_fd, &g->stats), VIRTQ_INIT_OK);
+    guest_start_ring(g, features, size, GPA0 + 0xc0000, GPA0 + 0xc8000,
+                     GPA0 + 0xca000);
 }
 
 static void
 guest_teardown(struct test_guest *g)
 {
     vhost_mem_free(g->mem);
-    for (int i = 0; i < 2; i++) {
-        munmap(g->hva[i], REGION_SIZE);
-        close(g->fds[i]);
-    }
+    vg_vq_destroy(&g->ring);
+    vg_mem_destroy(&g->gm);
     close(g->call_fd);
 }
 
@@ -121,18 +103,13 @@ static void
 set_desc(struct test_guest *g, int i, uint64_t addr, uint32_t len,
          uint16_t flags, uint16_t next)
 {
-    g->d[i].addr = addr;
-    g->d[i].len = len;
-    g->d[i].flags = flags;
-    g->d[i].next = next;
+    vg_vq_set_desc(&g->ring, i, addr, len, flags, next);
 }
 
 static void
 make_avail(struct test_guest *g, uint16_t head)
 {
-    g->a->ring[g->avail_idx % g->size] = head;
-    g->avail_idx++;
-    __atomic_store_n(&g->a->idx, g->avail_idx, __ATOMIC_RELEASE);
+    vg_vq_make_avail(&g->ring, head);
 }
 
 static uint64_t
@@ -203,28 +180,32 @@ test_init_errors(void)
     struct virtq vq;
 
     guest_setup(&g, FEATURES_MRG);
-    CHECK_EQ(virtq_init(&vq, g.mem, 0, (uintptr_t) g.d, (uintptr_t) g.a,
-                        (uintptr_t) g.u, 0, 0, -1, &g.stats),
+    CHECK_EQ(virtq_init(&vq, g.mem, 0, (uintptr_t) g.ring.desc,
+                        (uintptr_t) g.ring.avail, (uintptr_t) g.ring.used,
+                        0, 0, -1, &g.stats),
              VIRTQ_INIT_BAD_SIZE);
-    CHECK_EQ(virtq_init(&vq, g.mem, 12, (uintptr_t) g.d, (uintptr_t) g.a,
-                        (uintptr_t) g.u, 0, 0, -1, &g.stats),
+    CHECK_EQ(virtq_init(&vq, g.mem, 12, (uintptr_t) g.ring.desc,
+                        (uintptr_t) g.ring.avail, (uintptr_t) g.ring.used,
+                        0, 0, -1, &g.stats),
              VIRTQ_INIT_BAD_SIZE);
-    CHECK_EQ(virtq_init(&vq, g.mem, 65536, (uintptr_t) g.d, (uintptr_t) g.a,
-                        (uintptr_t) g.u, 0, 0, -1, &g.stats),
+    CHECK_EQ(virtq_init(&vq, g.mem, 65536, (uintptr_t) g.ring.desc,
+                        (uintptr_t) g.ring.avail, (uintptr_t) g.ring.used,
+                        0, 0, -1, &g.stats),
              VIRTQ_INIT_BAD_SIZE);
     /* Ring outside memory, or running off its region's end. */
-    CHECK_EQ(virtq_init(&vq, g.mem, RING, 0x1000, (uintptr_t) g.a,
-                        (uintptr_t) g.u, 0, 0, -1, &g.stats),
+    CHECK_EQ(virtq_init(&vq, g.mem, RING, 0x1000, (uintptr_t) g.ring.avail,
+                        (uintptr_t) g.ring.used, 0, 0, -1, &g.stats),
              VIRTQ_INIT_BAD_ADDR);
     CHECK_EQ(virtq_init(&vq, g.mem, RING,
-                        (uintptr_t) g.hva[0] + REGION_SIZE - 16,
-                        (uintptr_t) g.a, (uintptr_t) g.u, 0, 0, -1,
-                        &g.stats), VIRTQ_INIT_BAD_ADDR);
-    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.d + 8,
-                        (uintptr_t) g.a, (uintptr_t) g.u, 0, 0, -1,
-                        &g.stats), VIRTQ_INIT_MISALIGNED);
-    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.d, (uintptr_t) g.a,
-                        (uintptr_t) g.u + 2, 0, 0, -1, &g.stats),
+                        (uintptr_t) g.gm.regions[0].hva + REGION_SIZE - 16,
+                        (uintptr_t) g.ring.avail, (uintptr_t) g.ring.used,
+                        0, 0, -1, &g.stats), VIRTQ_INIT_BAD_ADDR);
+    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.ring.desc + 8,
+                        (uintptr_t) g.ring.avail, (uintptr_t) g.ring.used,
+                        0, 0, -1, &g.stats), VIRTQ_INIT_MISALIGNED);
+    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.ring.desc,
+                        (uintptr_t) g.ring.avail, (uintptr_t) g.ring.used + 2,
+                        0, 0, -1, &g.stats),
              VIRTQ_INIT_MISALIGNED);
     guest_teardown(&g);
 }
@@ -243,9 +224,9 @@ test_dequeue_simple(void)
     CHECK_EQ(s.n, 1);
     CHECK_EQ(s.len[0], 100);
     CHECK(frame_ok(s.data[0], 100, 7));
-    CHECK_EQ(g.u->idx, 1);
-    CHECK_EQ(g.u->ring[0].id, 0);
-    CHECK_EQ(g.u->ring[0].len, 0);
+    CHECK_EQ(g.ring.used->idx, 1);
+    CHECK_EQ(g.ring.used->ring[0].id, 0);
+    CHECK_EQ(g.ring.used->ring[0].len, 0);
     CHECK_EQ(g.stats.packets, 1);
     CHECK_EQ(g.stats.bytes, 100);
     /* The guest asked for interrupts (no NO_INTERRUPT flag). */
@@ -314,8 +295,8 @@ check_bad_chain_then_good(struct test_guest *g, uint64_t *counter,
     CHECK_EQ(s.n, 1);
     CHECK_EQ(s.len[0], 80);
     CHECK_EQ(*counter, 1);
-    CHECK_EQ(g->u->idx, 2);
-    CHECK_EQ(g->u->ring[0].len, 0);
+    CHECK_EQ(g->ring.used->idx, 2);
+    CHECK_EQ(g->ring.used->ring[0].len, 0);
     CHECK(!g->vq.broken);
     /* The reason is left for the caller to log. */
     CHECK_EQ(g->vq.error, error);
@@ -503,13 +484,13 @@ test_avail_index_jump(void)
     struct sink s = { 0 };
 
     guest_setup(&g, FEATURES_MRG);
-    __atomic_store_n(&g.a->idx, RING + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&g.ring.avail->idx, RING + 1, __ATOMIC_RELEASE);
     CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 0);
     CHECK(g.vq.broken);
     CHECK_EQ(g.stats.broken, 1);
     CHECK_EQ(g.vq.error, VIRTQ_ERR_AVAIL_JUMP);
     CHECK_EQ(g.vq.error_head, RING + 1);
-    CHECK_EQ(g.u->idx, 0);
+    CHECK_EQ(g.ring.used->idx, 0);
     /* A broken ring is left alone from then on. */
     CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 0);
     CHECK_EQ(virtq_enqueue(&g.vq, "x", 1), EIO);
@@ -578,13 +559,13 @@ test_enqueue_mergeable(void)
     post_rx(&g, 0, 4, 1024);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
     /* Not visible before the flush, nor counted. */
-    CHECK_EQ(g.u->idx, 0);
+    CHECK_EQ(g.ring.used->idx, 0);
     CHECK_EQ(g.stats.packets, 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 3);
-    CHECK_EQ(g.u->ring[0].len, 1024);
-    CHECK_EQ(g.u->ring[1].len, 1024);
-    CHECK_EQ(g.u->ring[2].len, 3000 + 12 - 2048);
+    CHECK_EQ(g.ring.used->idx, 3);
+    CHECK_EQ(g.ring.used->ring[0].len, 1024);
+    CHECK_EQ(g.ring.used->ring[1].len, 1024);
+    CHECK_EQ(g.ring.used->ring[2].len, 3000 + 12 - 2048);
     memcpy(&hdr, g_ptr(&g, GPA0 + 0x80000), sizeof hdr);
     CHECK_EQ(hdr.num_buffers, 3);
     CHECK(!memcmp(g_ptr(&g, GPA0 + 0x80000 + 12), frame, 1012));
@@ -601,7 +582,7 @@ test_enqueue_mergeable(void)
     CHECK_EQ(virtq_enqueue(&g.vq, frame, 60), 0);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, 60), EAGAIN);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 4);
+    CHECK_EQ(g.ring.used->idx, 4);
     guest_teardown(&g);
 }
 
@@ -620,7 +601,7 @@ test_enqueue_chained_no_mrg(void)
     make_avail(&g, 0);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->ring[0].len, 5010);
+    CHECK_EQ(g.ring.used->ring[0].len, 5010);
     CHECK_EQ(*g_ptr(&g, GPA0 + 0x80000 + 10), 0xab);
     CHECK_EQ(*g_ptr(&g, GPA0 + 0x90000 + 5010 - 4096 - 1), 0xab);
 
@@ -631,8 +612,8 @@ test_enqueue_chained_no_mrg(void)
     CHECK_EQ(g.stats.too_long, 1);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, 100), 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 2);
-    CHECK_EQ(g.u->ring[1].id, 2);
+    CHECK_EQ(g.ring.used->idx, 2);
+    CHECK_EQ(g.ring.used->ring[1].id, 2);
     guest_teardown(&g);
 }
 
@@ -649,8 +630,8 @@ test_enqueue_bad_chain(void)
     make_avail(&g, 0);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 1);
-    CHECK_EQ(g.u->ring[0].len, 0);
+    CHECK_EQ(g.ring.used->idx, 1);
+    CHECK_EQ(g.ring.used->ring[0].len, 0);
     CHECK_EQ(g.stats.bad_chain, 1);
     CHECK_EQ(g.vq.error, VIRTQ_ERR_DIRECTION);
     /* Outside memory. */
@@ -662,7 +643,7 @@ test_enqueue_bad_chain(void)
     post_rx(&g, 2, 1, 1024);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 3);
+    CHECK_EQ(g.ring.used->idx, 3);
     guest_teardown(&g);
 }
 
@@ -675,7 +656,7 @@ test_notification_suppression(void)
 
     /* NO_INTERRUPT: never notified. */
     guest_setup(&g, FEATURES_MRG);
-    g.a->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    g.ring.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
     post_rx(&g, 0, 2, 1024);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
     virtq_flush(&g.vq);
@@ -684,7 +665,7 @@ test_notification_suppression(void)
 
     /* EVENT_IDX: notified when used crosses used_event only. */
     guest_setup(&g, event_idx);
-    g.a->ring[RING] = 1;        /* used_event: wake me after entry 1. */
+    g.ring.avail->ring[RING] = 1;   /* used_event: wake me after entry 1. */
     post_rx(&g, 0, 4, 1024);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
     virtq_flush(&g.vq);         /* used 0 -> 1: not past 1. */
@@ -792,13 +773,14 @@ test_resume_from_used_index(void)
     /* A front-end that lost its back-end restores the base from the used
      * index: in-flight buffers are taken again. */
     guest_setup(&g, FEATURES_MRG);
-    g.u->idx = 5;
-    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.d, (uintptr_t) g.a,
-                        (uintptr_t) g.u, 7, FEATURES_MRG, -1, &g.stats),
+    g.ring.used->idx = 5;
+    CHECK_EQ(virtq_init(&vq, g.mem, RING, (uintptr_t) g.ring.desc,
+                        (uintptr_t) g.ring.avail, (uintptr_t) g.ring.used,
+                        7, FEATURES_MRG, -1, &g.stats),
              VIRTQ_INIT_OK);
     CHECK_EQ(virtq_last_avail(&vq), 5);
     CHECK_EQ(vq.used_idx, 5);
-    CHECK_EQ(g.u->flags, VRING_USED_F_NO_NOTIFY);
+    CHECK_EQ(g.ring.used->flags, VRING_USED_F_NO_NOTIFY);
     guest_teardown(&g);
 }
 
@@ -820,9 +802,9 @@ test_mem_regions(void)
     CHECK(!vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 - 1, &avail));
     CHECK(!vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 + 2 * REGION_SIZE,
                                 &avail));
-    CHECK(vhost_mem_qva_to_hva(g.mem, (uintptr_t) g.hva[1], 16));
-    CHECK(!vhost_mem_qva_to_hva(g.mem, (uintptr_t) g.hva[1] + REGION_SIZE
-                                - 8, 16));
+    CHECK(vhost_mem_qva_to_hva(g.mem, (uintptr_t) g.gm.regions[1].hva, 16));
+    CHECK(!vhost_mem_qva_to_hva(g.mem, (uintptr_t) g.gm.regions[1].hva
+                                + REGION_SIZE - 8, 16));
     CHECK_EQ(vhost_mem_mapped_bytes(g.mem), 2 * REGION_SIZE);
 
     /* ADD_MEM_REG: overlap refused, a new region accepted and shared. */
@@ -832,7 +814,7 @@ test_mem_regions(void)
     msg.payload.mem_single.region.guest_phys_addr = GPA0 + 100;
     msg.payload.mem_single.region.memory_size = 4096;
     msg.payload.mem_single.region.userspace_addr = 0x10000000;
-    msg.fds[0] = dup(g.fds[0]);
+    msg.fds[0] = dup(g.gm.regions[0].fd);
     msg.n_fds = 1;
     CHECK_EQ(vhost_mem_add_region(g.mem, &msg, UINT64_MAX, &mem2),
              VHOST_MEM_OVERLAP);
@@ -884,8 +866,8 @@ test_discard_disabled(void)
     CHECK_EQ(virtq_discard_burst(&g.vq, 2), 2);
     CHECK_EQ(virtq_discard_burst(&g.vq, 32), 1);
     CHECK_EQ(virtq_discard_burst(&g.vq, 32), 0);
-    CHECK_EQ(g.u->idx, 3);
-    CHECK_EQ(g.u->ring[2].id, 3);
+    CHECK_EQ(g.ring.used->idx, 3);
+    CHECK_EQ(g.ring.used->ring[2].id, 3);
     CHECK_EQ(g.stats.disabled_discards, 3);
     CHECK_EQ(g.stats.packets, 0);
     guest_teardown(&g);
@@ -944,16 +926,16 @@ test_rx_indirect_zero_length_flood(void)
         CHECK_EQ(g.vq.error, VIRTQ_ERR_RX_SHORT);
         CHECK_EQ(g.vq.error_head, i);
         virtq_flush(&g.vq);
-        CHECK_EQ(g.u->idx, i + 1);
-        CHECK_EQ(g.u->ring[i].id, i);
-        CHECK_EQ(g.u->ring[i].len, 0);
+        CHECK_EQ(g.ring.used->idx, i + 1);
+        CHECK_EQ(g.ring.used->ring[i].id, i);
+        CHECK_EQ(g.ring.used->ring[i].len, 0);
     }
     CHECK_EQ(g.stats.bad_chain, RING - 1);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, RING);
-    CHECK_EQ(g.u->ring[RING - 1].id, RING - 1);
-    CHECK_EQ(g.u->ring[RING - 1].len, 12 + sizeof frame);
+    CHECK_EQ(g.ring.used->idx, RING);
+    CHECK_EQ(g.ring.used->ring[RING - 1].id, RING - 1);
+    CHECK_EQ(g.ring.used->ring[RING - 1].len, 12 + sizeof frame);
     CHECK(!memcmp(g_ptr(&g, GPA0 + 0x80000 + (RING - 1) * 0x1000 + 12),
                   frame, sizeof frame));
     CHECK_EQ(g.stats.packets, 1);
@@ -970,7 +952,7 @@ test_rx_indirect_zero_length_flood(void)
     }
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EAGAIN);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, RING);
+    CHECK_EQ(g.ring.used->idx, RING);
     CHECK_EQ(g.stats.bad_chain, RING);
     guest_teardown(&g);
 }
@@ -998,9 +980,9 @@ test_indirect_table_bigger_than_ring(void)
     CHECK_EQ(g.vq.error, VIRTQ_ERR_INDIRECT_SIZE);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 2);
-    CHECK_EQ(g.u->ring[0].len, 0);
-    CHECK_EQ(g.u->ring[1].id, 1);
+    CHECK_EQ(g.ring.used->idx, 2);
+    CHECK_EQ(g.ring.used->ring[0].len, 0);
+    CHECK_EQ(g.ring.used->ring[1].id, 1);
     CHECK_EQ(*g_ptr(&g, GPA0 + 0x60000 + 12), 0);
     guest_teardown(&g);
 
@@ -1051,12 +1033,12 @@ test_rx_visit_limit(void)
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EINVAL);
     CHECK_EQ(g.vq.error, VIRTQ_ERR_TOO_MANY_DESCS);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, expect);
+    CHECK_EQ(g.ring.used->idx, expect);
     CHECK_EQ(g.stats.bad_chain, 1);
     /* 76 bytes take 7: 147 descriptors. */
     CHECK_EQ(virtq_enqueue(&g.vq, frame, 64), 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, expect + 7);
+    CHECK_EQ(g.ring.used->idx, expect + 7);
     CHECK_EQ(g.stats.packets, 1);
     guest_teardown(&g);
 
@@ -1073,7 +1055,7 @@ test_rx_visit_limit(void)
         CHECK_EQ(g.vq.error, VIRTQ_ERR_TOO_MANY_DESCS);
     }
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 3);
+    CHECK_EQ(g.ring.used->idx, 3);
     CHECK_EQ(g.stats.bad_chain, 3);
     guest_teardown(&g);
 }
@@ -1108,7 +1090,7 @@ test_tx_visit_limit(void)
     CHECK_EQ(n, (VIRTQ_BURST_VISITS + VIRTQ_MAX_VISITS)
              / (VIRTQ_MAX_VISITS + 1));
     CHECK_EQ(s.n, 0);
-    CHECK_EQ(g.u->idx, 2 + n);
+    CHECK_EQ(g.ring.used->idx, 2 + n);
     while (n < 32) {
         int got = virtq_dequeue_burst(&g.vq, 32, sink_cb, &s);
 
@@ -1132,17 +1114,17 @@ test_enqueue_nofit_remembered(void)
     guest_setup(&g, FEATURES_MRG);
     post_rx(&g, 0, 2, 1024);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EAGAIN);
-    g.d[1].len = 4096;          /* (The first chain takes the fast path.) */
+    g.ring.desc[1].len = 4096;     /* (The first chain takes the fast path.) */
     CHECK_EQ(virtq_enqueue(&g.vq, frame, sizeof frame), EAGAIN);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, 2500), EAGAIN);
     /* A frame that fits what was seen is walked. */
     CHECK_EQ(virtq_enqueue(&g.vq, frame, 1500), 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 2);
+    CHECK_EQ(g.ring.used->idx, 2);
     post_rx(&g, 2, 2, 1024);
     CHECK_EQ(virtq_enqueue(&g.vq, frame, 2000), 0);
     virtq_flush(&g.vq);
-    CHECK_EQ(g.u->idx, 4);
+    CHECK_EQ(g.ring.used->idx, 4);
     guest_teardown(&g);
 }
 

@@ -78,6 +78,7 @@
 
 #include "vhost-conn.h"
 #include "vhost-user-wire.h"
+#include "vguest-ring.h"
 #include "virtq.h"
 
 #define MAX_PAIRS 16
@@ -154,22 +155,13 @@ now_ms(void)
 }
 
 /* Guest memory: 'n_regions' memfds, contiguous in guest-physical space
- * from GPA_BASE, each mapped here at its own address. */
+ * from GPA_BASE, each mapped here at its own address (vguest-ring.h). */
 #define GPA_BASE 0x100000ull
-
-struct region {
-    int fd;
-    uint8_t *hva;
-    uint64_t gpa;
-    uint64_t size;
-};
 
 struct guest {
     const char *name;
     int sock;
-    struct region regions[MAX_REGIONS];
-    uint64_t mem_size;
-    uint64_t alloc_next;        /* Bump allocator, guest-physical. */
+    struct vg_mem mem;
     uint64_t features;
     uint64_t protocol_features;
     int hdr_len;
@@ -178,63 +170,20 @@ struct guest {
     struct vq *vqs[2 * MAX_PAIRS];
 };
 
-static uint8_t *
-gpa_to_hva(struct guest *g, uint64_t gpa)
-{
-    for (int i = 0; i < n_regions; i++) {
-        struct region *r = &g->regions[i];
-
-        if (gpa >= r->gpa && gpa < r->gpa + r->size) {
-            return r->hva + (gpa - r->gpa);
-        }
-    }
-    die("%s: gpa 0x%"PRIx64" outside guest memory", g->name, gpa);
-}
-
-/* Copies 'len' bytes between guest memory at 'gpa' and 'buf' (into the
- * guest if 'to_guest'), across region boundaries. */
-static void
-guest_copy(struct guest *g, uint64_t gpa, void *buf, size_t len,
-           bool to_guest)
-{
-    uint8_t *p = buf;
-
-    while (len) {
-        uint8_t *h = gpa_to_hva(g, gpa);
-        struct region *r = NULL;
-        size_t chunk;
-
-        for (int i = 0; i < n_regions; i++) {
-            if (gpa >= g->regions[i].gpa
-                && gpa < g->regions[i].gpa + g->regions[i].size) {
-                r = &g->regions[i];
-            }
-        }
-        chunk = r->gpa + r->size - gpa;
-        if (chunk > len) {
-            chunk = len;
-        }
-        if (to_guest) {
-            memcpy(h, p, chunk);
-        } else {
-            memcpy(p, h, chunk);
-        }
-        p += chunk;
-        gpa += chunk;
-        len -= chunk;
-    }
-}
-
 static void
 guest_write(struct guest *g, uint64_t gpa, const void *buf, size_t len)
 {
-    guest_copy(g, gpa, (void *) buf, len, true);
+    if (!vg_mem_copy(&g->mem, gpa, (void *) buf, len, true)) {
+        die("%s: gpa 0x%"PRIx64" outside guest memory", g->name, gpa);
+    }
 }
 
 static void
 guest_read(struct guest *g, uint64_t gpa, void *buf, size_t len)
 {
-    guest_copy(g, gpa, buf, len, false);
+    if (!vg_mem_copy(&g->mem, gpa, buf, len, false)) {
+        die("%s: gpa 0x%"PRIx64" outside guest memory", g->name, gpa);
+    }
 }
 
 /* Allocates 'size' bytes aligned to 'align'.  Rings must not cross a
@@ -242,47 +191,25 @@ guest_read(struct guest *g, uint64_t gpa, void *buf, size_t len)
 static uint64_t
 guest_alloc(struct guest *g, uint64_t size, uint64_t align, bool contiguous)
 {
-    uint64_t gpa = (g->alloc_next + align - 1) & ~(align - 1);
+    uint64_t gpa;
 
-    if (contiguous) {
-        for (int i = 0; i < n_regions; i++) {
-            struct region *r = &g->regions[i];
-
-            if (gpa < r->gpa + r->size && gpa + size > r->gpa + r->size) {
-                gpa = r->gpa + r->size;
-            }
-        }
-    }
-    if (gpa + size > GPA_BASE + g->mem_size) {
+    if (!vg_mem_alloc(&g->mem, size, align, contiguous, &gpa)) {
         die("%s: out of guest memory", g->name);
     }
-    g->alloc_next = gpa + size;
     return gpa;
 }
 
-/* A driver-side split virtqueue. */
+/* A driver-side split virtqueue, and what this front-end keeps with it. */
 struct vq {
+    struct vg_vq ring;
     int index;
     bool rx;                    /* Guest RX (device writes). */
-    uint16_t size;
-    uint64_t desc_gpa, avail_gpa, used_gpa;
-    struct vring_desc *desc;
-    struct vring_avail *avail;
-    struct vring_used *used;
-    uint16_t avail_idx;         /* Next avail entry. */
-    uint16_t last_used;         /* Next used entry to read. */
-    uint16_t free_head;
-    uint16_t n_free;
     int kick_fd, call_fd;
     bool enabled;
     bool unfilled;              /* RX: post no buffers (--fill-only). */
     uint16_t disabled_at;       /* used->idx when the switch acked the
                                  * disable: nothing may come after. */
-    /* Per head: buffer gpa, capacity; indirect table gpa if any. */
-    uint64_t *buf_gpa;
-    uint32_t *buf_cap;
-    uint64_t *ind_gpa;
-    bool *posted;               /* Per head: available, not used yet. */
+    uint64_t *buf_gpa;          /* Per head: its buffer block. */
     /* Counters. */
     uint64_t frames;
 };
@@ -290,79 +217,20 @@ struct vq {
 static void
 vq_init(struct guest *g, struct vq *vq, int index)
 {
+    uint64_t desc_gpa = guest_alloc(g, 16 * ring_size, 16, true);
+    uint64_t avail_gpa = guest_alloc(g, 6 + 2 * ring_size, 2, true);
+    uint64_t used_gpa = guest_alloc(g, 6 + 8 * ring_size, 4, true);
+
     vq->index = index;
     vq->rx = !(index & 1);
-    vq->size = ring_size;
-    vq->desc_gpa = guest_alloc(g, 16 * ring_size, 16, true);
-    vq->avail_gpa = guest_alloc(g, 6 + 2 * ring_size, 2, true);
-    vq->used_gpa = guest_alloc(g, 6 + 8 * ring_size, 4, true);
-    vq->desc = (void *) gpa_to_hva(g, vq->desc_gpa);
-    vq->avail = (void *) gpa_to_hva(g, vq->avail_gpa);
-    vq->used = (void *) gpa_to_hva(g, vq->used_gpa);
-    memset(vq->desc, 0, 16 * ring_size);
-    memset(vq->avail, 0, 6 + 2 * ring_size);
-    memset(vq->used, 0, 6 + 8 * ring_size);
-    for (int i = 0; i < ring_size; i++) {
-        vq->desc[i].next = i + 1;
+    if (!vg_vq_init(&vq->ring, &g->mem, ring_size, desc_gpa, avail_gpa,
+                    used_gpa)) {
+        die("%s: vring %d: out of memory", g->name, index);
     }
-    vq->free_head = 0;
-    vq->n_free = ring_size;
+    vg_vq_init_free_list(&vq->ring);
     vq->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     vq->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     vq->buf_gpa = calloc(ring_size, sizeof *vq->buf_gpa);
-    vq->buf_cap = calloc(ring_size, sizeof *vq->buf_cap);
-    vq->ind_gpa = calloc(ring_size, sizeof *vq->ind_gpa);
-    vq->posted = calloc(ring_size, sizeof *vq->posted);
-}
-
-/* Checks a used ring entry as a guest driver does before it trusts it:
- * its id must be a head that is out with the device.  Anything else (an
- * id used twice, as two threads writing one ring at once would produce, or
- * out of range) ends the run: the ring's state cannot be trusted after. */
-static void
-vq_check_used(const char *name, struct vq *vq, uint32_t id)
-{
-    if (id >= vq->size || !vq->posted[id]) {
-        printf("FAIL: %s vring %d: used entry %u has id %u, %s: a Linux "
-               "guest would mark the device broken\n", name, vq->index,
-               (unsigned int) vq->last_used, id,
-               id >= vq->size ? "out of range"
-               : "not a head out with the device (used twice?)");
-        printf("FAIL: 1 check(s) failed\n");
-        fflush(stdout);
-        exit(1);
-    }
-    vq->posted[id] = false;
-}
-
-/* Takes 'n' descriptors off the free list, chained; returns the head. */
-static int
-vq_get_descs(struct vq *vq, int n, uint16_t *ids)
-{
-    if (vq->n_free < n) {
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        ids[i] = vq->free_head;
-        vq->free_head = vq->desc[vq->free_head].next;
-    }
-    vq->n_free -= n;
-    return ids[0];
-}
-
-static void
-vq_put_chain(struct vq *vq, uint16_t head)
-{
-    uint16_t id = head;
-    int n = 1;
-
-    while (vq->desc[id].flags & VRING_DESC_F_NEXT) {
-        id = vq->desc[id].next;
-        n++;
-    }
-    vq->desc[id].next = vq->free_head;
-    vq->free_head = head;
-    vq->n_free += n;
 }
 
 /* Adds a buffer made of the pieces (gpa, len) as one chain, directly or
@@ -371,55 +239,15 @@ static bool
 vq_add(struct guest *g, struct vq *vq, const uint64_t *gpas,
        const uint32_t *lens, int n, uint16_t flags)
 {
-    uint16_t ids[64];
-    int head;
+    int head = vg_vq_add(&vq->ring, &g->mem, gpas, lens, n, flags,
+                         use_indirect);
 
-    if (use_indirect && n > 1) {
-        struct vring_desc table[64];
-        uint64_t table_gpa;
-
-        head = vq_get_descs(vq, 1, ids);
-        if (head < 0) {
-            return false;
-        }
-        if (!vq->ind_gpa[head]) {
-            vq->ind_gpa[head] = guest_alloc(g, 64 * 16, 16, true);
-        }
-        table_gpa = vq->ind_gpa[head];
-        for (int i = 0; i < n; i++) {
-            table[i].addr = gpas[i];
-            table[i].len = lens[i];
-            table[i].flags = flags | (i + 1 < n ? VRING_DESC_F_NEXT : 0);
-            table[i].next = i + 1;
-        }
-        guest_write(g, table_gpa, table, n * sizeof table[0]);
-        vq->desc[head].addr = table_gpa;
-        vq->desc[head].len = n * sizeof table[0];
-        vq->desc[head].flags = VRING_DESC_F_INDIRECT;
-    } else {
-        head = vq_get_descs(vq, n, ids);
-        if (head < 0) {
-            return false;
-        }
-        for (int i = 0; i < n; i++) {
-            struct vring_desc *d = &vq->desc[ids[i]];
-
-            d->addr = gpas[i];
-            d->len = lens[i];
-            d->flags = flags | (i + 1 < n ? VRING_DESC_F_NEXT : 0);
-            if (i + 1 < n) {
-                d->next = ids[i + 1];
-            }
-        }
+    if (head == VG_VQ_NO_MEMORY) {
+        die("%s: out of guest memory", g->name);
+    } else if (head == VG_VQ_POSTED) {
+        die("%s: posted a head twice (front-end bug)", g->name);
     }
-    if (vq->posted[head]) {
-        die("%s: head %d posted twice (front-end bug)", g->name, head);
-    }
-    vq->posted[head] = true;
-    vq->avail->ring[vq->avail_idx & (vq->size - 1)] = head;
-    vq->avail_idx++;
-    __atomic_store_n(&vq->avail->idx, vq->avail_idx, __ATOMIC_RELEASE);
-    return true;
+    return head >= 0;
 }
 
 /* Messages. */
@@ -576,25 +404,12 @@ static void
 guest_memory_init(struct guest *g)
 {
     /* Sparse: only what is touched takes memory. */
-    uint64_t per_region = (256ull << 20) / n_regions;
+    int error = vg_mem_init(&g->mem, "vhost-frontend-guest", n_regions,
+                            GPA_BASE, (256ull << 20) / n_regions);
 
-    g->mem_size = per_region * n_regions;
-    for (int i = 0; i < n_regions; i++) {
-        struct region *r = &g->regions[i];
-
-        r->fd = memfd_create("vhost-frontend-guest", MFD_CLOEXEC);
-        if (r->fd < 0 || ftruncate(r->fd, per_region)) {
-            die("memfd: %s", strerror(errno));
-        }
-        r->hva = mmap(NULL, per_region, PROT_READ | PROT_WRITE, MAP_SHARED,
-                      r->fd, 0);
-        if (r->hva == MAP_FAILED) {
-            die("mmap: %s", strerror(errno));
-        }
-        r->gpa = GPA_BASE + i * per_region;
-        r->size = per_region;
+    if (error) {
+        die("memfd: %s", strerror(error));
     }
-    g->alloc_next = GPA_BASE;
 }
 
 static void
@@ -602,18 +417,10 @@ send_mem_table(struct guest *g)
 {
     struct vhost_user_mem_table table;
     int fds[MAX_REGIONS];
+    uint32_t size = vg_mem_table(&g->mem, &table, fds);
 
-    memset(&table, 0, sizeof table);
-    table.nregions = n_regions;
-    for (int i = 0; i < n_regions; i++) {
-        table.regions[i].guest_phys_addr = g->regions[i].gpa;
-        table.regions[i].memory_size = g->regions[i].size;
-        table.regions[i].userspace_addr = (uintptr_t) g->regions[i].hva;
-        table.regions[i].mmap_offset = 0;
-        fds[i] = g->regions[i].fd;
-    }
-    request(g, VHOST_USER_SET_MEM_TABLE, &table,
-            8 + n_regions * sizeof table.regions[0], fds, n_regions);
+    request(g, VHOST_USER_SET_MEM_TABLE, &table, size, fds,
+            g->mem.n_regions);
 }
 
 /* Posts RX buffers until the ring is full.  Each head slot owns one
@@ -624,8 +431,8 @@ fill_rx(struct guest *g, struct vq *vq)
     int pieces = mrg ? 1 : 3;
     uint32_t piece_len = mrg ? RX_BUF_MRG : RX_BUF_BIG;
 
-    while (!vq->unfilled && vq->n_free >= (use_indirect ? 1 : pieces)) {
-        uint16_t head = vq->free_head;
+    while (!vq->unfilled && vq->ring.n_free >= (use_indirect ? 1 : pieces)) {
+        uint16_t head = vq->ring.free_head;
         uint64_t gpas[3];
         uint32_t lens[3];
 
@@ -700,9 +507,9 @@ send_frame__(struct flow *f, int q, int size, uint32_t special_magic)
     int n = 0;
     uint32_t seq = f->next_seq;
     int need = chain_len ? 1 + (size + chain_len - 1) / chain_len : 1;
-    uint16_t head = vq->free_head;
+    uint16_t head = vq->ring.free_head;
 
-    if (vq->n_free < (use_indirect ? 1 : need) || need > 64) {
+    if (vq->ring.n_free < (use_indirect ? 1 : need) || need > 64) {
         return false;
     }
     if (!vq->buf_gpa[head]) {
@@ -775,15 +582,14 @@ reclaim_tx(struct guest *g)
 {
     for (int q = 0; q < n_pairs; q++) {
         struct vq *vq = g->vqs[2 * q + 1];
-        uint16_t used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+        uint16_t used_idx = vg_vq_used_idx(&vq->ring);
 
-        while (vq->last_used != used_idx) {
-            struct vring_used_elem *e
-                = &vq->used->ring[vq->last_used & (vq->size - 1)];
+        while (vq->ring.last_used != used_idx) {
+            struct vring_used_elem *e = vg_vq_next_used(&vq->ring);
 
-            vq_check_used(g->name, vq, e->id);
-            vq_put_chain(vq, e->id);
-            vq->last_used++;
+            vg_vq_check_used(g->name, vq->index, &vq->ring, e->id);
+            vg_vq_put_chain(&vq->ring, e->id);
+            vq->ring.last_used++;
         }
     }
 }
@@ -850,20 +656,20 @@ poll_rx(struct flow *f)
 
     for (int q = 0; q < n_pairs; q++) {
         struct vq *vq = g->vqs[2 * q];
-        uint16_t used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+        uint16_t used_idx = vg_vq_used_idx(&vq->ring);
 
-        if ((uint16_t) (used_idx - vq->last_used) > vq->size) {
+        if ((uint16_t) (used_idx - vq->ring.last_used) > vq->ring.size) {
             printf("FAIL: %s vring %d: used index %u runs %u entries past "
                    "the %u the guest has read: more than the ring holds\n",
                    g->name, vq->index, used_idx,
-                   (uint16_t) (used_idx - vq->last_used), vq->last_used);
+                   (uint16_t) (used_idx - vq->ring.last_used),
+                   vq->ring.last_used);
             printf("FAIL: 1 check(s) failed\n");
             fflush(stdout);
             exit(1);
         }
-        while ((uint16_t) (used_idx - vq->last_used) > 0) {
-            struct vring_used_elem e
-                = vq->used->ring[vq->last_used & (vq->size - 1)];
+        while ((uint16_t) (used_idx - vq->ring.last_used) > 0) {
+            struct vring_used_elem e = *vg_vq_next_used(&vq->ring);
             uint32_t total = 0, n_bufs = 1;
             uint8_t pkt[MAX_FRAME + 64];
 
@@ -874,25 +680,24 @@ poll_rx(struct flow *f)
                 uint16_t id;
 
                 if (b > 0) {
-                    if ((uint16_t) (used_idx - vq->last_used) == 0) {
+                    if ((uint16_t) (used_idx - vq->ring.last_used) == 0) {
                         /* The rest is not published yet. */
-                        used_idx = __atomic_load_n(&vq->used->idx,
-                                                   __ATOMIC_ACQUIRE);
+                        used_idx = vg_vq_used_idx(&vq->ring);
                         b--;
                         continue;
                     }
-                    e = vq->used->ring[vq->last_used & (vq->size - 1)];
+                    e = *vg_vq_next_used(&vq->ring);
                 }
-                vq_check_used(g->name, vq, e.id);
-                vq->last_used++;
+                vg_vq_check_used(g->name, vq->index, &vq->ring, e.id);
+                vq->ring.last_used++;
                 id = e.id;
                 left = e.len;
-                if (vq->desc[id].flags & VRING_DESC_F_INDIRECT) {
+                if (vq->ring.desc[id].flags & VRING_DESC_F_INDIRECT) {
                     struct vring_desc table[64];
                     int i = 0;
 
-                    guest_read(g, vq->desc[id].addr, table,
-                               vq->desc[id].len);
+                    guest_read(g, vq->ring.desc[id].addr, table,
+                               vq->ring.desc[id].len);
                     while (left) {
                         uint32_t chunk = left < table[i].len ? left
                                                              : table[i].len;
@@ -906,10 +711,10 @@ poll_rx(struct flow *f)
                         i++;
                     }
                 } else {
-                    for (uint16_t i = id; left; i = vq->desc[i].next) {
+                    for (uint16_t i = id; left; i = vq->ring.desc[i].next) {
                         uint32_t chunk;
 
-                        d = &vq->desc[i];
+                        d = &vq->ring.desc[i];
                         chunk = left < d->len ? left : d->len;
                         if (total + chunk > sizeof pkt) {
                             die("frame too big");
@@ -928,11 +733,11 @@ poll_rx(struct flow *f)
                         die("bad num_buffers %u", nb);
                     }
                 }
-                vq_put_chain(vq, id);
+                vg_vq_put_chain(&vq->ring, id);
             }
             if (!vq->enabled
-                && (uint16_t) (vq->last_used - vq->disabled_at) <= 0x8000
-                && vq->last_used != vq->disabled_at) {
+                && (uint16_t) (vq->ring.last_used - vq->disabled_at) <= 0x8000
+                && vq->ring.last_used != vq->disabled_at) {
                 f->bad++;
                 fail("%s: frame delivered into disabled rxq %d", g->name, q);
             }
@@ -1019,9 +824,9 @@ set_up(struct guest *g, const char *path)
         set_vring_state(g, VHOST_USER_SET_VRING_BASE, i, 0);
         memset(&addr, 0, sizeof addr);
         addr.index = i;
-        addr.desc_user_addr = (uintptr_t) vq->desc;
-        addr.avail_user_addr = (uintptr_t) vq->avail;
-        addr.used_user_addr = (uintptr_t) vq->used;
+        addr.desc_user_addr = (uintptr_t) vq->ring.desc;
+        addr.avail_user_addr = (uintptr_t) vq->ring.avail;
+        addr.used_user_addr = (uintptr_t) vq->ring.used;
         request(g, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
         u = i;
         request(g, VHOST_USER_SET_VRING_KICK, &u, 8, &vq->kick_fd, 1);
@@ -1056,8 +861,7 @@ set_pair_enabled(struct guest *g, int q, bool on)
     g->vqs[2 * q]->enabled = g->vqs[2 * q + 1]->enabled = on;
     /* With REPLY_ACK the switch has taken the change when it answered:
      * whatever its used index says now is all it may have delivered. */
-    g->vqs[2 * q]->disabled_at = __atomic_load_n(&g->vqs[2 * q]->used->idx,
-                                                 __ATOMIC_ACQUIRE);
+    g->vqs[2 * q]->disabled_at = vg_vq_used_idx(&g->vqs[2 * q]->ring);
 }
 
 /* Called once half of a round's frames are sent. */
@@ -1143,8 +947,7 @@ check_disabled_tx_discarded(struct flow *f, int q)
         n += send_frame__(f, q, 100, DISCARD_MAGIC);
     }
     while (now_ms() < deadline
-           && __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE)
-              != vq->avail_idx) {
+           && vg_vq_used_idx(&vq->ring) != vq->ring.avail_idx) {
         poll_rx(f);
         usleep(1000);
     }
@@ -1154,7 +957,7 @@ check_disabled_tx_discarded(struct flow *f, int q)
         poll_rx(f);
         usleep(1000);
     }
-    if (vq->used->idx != vq->avail_idx) {
+    if (vq->ring.used->idx != vq->ring.avail_idx) {
         fail("%s: frames on disabled txq %d were not consumed",
              f->from->name, q);
     } else if (!f->discards_seen) {
