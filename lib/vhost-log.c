@@ -6,12 +6,20 @@
 #include "vhost-log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "vhost-mem.h"
+
+#ifndef F_GET_SEALS
+#define F_GET_SEALS 1034
+#endif
+#ifndef F_SEAL_SHRINK
+#define F_SEAL_SHRINK 0x0002
+#endif
 
 const char *
 vhost_log_map_error_name(enum vhost_log_map_error error)
@@ -24,6 +32,8 @@ vhost_log_map_error_name(enum vhost_log_map_error error)
     case VHOST_LOG_MAP_OVERFLOW: return "offset + size overflows";
     case VHOST_LOG_MAP_BAD_FD: return "not a file that can be mapped";
     case VHOST_LOG_MAP_FD_TOO_SMALL: return "file shorter than offset + size";
+    case VHOST_LOG_MAP_UNSEALED:
+        return "file not sealed against shrinking (F_SEAL_SHRINK)";
     case VHOST_LOG_MAP_TOO_SMALL:
         return "log too small for guest memory";
     case VHOST_LOG_MAP_MMAP_FAILED: return "mmap failed";
@@ -81,6 +91,13 @@ vhost_log_map(int fd, uint64_t size, uint64_t offset,
         /* A mapping past the end of the file would fault on the first
          * mark there. */
         return VHOST_LOG_MAP_FD_TOO_SMALL;
+    }
+    /* The data path writes the log without the SIGBUS containment guest
+     * memory has (vhost-mem.c): a file the front-end could shrink under
+     * it would crash the switch.  QEMU seals its log's memfd. */
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+        return VHOST_LOG_MAP_UNSEALED;
     }
     if (size < vhost_log_size_for(mem)) {
         return VHOST_LOG_MAP_TOO_SMALL;

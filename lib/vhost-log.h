@@ -62,6 +62,8 @@ enum vhost_log_map_error {
     VHOST_LOG_MAP_BAD_FD,       /* fstat() failed or not a regular file
                                  * or shared memory. */
     VHOST_LOG_MAP_FD_TOO_SMALL, /* The file ends before offset + size. */
+    VHOST_LOG_MAP_UNSEALED,     /* The file may shrink (no F_SEAL_SHRINK):
+                                 * a mark past its new end would fault. */
     VHOST_LOG_MAP_TOO_SMALL,    /* Too few bits for guest memory. */
     VHOST_LOG_MAP_MMAP_FAILED,  /* mmap() refused. */
     VHOST_LOG_MAP_NO_MEMORY,

@@ -6,6 +6,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,9 +83,10 @@ lg_teardown(struct lguest *g)
 static int
 log_file(uint64_t size)
 {
-    int fd = memfd_create("test-log", MFD_CLOEXEC);
+    int fd = memfd_create("test-log", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
     CHECK(fd >= 0 && !ftruncate(fd, size));
+    CHECK(!fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW));
     return fd;
 }
 
@@ -130,6 +132,13 @@ test_sizing_and_refusals(void)
              VHOST_LOG_MAP_TOO_BIG);
     CHECK_EQ(vhost_log_map(-1, need, 0, g.mem, &log), VHOST_LOG_MAP_NO_FD);
     CHECK(!log);
+
+    /* A file the front-end could shrink under the switch. */
+    int ufd = memfd_create("test-log-unsealed", MFD_CLOEXEC);
+    CHECK(!ftruncate(ufd, need));
+    CHECK_EQ(vhost_log_map(ufd, need, 0, g.mem, &log),
+             VHOST_LOG_MAP_UNSEALED);
+    close(ufd);
 
     /* Not a file. */
     int efd = eventfd(0, EFD_CLOEXEC);
