@@ -786,17 +786,20 @@ set_log_base(struct vhost_device *dev, struct vhost_user_msg *msg,
              union vhost_user_payload *reply)
 {
     const struct vhost_user_log *l = &msg->payload.log;
+    bool logging = dev->features & (1ull << VHOST_F_LOG_ALL);
     enum vhost_log_map_error error;
     struct vhost_log *log, *old;
 
-    if (dev->features & (1ull << VHOST_F_LOG_ALL)
-        && !park_rings(dev, 0, dev->max_vrings)) {
+    /* (Without LOG_ALL no ring holds the log: the rings keep running.) */
+    if (logging && !park_rings(dev, 0, dev->max_vrings)) {
         return WAIT;
     }
     error = vhost_log_map(msg->n_fds ? msg->fds[0] : -1, l->mmap_size,
                           l->mmap_offset, dev->mem, &log);
     if (error) {
-        resume_rings(dev, 0, dev->max_vrings);
+        if (logging) {
+            resume_rings(dev, 0, dev->max_vrings);
+        }
         dev->errors.log++;
         dev_log(dev, VHOST_LOG_WARN, "SET_LOG_BASE refused: %s (size %"
                 PRIu64", offset %"PRIu64", guest memory needs %"PRIu64")",
@@ -806,7 +809,9 @@ set_log_base(struct vhost_device *dev, struct vhost_user_msg *msg,
     }
     old = dev->log;
     dev->log = log;
-    resume_rings(dev, 0, dev->max_vrings);
+    if (logging) {
+        resume_rings(dev, 0, dev->max_vrings);
+    }
     vhost_log_free(old);
     dev_log(dev, VHOST_LOG_INFO, "dirty log: %"PRIu64" bytes (%"PRIu64
             " MiB of guest-physical memory)", log->size,
