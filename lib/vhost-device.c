@@ -72,6 +72,7 @@ vhost_device_init(struct vhost_device *dev, const char *name,
     dev->max_vrings = 2 * max_queue_pairs;
     dev->max_vrings_allocated = dev->max_vrings;
     dev->max_mem_bytes = VHOST_DEVICE_DEFAULT_MAX_MEM;
+    dev->log_fd = -1;
     dev->vrings = calloc(dev->max_vrings_allocated, sizeof *dev->vrings);
     if (!dev->vrings) {
         abort();
@@ -185,6 +186,11 @@ publish(struct vhost_device *dev, unsigned int i)
         return false;
     }
     vq->vring = i;
+    if (dev->features & (1ull << VHOST_F_LOG_ALL) && dev->log) {
+        /* Live migration: the ring marks what it writes. */
+        virtq_set_log(vq, dev->log, vr->addr.flags & VHOST_VRING_F_LOG,
+                      vr->addr.log_guest_addr);
+    }
     if (virtq_last_avail(vq) != vr->base) {
         dev_log(dev, VHOST_LOG_INFO, "vring %u resumes at used index %u, "
                 "not base %u: in-flight buffers are taken again", i,
@@ -367,6 +373,7 @@ struct retired {
     struct virtq **vqs;
     int *call_fds;
     struct vhost_mem *mem;
+    struct vhost_log *log;
 };
 
 static void
@@ -381,6 +388,7 @@ retired_free(void *r_)
         }
     }
     vhost_mem_free(r->mem);
+    vhost_log_free(r->log);
     free(r->vqs);
     free(r->call_fds);
     free(r);
@@ -416,6 +424,8 @@ retire_all(struct vhost_device *dev)
     }
     r->mem = dev->mem;
     dev->mem = NULL;
+    r->log = dev->log;
+    dev->log = NULL;
     dev->ops->defer(dev->aux, retired_free, r);
 }
 
@@ -452,6 +462,9 @@ reset_device(struct vhost_device *dev, bool may_defer)
     }
     vhost_mem_free(dev->mem);
     dev->mem = NULL;
+    vhost_log_free(dev->log);   /* (Null if retired above.) */
+    dev->log = NULL;
+    close_fd(&dev->log_fd);
     dev->owner = false;
     dev->features_set = false;
     dev->features = 0;
@@ -509,7 +522,8 @@ vhost_device_memory_faulted(struct vhost_device *dev)
 uint64_t
 vhost_device_n_errors(const struct vhost_device *dev)
 {
-    uint64_t n = dev->errors.state + dev->errors.memory + dev->errors.vring;
+    uint64_t n = (dev->errors.state + dev->errors.memory + dev->errors.vring
+                  + dev->errors.log);
 
     for (int i = 0; i < VHOST_USER_WIRE_N_ERRORS; i++) {
         n += dev->errors.wire[i];
@@ -613,6 +627,14 @@ set_features(struct vhost_device *dev, struct vhost_user_msg *msg,
     }
     if (!park_rings(dev, 0, dev->max_vrings)) {
         return WAIT;
+    }
+    if ((dev->features ^ features) & (1ull << VHOST_F_LOG_ALL)) {
+        /* QEMU turns it on when a migration starts, off when it ends or
+         * fails: the rings resume below marking the log, or not. */
+        dev_log(dev, VHOST_LOG_INFO, "dirty-page logging %s%s",
+                features & (1ull << VHOST_F_LOG_ALL) ? "on" : "off",
+                (features & (1ull << VHOST_F_LOG_ALL) && !dev->log
+                 ? " (no log yet)" : ""));
     }
     dev->features = features;
     dev->features_set = true;
@@ -741,6 +763,62 @@ rem_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
     error = vhost_mem_remove_region(dev->mem,
                                     &msg->payload.mem_single.region, &mem);
     return finish_mem_change(dev, error, mem, msg);
+}
+
+/* Live migration's dirty log.  The rings that mark the old log (those of a
+ * device with LOG_ALL acked) are parked first: once they resume on the new
+ * one, the old one is no thread's and goes.  A log that cannot be mapped is
+ * no state to migrate in (the front-end would copy pages the switch wrote
+ * without hearing of them): the front-end, owed a reply, is dropped. */
+static enum outcome
+set_log_base(struct vhost_device *dev, struct vhost_user_msg *msg,
+             union vhost_user_payload *reply)
+{
+    const struct vhost_user_log *l = &msg->payload.log;
+    bool logging = dev->features & (1ull << VHOST_F_LOG_ALL);
+    enum vhost_log_map_error error;
+    struct vhost_log *log, *old;
+
+    /* (Without LOG_ALL no ring holds the log: the rings keep running.) */
+    if (logging && !park_rings(dev, 0, dev->max_vrings)) {
+        return WAIT;
+    }
+    error = vhost_log_map(msg->n_fds ? msg->fds[0] : -1, l->mmap_size,
+                          l->mmap_offset, dev->mem, &log);
+    if (error) {
+        if (logging) {
+            resume_rings(dev, 0, dev->max_vrings);
+        }
+        dev->errors.log++;
+        dev_log(dev, VHOST_LOG_WARN, "SET_LOG_BASE refused: %s (size %"
+                PRIu64", offset %"PRIu64", guest memory needs %"PRIu64")",
+                vhost_log_map_error_name(error), l->mmap_size,
+                l->mmap_offset, vhost_log_size_for(dev->mem));
+        return FATAL;
+    }
+    old = dev->log;
+    dev->log = log;
+    if (logging) {
+        resume_rings(dev, 0, dev->max_vrings);
+    }
+    vhost_log_free(old);
+    dev_log(dev, VHOST_LOG_INFO, "dirty log: %"PRIu64" bytes (%"PRIu64
+            " MiB of guest-physical memory)", log->size,
+            log->n_pages >> (20 - VHOST_LOG_PAGE_SHIFT));
+    reply->u64 = 0;
+    return DONE;
+}
+
+/* The front-end's eventfd for "log synced" notices, which this back-end
+ * never sends (it marks the shared log as it goes): kept only to be
+ * closed. */
+static enum outcome
+set_log_fd(struct vhost_device *dev, struct vhost_user_msg *msg,
+           union vhost_user_payload *reply UNUSED)
+{
+    close_fd(&dev->log_fd);
+    dev->log_fd = take_fd(msg, 0);
+    return DONE;
 }
 
 static enum outcome
@@ -1000,7 +1078,7 @@ get_status(struct vhost_device *dev, struct vhost_user_msg *msg UNUSED,
 }
 
 /* Requests without a handler need features this port never offers
- * (logging, the back-end channel, config space, inflight tracking, device
+ * (the back-end channel, config space, inflight tracking, device
  * reset): the feature check refuses them first. */
 static handler_fn *const handlers[VHOST_USER_N_REQUESTS] = {
     [VHOST_USER_GET_FEATURES] = get_features,
@@ -1008,6 +1086,8 @@ static handler_fn *const handlers[VHOST_USER_N_REQUESTS] = {
     [VHOST_USER_SET_OWNER] = set_owner,
     [VHOST_USER_RESET_OWNER] = reset_owner,
     [VHOST_USER_SET_MEM_TABLE] = set_mem_table,
+    [VHOST_USER_SET_LOG_BASE] = set_log_base,
+    [VHOST_USER_SET_LOG_FD] = set_log_fd,
     [VHOST_USER_SET_VRING_NUM] = set_vring_num,
     [VHOST_USER_SET_VRING_ADDR] = set_vring_addr,
     [VHOST_USER_SET_VRING_BASE] = set_vring_base,

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vhost-log.h"
 #include "vhost-mem.h"
 #include "vhost-user-wire.h"
 #include "virtq.h"
@@ -41,11 +42,13 @@
      | (1ull << VIRTIO_NET_F_CTRL_VQ)            \
      | (1ull << VIRTIO_NET_F_MTU)                \
      | (1ull << VIRTIO_NET_F_GUEST_ANNOUNCE)     \
+     | (1ull << VHOST_F_LOG_ALL)                 \
      | (1ull << VHOST_USER_F_PROTOCOL_FEATURES))
 
 /* Protocol features a vhostmq port offers. */
 #define VHOST_DEVICE_PROTOCOL_FEATURES                          \
     ((1ull << VHOST_USER_PROTOCOL_F_MQ)                         \
+     | (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD)                \
      | (1ull << VHOST_USER_PROTOCOL_F_RARP)                     \
      | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)                \
      | (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)                  \
@@ -122,6 +125,7 @@ struct vhost_device_errors {
     uint64_t memory;            /* Memory region could not be mapped. */
     uint64_t vring;             /* Vring could not start. */
     uint64_t memory_faults;     /* Guest memory shrank under the switch. */
+    uint64_t log;               /* Dirty log (SET_LOG_BASE) refused. */
 };
 
 struct vhost_grace;
@@ -144,6 +148,12 @@ struct vhost_device {
     uint16_t mtu;               /* NET_SET_MTU, 0 if none. */
     struct vhost_mem *mem;
     uint64_t max_mem_bytes;     /* Most guest memory mapped at once. */
+
+    /* Live migration: the dirty log (SET_LOG_BASE), which running rings
+     * mark while LOG_ALL is acked, and the fd SET_LOG_FD gave (kept only
+     * to be closed). */
+    struct vhost_log *log;
+    int log_fd;
 
     /* SEND_RARP: the data path announces this MAC once. */
     uint8_t rarp_mac[6];

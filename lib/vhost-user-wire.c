@@ -68,10 +68,12 @@ static const struct request_info requests[VHOST_USER_N_REQUESTS] = {
       NONE_,                 NONE_),
     R(SET_MEM_TABLE,         MEM_TABLE,   PER_REGION, NONE,  false,
       NONE_,                 NONE_),
+    /* (The log comes before LOG_ALL is acked: QEMU sends SET_LOG_BASE
+     * first when migration starts, and SET_FEATURES with LOG_ALL after.) */
     R(SET_LOG_BASE,          LOG,         ONE,        U64,   false,
-      P(LOG_SHMFD),          V(VHOST_F_LOG_ALL)),
+      P(LOG_SHMFD),          NONE_),
     R(SET_LOG_FD,            NONE_OR_U64, ONE,        NONE,  false,
-      NONE_,                 V(VHOST_F_LOG_ALL)),
+      P(LOG_SHMFD),          NONE_),
     R(SET_VRING_NUM,         STATE,       NONE,       NONE,  true,
       NONE_,                 NONE_),
     R(SET_VRING_ADDR,        ADDR,        NONE,       NONE,  true,

@@ -13,6 +13,7 @@
 #include "vhost-notify.h"
 
 #define LIKELY(X) __builtin_expect(!!(X), 1)
+#define UNLIKELY(X) __builtin_expect(!!(X), 0)
 
 /* Guest memory is shared with a guest that runs concurrently.  Indexes are
  * read and written with explicit atomics and fences; descriptors and ring
@@ -103,6 +104,7 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
     vq->hdr_len = (features & ((1ull << VIRTIO_F_VERSION_1)
                                | (1ull << VIRTIO_NET_F_MRG_RXBUF))
                    ? 12 : 10);
+    vq->rx_fast_hdr = vq->hdr_len == 12 ? 12 : 0;
     vq->call_fd = call_fd;
     vq->mem = mem;
     vq->stats = stats;
@@ -123,6 +125,43 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
     /* The data path polls: the guest need not kick. */
     STORE_RELAXED(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
     return VIRTQ_INIT_OK;
+}
+
+void
+virtq_set_log(struct virtq *vq, struct vhost_log *log, bool log_used,
+              uint64_t used_gpa)
+{
+    vq->log = log;
+    vq->log_used = log && log_used;
+    vq->log_used_gpa = used_gpa;
+    vq->rx_fast_hdr = !log && vq->hdr_len == 12 ? 12 : 0;
+    if (vq->log_used) {
+        /* virtq_init() wrote the used ring's flags. */
+        vhost_log_mark(log, used_gpa, sizeof vq->used->flags);
+    }
+}
+
+/* Marks in the log the used entries from 'from' to 'to' (exclusive) and
+ * the used index: what virtq_flush() just published.  (The switch never
+ * writes avail_event: it polls, and asks for no kicks through the used
+ * ring's flags instead.) */
+static void __attribute__((noinline))
+log_used(struct virtq *vq, uint16_t from, uint16_t to)
+{
+    uint64_t ring = vq->log_used_gpa + offsetof(struct vring_used, ring);
+    uint16_t n = to - from;
+    uint16_t first = from & vq->mask;
+    uint16_t run = n < vq->size - first ? n : vq->size - first;
+
+    vhost_log_mark(vq->log, ring + first * sizeof(struct vring_used_elem),
+                   run * sizeof(struct vring_used_elem));
+    if (run < n) {
+        /* Wrapped round to the start of the ring. */
+        vhost_log_mark(vq->log, ring,
+                       (n - run) * sizeof(struct vring_used_elem));
+    }
+    vhost_log_mark(vq->log, vq->log_used_gpa
+                   + offsetof(struct vring_used, idx), sizeof vq->used->idx);
 }
 
 static inline void
@@ -371,6 +410,7 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
             chunk = left < avail ? left : avail;
             pieces[*n].base = p;
             pieces[*n].len = chunk;
+            pieces[*n].gpa = addr;
             (*n)++;
             addr += chunk;
             left -= chunk;
@@ -453,6 +493,9 @@ virtq_flush(struct virtq *vq)
     vq->nofit_valid = false;
     STORE_RELEASE(&vq->used->idx, vq->used_idx);
     vq->used_published = vq->used_idx;
+    if (UNLIKELY(vq->log_used)) {
+        log_used(vq, old_idx, vq->used_idx);
+    }
 
     int call_fd = __atomic_load_n(&vq->call_fd, __ATOMIC_RELAXED);
     if (call_fd >= 0 && guest_wants_interrupt(vq, old_idx, vq->used_idx)) {
@@ -711,6 +754,56 @@ scatter(const struct virtq_piece *pieces, int n, uint64_t offset,
     }
 }
 
+/* Marks in the log the first 'len' bytes of 'pieces'. */
+static void
+log_pieces(struct vhost_log *log, const struct virtq_piece *pieces, int n,
+           uint64_t len)
+{
+    for (int i = 0; i < n && len; i++) {
+        uint64_t chunk = pieces[i].len < len ? pieces[i].len : len;
+
+        vhost_log_mark(log, pieces[i].gpa, chunk);
+        len -= chunk;
+    }
+}
+
+/* The guest-physical address of 'p', a buffer single_desc() translated
+ * (in one region).  Found from the local address, not the descriptor
+ * again, which the guest may have changed meanwhile: the page marked is the
+ * page written. */
+static uint64_t
+hva_to_gpa(const struct vhost_mem *mem, const uint8_t *p)
+{
+    for (unsigned int i = 0; i < mem->n_regions; i++) {
+        const struct vhost_mem_region *r = &mem->regions[i];
+
+        if ((uintptr_t) p - (uintptr_t) r->hva < r->size) {
+            return r->gpa + (p - r->hva);
+        }
+    }
+    return UINT64_MAX;          /* Not reached. */
+}
+
+/* virtq_enqueue()'s fast path while logging: the same, and the buffer
+ * marked (after it was written: see vhost-log.h).  (Out of line, so that
+ * the fast path keeps nothing more in registers for it.) */
+static int __attribute__((noinline))
+enqueue_one_logged(struct virtq *vq, uint16_t head, uint8_t *p,
+                   const void *data, uint32_t len)
+{
+    static const struct virtio_net_hdr one_buffer = { .num_buffers = 1 };
+    uint32_t need = vq->hdr_len + len;
+    uint64_t gpa = hva_to_gpa(vq->mem, p);
+
+    memcpy(p, &one_buffer, vq->hdr_len);
+    memcpy(p + vq->hdr_len, data, len);
+    vhost_log_mark(vq->log, gpa, need);
+    put_used(vq, head, need);
+    vq->last_avail_idx++;
+    acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+    return 0;
+}
+
 /* virtq_enqueue() found the chains at the front of the ring too small for
  * a frame and took none: 'error' says why (VIRTQ_ERR_NONE: not enough
  * chains yet).  Counts it and returns its errno. */
@@ -773,9 +866,12 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
                 .num_buffers = 1,
             };
 
-            /* (Two constant sizes: both copies inlined.) */
-            if (vq->hdr_len == 12) {
+            /* (Two constant sizes: both copies inlined.  Logging takes
+             * neither: see 'rx_fast_hdr'.) */
+            if (LIKELY(vq->rx_fast_hdr == 12)) {
                 memcpy(p, &one_buffer, 12);
+            } else if (vq->log) {
+                return enqueue_one_logged(vq, head, p, data, len);
             } else {
                 memcpy(p, &one_buffer, 10);
             }
@@ -853,6 +949,9 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
     hdr.num_buffers = taken;
     scatter(pieces, n_pieces, 0, (const uint8_t *) &hdr, vq->hdr_len);
     scatter(pieces, n_pieces, vq->hdr_len, data, len);
+    if (vq->log) {
+        log_pieces(vq->log, pieces, n_pieces, need);
+    }
 
     /* Each chain is used for what it holds, the last one partly. */
     for (uint16_t i = 0; i < taken; i++) {

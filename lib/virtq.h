@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vhost-log.h"
 #include "vhost-mem.h"
 #include "virtio.h"
 
@@ -88,6 +89,9 @@ struct virtq_stats_acc {
 struct virtq_piece {
     uint8_t *base;
     uint32_t len;
+    uint64_t gpa;               /* Guest-physical address of 'base' (only
+                                 * in chains the general walk took, for
+                                 * the dirty log). */
 };
 
 struct virtq {
@@ -110,6 +114,19 @@ struct virtq {
     struct virtq_stats *stats;
     uint16_t vring;             /* Its index in the device (set by the
                                  * device, for logs). */
+
+    /* Dirty-page logging (live migration), set by virtq_set_log() before
+     * the ring is handed to the data path and fixed while it runs. */
+    struct vhost_log *log;      /* Null: not logging. */
+    uint64_t log_used_gpa;      /* Guest-physical address of the used
+                                 * ring, if 'log_used'. */
+    bool log_used;              /* Mark the used ring's writes. */
+    uint8_t rx_fast_hdr;        /* 12 if the enqueue's fast path writes a
+                                 * 12-byte header inline and logs nothing,
+                                 * else 0 (a 10-byte header, or logging:
+                                 * the test the fast path made of the
+                                 * header size decides both, so that it
+                                 * costs nothing more without logging). */
 
     /* Owned by the thread that polls the queue. */
     struct vhost_mem_cursor cursor;
@@ -208,6 +225,13 @@ enum virtq_init_error virtq_init(struct virtq *vq, const struct vhost_mem *,
                                  uint64_t used, uint16_t base,
                                  uint64_t features, int call_fd,
                                  struct virtq_stats *stats);
+
+/* Makes 'vq', set up by virtq_init() and not yet running, mark in 'log'
+ * (null: log nothing) every guest page it writes: frames and headers in
+ * receive buffers, and, if 'log_used', the used ring at guest-physical
+ * address 'used_gpa' (vhost-user's log_guest_addr). */
+void virtq_set_log(struct virtq *vq, struct vhost_log *log,
+                   bool log_used, uint64_t used_gpa);
 
 /* memcpy() of a frame: small ones (most of them, in packet rates that
  * matter) as two overlapping fixed-size copies the compiler inlines, instead

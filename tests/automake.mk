@@ -20,6 +20,7 @@ tests_test_vhostmq_core_SOURCES = \
 	tests/unit.h \
 	tests/test-vhostmq-core.c \
 	tests/test-device.c \
+	tests/test-log.c \
 	tests/test-mem.c \
 	tests/test-virtq.c \
 	tests/test-wire.c

@@ -23,12 +23,14 @@ extern const struct unit_suite wire_suite;
 extern const struct unit_suite virtq_suite;
 extern const struct unit_suite device_suite;
 extern const struct unit_suite mem_suite;
+extern const struct unit_suite log_suite;
 
 static const struct unit_suite *const suites[] = {
     &wire_suite,
     &virtq_suite,
     &device_suite,
     &mem_suite,
+    &log_suite,
 };
 
 int

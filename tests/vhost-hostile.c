@@ -307,6 +307,83 @@ c_log_base(void)
     vg_send(g, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd, 1);
 }
 
+/* SET_LOG_BASE with LOG_SHMFD negotiated, a log of 'size' bytes at
+ * 'offset' in a file of 'file_size' bytes (no fd if 'file_size' is 0).
+ * Owed a reply, the switch can refuse only by dropping the front-end. */
+static void
+send_log_base(uint64_t size, uint64_t offset, uint64_t file_size)
+{
+    uint64_t protocol = ((1ull << VHOST_USER_PROTOCOL_F_MQ)
+                         | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)
+                         | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)
+                         | (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD));
+    uint64_t v[2] = { size, offset };
+    int fd = -1;
+
+    vg_must_ack(g, VHOST_USER_SET_PROTOCOL_FEATURES, &protocol, 8, NULL, 0);
+    if (file_size) {
+        fd = memfd_create("hostile-log", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0 || ftruncate(fd, file_size)
+            || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK)) {
+            vg_fail(g, "memfd: %s", strerror(errno));
+        }
+    }
+    vg_send(g, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd, fd >= 0);
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+static void
+c_log_base_fd_too_small(void)
+{
+    send_log_base(8192, 0, 4096);
+}
+
+static void
+c_log_base_huge(void)
+{
+    send_log_base(1ull << 40, 0, 4096);
+}
+
+static void
+c_log_base_offset_overflow(void)
+{
+    send_log_base(4096, UINT64_MAX - 100, 4096);
+}
+
+static void
+c_log_base_no_fd(void)
+{
+    send_log_base(4096, 0, 0);
+}
+
+static void
+c_log_base_unsealed(void)
+{
+    /* A log file the front-end could shrink under the switch. */
+    uint64_t protocol = ((1ull << VHOST_USER_PROTOCOL_F_MQ)
+                         | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)
+                         | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)
+                         | (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD));
+    uint64_t v[2] = { 4096, 0 };
+    int fd = memfd_create("hostile-log", MFD_CLOEXEC);
+
+    if (fd < 0 || ftruncate(fd, 4096)) {
+        vg_fail(g, "memfd: %s", strerror(errno));
+    }
+    vg_must_ack(g, VHOST_USER_SET_PROTOCOL_FEATURES, &protocol, 8, NULL, 0);
+    vg_send(g, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd, 1);
+    close(fd);
+}
+
+static void
+c_log_base_too_small_for_memory(void)
+{
+    /* A byte of log covers 32 KiB of guest memory. */
+    send_log_base(1, 0, 4096);
+}
+
 static void
 c_add_mem_reg_overlap(void)
 {
@@ -448,6 +525,13 @@ static const struct hostile_case cases[] = {
     /* SET_LOG_BASE always expects a reply: no way to refuse but to
      * drop. */
     { "log-base-not-offered", DROP, false, c_log_base },
+    { "log-base-fd-too-small", DROP, false, c_log_base_fd_too_small },
+    { "log-base-huge", DROP, false, c_log_base_huge },
+    { "log-base-offset-overflow", DROP, false, c_log_base_offset_overflow },
+    { "log-base-no-fd", DROP, false, c_log_base_no_fd },
+    { "log-base-unsealed", DROP, false, c_log_base_unsealed },
+    { "log-base-too-small-for-memory", DROP, true,
+      c_log_base_too_small_for_memory },
     { "mem-table-without-fd", NACK, false, c_mem_table_no_fd },
     /* Descriptors beyond what the request needs are closed. */
     { "mem-table-extra-fds", ACCEPT, false, c_mem_table_extra_fds },

@@ -7,7 +7,8 @@
  * The input is a sequence of records, each:
  *
  *   1 byte    fds to attach (low 4 bits, 0 to 8 kept) and which kind
- *             (high bits: memfds of 4 KiB, 64 KiB or 1 MiB, or an eventfd)
+ *             (high bits: memfds of 4 KiB (sealed, so that it may serve as
+ *             a dirty log), 64 KiB or 1 MiB, or an eventfd)
  *   12 bytes  a vhost-user header (request, flags, size)
  *   N bytes   its payload, N as the header says (the record is cut short,
  *             and the stream ends, if the input has less)
@@ -24,6 +25,7 @@
 
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,8 +131,14 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     for (int i = 0; i < 3; i++) {
-        memfds[i] = memfd_create("fuzz-device", MFD_CLOEXEC);
-        if (memfds[i] < 0 || ftruncate(memfds[i], memfd_sizes[i])) {
+        /* The 4 KiB one is sealed against resizing, as QEMU's dirty log
+         * is (the switch maps no other as a log): SET_LOG_BASE's stream
+         * gets past the log checks. */
+        memfds[i] = memfd_create("fuzz-device",
+                                 MFD_CLOEXEC | (i ? 0 : MFD_ALLOW_SEALING));
+        if (memfds[i] < 0 || ftruncate(memfds[i], memfd_sizes[i])
+            || (!i && fcntl(memfds[i], F_ADD_SEALS,
+                            F_SEAL_SHRINK | F_SEAL_GROW))) {
             abort();
         }
         memfd_views[i] = mmap(NULL, memfd_sizes[i], PROT_READ | PROT_WRITE,
