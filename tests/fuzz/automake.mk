@@ -17,6 +17,7 @@ FUZZ_SECONDS = 60
 FUZZ_CORE = \
 	$(srcdir)/lib/vhost-conn.c \
 	$(srcdir)/lib/vhost-device.c \
+	$(srcdir)/lib/vhost-log.c \
 	$(srcdir)/lib/vhost-mem.c \
 	$(srcdir)/lib/vhost-notify.c \
 	$(srcdir)/lib/vhost-user-wire.c \
@@ -24,6 +25,7 @@ FUZZ_CORE = \
 FUZZ_HDRS = \
 	$(srcdir)/lib/vhost-conn.h \
 	$(srcdir)/lib/vhost-device.h \
+	$(srcdir)/lib/vhost-log.h \
 	$(srcdir)/lib/vhost-mem.h \
 	$(srcdir)/lib/vhost-notify.h \
 	$(srcdir)/lib/vhost-user-wire.h \
