@@ -1559,6 +1559,9 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
 
         compose_rarp(rarp, mac);
         dp_packet_batch_add(batch, rarp);
+        VLOG_INFO_RL(&info_rl, "%s: announced the guest's MAC "ETH_ADDR_FMT
+                     " (RARP), as its front-end asked",
+                     netdev_get_name(&dev->up), ETH_ADDR_ARGS(mac));
     }
 
     struct recv_ctx ctx = { .batch = batch, .cache = pkt_cache_get() };

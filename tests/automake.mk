@@ -46,10 +46,12 @@ TESTSUITE_AT = \
 	tests/reconnect.at \
 	tests/operability.at \
 	tests/qemu.at \
+	tests/migration.at \
 	tests/hostile.at \
 	tests/soak.at
 TESTSUITE = $(srcdir)/tests/testsuite
-EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in
+EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in \
+	tests/guest/build-guest tests/guest/init tests/vhostmq-qemu-ctl
 DISTCLEANFILES += tests/atconfig tests/atlocal
 
 # The project's ovs-vswitchd comes first, then OVS's own programs.
