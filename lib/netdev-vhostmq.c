@@ -52,6 +52,7 @@
 VLOG_DEFINE_THIS_MODULE(netdev_vhostmq);
 
 COVERAGE_DEFINE(vhostmq_tx_dropped_link_down);
+COVERAGE_DEFINE(vhostmq_tx_dropped_unfilled);
 COVERAGE_DEFINE(vhostmq_tx_dropped_admin_down);
 COVERAGE_DEFINE(vhostmq_tx_failure_drops);
 COVERAGE_DEFINE(vhostmq_tx_mtu_exceeded_drops);
@@ -82,6 +83,9 @@ static struct vlog_rate_limit info_rl = VLOG_RATE_LIMIT_INIT(60, 600);
 struct vhostmq_sw_stats {
     atomic_uint64_t tx_retries;
     atomic_uint64_t tx_failure_drops;
+    atomic_uint64_t tx_unfilled_drops;  /* Before the guest's first RX
+                                         * buffers: counted apart from
+                                         * 'tx_failure_drops'. */
     atomic_uint64_t tx_mtu_exceeded_drops;
     atomic_uint64_t tx_link_down_drops;
     atomic_uint64_t tx_admin_down_drops;
@@ -1109,7 +1113,7 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     size_t n = dp_packet_batch_size(batch);
-    size_t mtu_drops = 0, failed = 0, retries = 0;
+    size_t mtu_drops = 0, failed = 0, unfilled = 0, retries = 0;
     struct vhostmq_txq *txq = NULL;
     int max_frame_len, retries_max;
     struct dp_packet *packet;
@@ -1158,6 +1162,13 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
         }
     }
     virtq_flush(vq);
+    if (OVS_UNLIKELY(failed) && virtq_never_filled(vq)) {
+        /* The guest has enabled the queue but given it no buffer yet, as
+         * Linux does between probing the device and bringing the interface
+         * up: not a guest that cannot keep up. */
+        unfilled = failed;
+        failed = 0;
+    }
     /* The next batch's buffers, while the switch does other work. */
     virtq_prefetch_rx(vq, NETDEV_MAX_BURST);
     if (OVS_UNLIKELY(vq->error)) {
@@ -1165,12 +1176,14 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     }
     unlock_guest_rxq(txq);
 
-    if (OVS_UNLIKELY(mtu_drops || failed || retries)) {
+    if (OVS_UNLIKELY(mtu_drops || failed || unfilled || retries)) {
         sw_stat_add(&dev->sw.tx_mtu_exceeded_drops, mtu_drops);
         sw_stat_add(&dev->sw.tx_failure_drops, failed);
+        sw_stat_add(&dev->sw.tx_unfilled_drops, unfilled);
         sw_stat_add(&dev->sw.tx_retries, retries);
         COVERAGE_ADD(vhostmq_tx_mtu_exceeded_drops, mtu_drops);
         COVERAGE_ADD(vhostmq_tx_failure_drops, failed);
+        COVERAGE_ADD(vhostmq_tx_dropped_unfilled, unfilled);
     }
 
     struct vhostmq_pkt_cache *cache = pkt_cache_get();
@@ -1300,6 +1313,7 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
         }
     }
     stats->tx_dropped = read_sw(&dev->sw.tx_failure_drops)
+                        + read_sw(&dev->sw.tx_unfilled_drops)
                         + read_sw(&dev->sw.tx_link_down_drops)
                         + read_sw(&dev->sw.tx_admin_down_drops) + mtu_drops;
     stats->rx_length_errors = 0;
@@ -1366,8 +1380,11 @@ netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
                 NETDEV_CUSTOM_STATS_NAME_SIZE);                         \
     custom->counters[n++].value = VALUE;
     VHOSTMQ_SW_STAT("ovs_tx_retries", read_sw(&dev->sw.tx_retries));
+    /* (As netdev-dpdk counts them: every frame the guest had no buffer
+     * for.) */
     VHOSTMQ_SW_STAT("ovs_tx_failure_drops",
-                    read_sw(&dev->sw.tx_failure_drops));
+                    read_sw(&dev->sw.tx_failure_drops)
+                    + read_sw(&dev->sw.tx_unfilled_drops));
     VHOSTMQ_SW_STAT("ovs_tx_mtu_exceeded_drops",
                     read_sw(&dev->sw.tx_mtu_exceeded_drops));
     VHOSTMQ_SW_STAT("ovs_tx_qos_drops", 0);
@@ -1712,11 +1729,13 @@ format_port(struct ds *ds, struct netdev_vhostmq *dev)
     }
     ds_put_format(ds, "  switch to guest: dropped for want of guest buffers "
                   "%"PRIu64", over the MTU %"PRIu64", link down %"PRIu64
-                  ", admin down %"PRIu64"; retries %"PRIu64"\n",
+                  ", admin down %"PRIu64", before the guest's first buffers "
+                  "%"PRIu64"; retries %"PRIu64"\n",
                   read_sw(&dev->sw.tx_failure_drops),
                   read_sw(&dev->sw.tx_mtu_exceeded_drops),
                   read_sw(&dev->sw.tx_link_down_drops),
                   read_sw(&dev->sw.tx_admin_down_drops),
+                  read_sw(&dev->sw.tx_unfilled_drops),
                   read_sw(&dev->sw.tx_retries));
     ds_put_format(ds, "  protocol errors %"PRIu64,
                   port_protocol_errors(dev));

@@ -47,6 +47,11 @@
  *                      its refill work runs; A's frames must all arrive
  *                      (on pair Q) in the warm-up and round 1; then B
  *                      fills every RX ring and another round runs
+ *   --unfilled-first N B gives no receive buffer at first (a Linux guest
+ *                      between its driver's probe and its interface coming
+ *                      up): A sends N frames, which the switch must drop,
+ *                      waits until the switch took them all from its ring,
+ *                      then B fills every RX ring and the rounds run
  *   --ignore-queue-num set up more pairs than GET_QUEUE_NUM allows (a
  *                      broken front-end: the switch must refuse)
  *   --timeout SECONDS  (default 20)
@@ -112,6 +117,7 @@ static int timeout_s = 20;
 static int hold_ms;
 static int churn_ms;
 static int fill_only = -1;
+static int unfilled_first;              /* --unfilled-first N. */
 static struct guest *unfilled_guest;    /* B, with --fill-only. */
 static uint8_t mac_a[6] = { 2, 0, 0, 0, 0, 0x0a };
 static uint8_t mac_b[6] = { 2, 0, 0, 0, 0, 0x0b };
@@ -576,6 +582,39 @@ warm_up(struct flow *f)
     }
 }
 
+static void reclaim_tx(struct guest *);
+
+/* --unfilled-first: 'f->from' sends frames while 'f->to' has no receive
+ * buffer on any ring; once the switch has taken every one of them from the
+ * sender's ring (and had time to pass them on), the receiver fills its
+ * rings. */
+static void
+send_unfilled_first(struct flow *f)
+{
+    long long deadline = now_ms() + timeout_s * 1000LL;
+    struct vq *tx = f->from->vqs[1];
+
+    for (int i = 0; i < unfilled_first; i++) {
+        send_frame__(f, 0, 60, PROBE_MAGIC);
+    }
+    while (vg_vq_used_idx(&tx->ring) != tx->ring.avail_idx
+           && now_ms() < deadline) {
+        usleep(1000);
+    }
+    reclaim_tx(f->from);
+    if (tx->ring.last_used != tx->ring.avail_idx) {
+        fail("%s: the switch did not take the %d frames sent before %s "
+             "had buffers", f->from->name, unfilled_first, f->to->name);
+    }
+    usleep(200 * 1000);
+    for (int q = 0; q < n_pairs; q++) {
+        f->to->vqs[2 * q]->unfilled = false;
+        fill_rx(f->to, f->to->vqs[2 * q]);
+    }
+    printf("ok: %s: %d frames sent before %s had buffers\n", f->from->name,
+           unfilled_first, f->to->name);
+}
+
 /* Recycles sent buffers. */
 static void
 reclaim_tx(struct guest *g)
@@ -831,7 +870,8 @@ set_up(struct guest *g, const char *path)
         u = i;
         request(g, VHOST_USER_SET_VRING_KICK, &u, 8, &vq->kick_fd, 1);
         request(g, VHOST_USER_SET_VRING_CALL, &u, 8, &vq->call_fd, 1);
-        vq->unfilled = vq->rx && g == unfilled_guest && i / 2 != fill_only;
+        vq->unfilled = (vq->rx && g == unfilled_guest
+                        && (unfilled_first > 0 || i / 2 != fill_only));
         if (vq->rx) {
             fill_rx(g, vq);
         }
@@ -1093,6 +1133,7 @@ main(int argc, char *argv[])
         { "hold", required_argument, NULL, 'H' },
         { "churn", required_argument, NULL, 'K' },
         { "fill-only", required_argument, NULL, 'F' },
+        { "unfilled-first", required_argument, NULL, 'U' },
         { "ignore-queue-num", no_argument, NULL, 'G' },
         { "no-status", no_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
@@ -1133,6 +1174,7 @@ main(int argc, char *argv[])
         case 'H': hold_ms = atoi(optarg); break;
         case 'K': churn_ms = atoi(optarg); break;
         case 'F': fill_only = atoi(optarg); break;
+        case 'U': unfilled_first = atoi(optarg); break;
         case 'G': ignore_queue_num = true; break;
         case 'S': use_status = false; break;
         default: die("bad option (see the comment at the top of the file)");
@@ -1175,6 +1217,12 @@ main(int argc, char *argv[])
         }
         unfilled_guest = &b;
     }
+    if (unfilled_first > 0) {
+        if (fill_only >= 0) {
+            die("--unfilled-first and --fill-only do not go together");
+        }
+        unfilled_guest = &b;
+    }
     set_up(&b, argv[optind + 1]);
 
     memset(&ab, 0, sizeof ab);
@@ -1187,6 +1235,9 @@ main(int argc, char *argv[])
     ab.seen = calloc(ab.max_seq, 1);
     ba.seen = calloc(ba.max_seq, 1);
 
+    if (unfilled_first > 0) {
+        send_unfilled_first(&ab);
+    }
     warm_up(&ab);
     if (!one_way) {
         warm_up(&ba);
