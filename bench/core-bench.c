@@ -549,8 +549,9 @@ guest_init(struct guest *g, uint32_t frame_len, uint32_t rx_buf_len)
  * copies it into a new dp_packet. */
 static void
 bench_packet_from_guest(void *sw_, const struct virtq_piece *pieces, int n,
-                        uint32_t len)
+                        uint32_t len, const struct virtio_net_hdr *hdr)
 {
+    (void) hdr;
     struct bench_switch *sw = sw_;
     struct bench_packet *packet;
     uint8_t *dst;

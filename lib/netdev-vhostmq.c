@@ -31,6 +31,7 @@
 #include "dp-packet.h"
 #include "dpif-netdev.h"
 #include "netdev-provider.h"
+#include "netdev-vhostmq-offload.h"
 #include "openvswitch/dynamic-string.h"
 #include "openvswitch/poll-loop.h"
 #include "openvswitch/vlog.h"
@@ -42,6 +43,7 @@
 #include "smap.h"
 #include "timeval.h"
 #include "unixctl.h"
+#include "userspace-tso.h"
 #include "util.h"
 #include "vhost-device.h"
 #include "vhost-endpoint.h"
@@ -54,6 +56,7 @@ VLOG_DEFINE_THIS_MODULE(netdev_vhostmq);
 COVERAGE_DEFINE(vhostmq_tx_dropped_link_down);
 COVERAGE_DEFINE(vhostmq_tx_dropped_unfilled);
 COVERAGE_DEFINE(vhostmq_tx_dropped_admin_down);
+COVERAGE_DEFINE(vhostmq_rx_bad_offload);
 COVERAGE_DEFINE(vhostmq_tx_failure_drops);
 COVERAGE_DEFINE(vhostmq_tx_mtu_exceeded_drops);
 COVERAGE_DEFINE(vhostmq_control_errors);
@@ -111,6 +114,8 @@ struct netdev_vhostmq {
 
     /* Fixed at construction. */
     bool client;                /* Switch connects (true) or listens. */
+    bool offloads;              /* Checksum and TSO offloads offered
+                                 * (other_config:userspace-tso-enable). */
 
     struct ovs_mutex mutex;
     char *socket_path OVS_GUARDED;      /* vhost-user socket. */
@@ -130,6 +135,7 @@ struct netdev_vhostmq {
     atomic_int tx_map[VHOST_USER_MAX_QUEUE_PAIRS];  /* txq -> guest q. */
     struct vhostmq_txq txqs[VHOST_USER_MAX_QUEUE_PAIRS];
     struct vhostmq_sw_stats sw;
+    struct vhostmq_offload_stats ol;
 
     /* Main thread only: the vhost-user side. */
     struct vhost_device vdev;
@@ -648,6 +654,19 @@ netdev_vhostmq_construct(struct netdev *netdev)
     vhost_device_init(&dev->vdev, netdev_get_name(netdev),
                       VHOSTMQ_DEFAULT_QUEUE_PAIRS, &vhostmq_device_ops, dev);
 
+    /* As netdev-dpdk's vhost ports: offloads follow the switch-wide
+     * setting as it was when the port was made. */
+    dev->offloads = userspace_tso_enabled();
+    vhost_device_offer_offloads(&dev->vdev, dev->offloads);
+    if (dev->offloads) {
+        netdev->ol_flags |= (NETDEV_TX_OFFLOAD_TCP_TSO
+                             | NETDEV_TX_OFFLOAD_TCP_CKSUM
+                             | NETDEV_TX_OFFLOAD_UDP_CKSUM
+                             | NETDEV_TX_OFFLOAD_IPV4_CKSUM);
+        VLOG_INFO("%s: userspace TSO enabled: offering the guest checksum "
+                  "and TCP segmentation offloads", name);
+    }
+
     netdev->n_rxq = 1;
     netdev->n_txq = 1;
 
@@ -997,6 +1016,9 @@ lock_guest_rxq(struct netdev_vhostmq *dev, int qid,
 struct vhostmq_pkt_cache {
     int n;
     struct dp_packet *pkts[VHOSTMQ_PKT_CACHE];
+    uint8_t *scratch;           /* VHOSTMQ_OFFLOAD_SCRATCH bytes for the
+                                 * segments of software TSO, or null until
+                                 * this thread needs it. */
 };
 
 static pthread_key_t pkt_cache_key;
@@ -1009,6 +1031,7 @@ pkt_cache_destroy(void *cache_)
     for (int i = 0; i < cache->n; i++) {
         free(cache->pkts[i]);
     }
+    free(cache->scratch);
     free(cache);
 }
 
@@ -1026,6 +1049,7 @@ pkt_cache_get(void)
     if (OVS_UNLIKELY(!cache)) {
         cache = xmalloc(sizeof *cache);
         cache->n = 0;
+        cache->scratch = NULL;
         xpthread_setspecific(pkt_cache_key, cache);
     }
     return cache;
@@ -1106,6 +1130,57 @@ pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
     }
 }
 
+/* Puts a frame into a guest's RX ring, retrying (after publishing what was
+ * sent so far) while the guest has no buffers, up to a budget per batch. */
+struct send_ctx {
+    struct virtq *vq;
+    size_t *retries;
+    int retries_max;
+};
+
+static int
+enqueue_retrying(void *ctx_, const struct virtio_net_hdr *hdr,
+                 const void *data, uint32_t len)
+{
+    struct send_ctx *ctx = ctx_;
+    int error;
+
+    for (;;) {
+        error = (hdr ? virtq_enqueue_hdr(ctx->vq, hdr, data, len)
+                 : virtq_enqueue(ctx->vq, data, len));
+        if (error != EAGAIN || *ctx->retries >= ctx->retries_max) {
+            return error;
+        }
+        virtq_flush(ctx->vq);
+        (*ctx->retries)++;
+    }
+}
+
+/* Sends 'packet', which has offload flags, to 'vq'.  Returns 0 or the
+ * errno value of its drop. */
+static int __attribute__((noinline))
+send_offloaded(struct netdev_vhostmq *dev, struct virtq *vq,
+               struct dp_packet *packet, int max_frame_len, size_t *retries,
+               int retries_max, struct vhostmq_offload_acc *acc)
+{
+    struct vhostmq_pkt_cache *cache = pkt_cache_get();
+    struct send_ctx ctx = { vq, retries, retries_max };
+    int error;
+
+    if (OVS_UNLIKELY(!cache->scratch)) {
+        cache->scratch = xmalloc(VHOSTMQ_OFFLOAD_SCRATCH);
+    }
+    error = vhostmq_offload_to_guest(packet, vq->features, max_frame_len,
+                                     cache->scratch, enqueue_retrying, &ctx,
+                                     acc);
+    if (OVS_UNLIKELY(error == EINVAL)) {
+        VLOG_WARN_RL(&rl, "%s: packet dropped: offload flags 0x%"PRIx64
+                     " that do not fit it", netdev_get_name(&dev->up),
+                     (uint64_t) *dp_packet_ol_flags_ptr(packet));
+    }
+    return error;
+}
+
 static int
 netdev_vhostmq_send(struct netdev *netdev, int qid,
                     struct dp_packet_batch *batch,
@@ -1114,6 +1189,7 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     size_t n = dp_packet_batch_size(batch);
     size_t mtu_drops = 0, failed = 0, unfilled = 0, retries = 0;
+    struct vhostmq_offload_acc acc;
     struct vhostmq_txq *txq = NULL;
     int max_frame_len, retries_max;
     struct dp_packet *packet;
@@ -1140,11 +1216,23 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     atomic_read_relaxed(&dev->max_frame_len, &max_frame_len);
     atomic_read_relaxed(&dev->tx_retries_max, &retries_max);
     virtq_prefetch_rx(vq, n);
+    acc.tx_csum = acc.tx_tso = acc.tx_sw_csum = acc.tx_sw_tso = 0;
+    acc.tx_sw_segments = acc.tx_bad = 0;
 
     DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
         uint32_t size = dp_packet_size(packet);
         int error;
 
+        if (OVS_UNLIKELY(vhostmq_offload_pending(packet))) {
+            error = send_offloaded(dev, vq, packet, max_frame_len, &retries,
+                                   retries_max, &acc);
+            if (error == EMSGSIZE) {
+                mtu_drops++;
+            } else if (error && error != EINVAL) {
+                failed++;
+            }
+            continue;
+        }
         if (OVS_UNLIKELY(size > max_frame_len)) {
             mtu_drops++;
             continue;
@@ -1176,6 +1264,11 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     }
     unlock_guest_rxq(txq);
 
+    if (OVS_UNLIKELY(acc.tx_csum | acc.tx_sw_csum | acc.tx_sw_tso
+                     | acc.tx_bad)) {
+        acc.rx_csum = acc.rx_tso = acc.rx_sw_csum = acc.rx_bad = 0;
+        vhostmq_offload_acc_flush(&acc, &dev->ol);
+    }
     if (OVS_UNLIKELY(mtu_drops || failed || unfilled || retries)) {
         sw_stat_add(&dev->sw.tx_mtu_exceeded_drops, mtu_drops);
         sw_stat_add(&dev->sw.tx_failure_drops, failed);
@@ -1299,6 +1392,8 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
             stats->rx_errors += read_stat(&s->bad_chain)
                                 + read_stat(&s->too_long)
                                 + read_stat(&s->broken);
+            /* (Frames dropped for a bad virtio-net header are added
+             * below, once.) */
             stats->multicast += read_stat(&s->multicast);
             stats->rx_dropped += read_stat(&s->disabled_discards);
             stats->rx_broadcast_packets += read_stat(&s->broadcast);
@@ -1315,7 +1410,9 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
     stats->tx_dropped = read_sw(&dev->sw.tx_failure_drops)
                         + read_sw(&dev->sw.tx_unfilled_drops)
                         + read_sw(&dev->sw.tx_link_down_drops)
-                        + read_sw(&dev->sw.tx_admin_down_drops) + mtu_drops;
+                        + read_sw(&dev->sw.tx_admin_down_drops) + mtu_drops
+                        + read_sw(&dev->ol.tx_bad);
+    stats->rx_errors += read_sw(&dev->ol.rx_bad);
     stats->rx_length_errors = 0;
     return 0;
 }
@@ -1355,7 +1452,7 @@ netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
     VHOSTMQ_QUEUE_STATS
 #undef VHOSTMQ_QUEUE_STAT
 
-    custom->size = 2 * n_queues * per_queue + 5;
+    custom->size = 2 * n_queues * per_queue + 16;
     custom->counters = xcalloc(custom->size, sizeof *custom->counters);
 
     for (int q = 0; q < n_queues; q++) {
@@ -1389,6 +1486,21 @@ netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
                     read_sw(&dev->sw.tx_mtu_exceeded_drops));
     VHOSTMQ_SW_STAT("ovs_tx_qos_drops", 0);
     VHOSTMQ_SW_STAT("ovs_rx_qos_drops", 0);
+    VHOSTMQ_SW_STAT("ovs_tx_invalid_hwol_drops", read_sw(&dev->ol.tx_bad));
+    if (dev->offloads) {
+        /* Offloads (other_config:userspace-tso-enable=true). */
+        VHOSTMQ_SW_STAT("rx_csum_offload_packets", read_sw(&dev->ol.rx_csum));
+        VHOSTMQ_SW_STAT("rx_tso_packets", read_sw(&dev->ol.rx_tso));
+        VHOSTMQ_SW_STAT("rx_sw_csum_packets", read_sw(&dev->ol.rx_sw_csum));
+        VHOSTMQ_SW_STAT("rx_bad_offload_header_drops",
+                        read_sw(&dev->ol.rx_bad));
+        VHOSTMQ_SW_STAT("tx_csum_offload_packets", read_sw(&dev->ol.tx_csum));
+        VHOSTMQ_SW_STAT("tx_tso_packets", read_sw(&dev->ol.tx_tso));
+        VHOSTMQ_SW_STAT("tx_sw_csum_packets", read_sw(&dev->ol.tx_sw_csum));
+        VHOSTMQ_SW_STAT("tx_sw_tso_packets", read_sw(&dev->ol.tx_sw_tso));
+        VHOSTMQ_SW_STAT("tx_sw_tso_segments",
+                        read_sw(&dev->ol.tx_sw_segments));
+    }
 #undef VHOSTMQ_SW_STAT
 
     custom->size = n;
@@ -1402,6 +1514,34 @@ port_protocol_errors(const struct netdev_vhostmq *dev)
 {
     return (vhost_device_n_errors(&dev->vdev)
             + vhost_endpoint_n_bad_headers(dev->endpoint));
+}
+
+/* Status "offloads": what the guest negotiated of those offered, as
+ * "tx_csum tso4 tso6 rx_csum rx_tso4 rx_tso6" (guest tx: frames it sends
+ * with; guest rx: frames it takes with), or "none". */
+static void
+format_offloads(struct smap *args, uint64_t features)
+{
+    static const struct {
+        int bit;
+        const char *name;
+    } names[] = {
+        { VIRTIO_NET_F_CSUM, "tx_csum" },
+        { VIRTIO_NET_F_HOST_TSO4, "tx_tso4" },
+        { VIRTIO_NET_F_HOST_TSO6, "tx_tso6" },
+        { VIRTIO_NET_F_GUEST_CSUM, "rx_csum" },
+        { VIRTIO_NET_F_GUEST_TSO4, "rx_tso4" },
+        { VIRTIO_NET_F_GUEST_TSO6, "rx_tso6" },
+    };
+    struct ds s = DS_EMPTY_INITIALIZER;
+
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if (features & (1ull << names[i].bit)) {
+            ds_put_format(&s, "%s%s", s.length ? " " : "", names[i].name);
+        }
+    }
+    smap_add(args, "offloads", s.length ? ds_cstr(&s) : "none");
+    ds_destroy(&s);
 }
 
 static int
@@ -1428,6 +1568,9 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
             smap_add_format(args, "mtu", "%d", vdev->mtu);
         }
         smap_add(args, "numa", "0");
+        if (dev->offloads) {
+            format_offloads(args, vdev->features);
+        }
         for (unsigned int i = 0; i < vdev->max_vrings; i++) {
             if (vdev->vrings[i].configured) {
                 n_vrings = i + 1;
@@ -1524,11 +1667,13 @@ netdev_vhostmq_rxq_enabled(struct netdev_rxq *rxq)
 struct recv_ctx {
     struct dp_packet_batch *batch;
     struct vhostmq_pkt_cache *cache;
+    uint64_t features;                  /* The guest's. */
+    struct vhostmq_offload_acc acc;     /* Offloads in this burst. */
 };
 
 static void
 packet_from_guest(void *ctx_, const struct virtq_piece *pieces, int n,
-                  uint32_t len)
+                  uint32_t len, const struct virtio_net_hdr *hdr)
 {
     struct recv_ctx *ctx = ctx_;
     struct dp_packet *packet = pkt_alloc(ctx->cache, len);
@@ -1543,7 +1688,28 @@ packet_from_guest(void *ctx_, const struct virtq_piece *pieces, int n,
         }
     }
     dp_packet_set_size(packet, len);
+    if (OVS_UNLIKELY(hdr) && (hdr->flags | hdr->gso_type)
+        && !vhostmq_offload_from_guest(packet, hdr, ctx->features,
+                                       &ctx->acc)) {
+        pkt_free(ctx->cache, packet);
+        return;
+    }
     dp_packet_batch_add(ctx->batch, packet);
+}
+
+/* Counts the offloads of a receive burst, and logs a bad header. */
+static void __attribute__((noinline))
+rx_offload_done(struct netdev_vhostmq *dev, struct netdev_rxq *rxq,
+                struct vhostmq_offload_acc *acc)
+{
+    if (acc->rx_bad) {
+        COVERAGE_ADD(vhostmq_rx_bad_offload, acc->rx_bad);
+        VLOG_WARN_RL(&rl, "%s: rx queue %d: %"PRIu32" frame(s) dropped for a "
+                     "bad virtio-net header: %s", netdev_get_name(&dev->up),
+                     rxq->queue_id, acc->rx_bad,
+                     vnet_hdr_error_name(acc->rx_error));
+    }
+    vhostmq_offload_acc_flush(acc, &dev->ol);
 }
 
 static int
@@ -1581,9 +1747,13 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
                      netdev_get_name(&dev->up), ETH_ADDR_ARGS(mac));
     }
 
-    struct recv_ctx ctx = { .batch = batch, .cache = pkt_cache_get() };
+    struct recv_ctx ctx = { .batch = batch, .cache = pkt_cache_get(),
+                            .features = vq->features };
     virtq_dequeue_burst(vq, NETDEV_MAX_BURST - dp_packet_batch_size(batch),
                         packet_from_guest, &ctx);
+    if (OVS_UNLIKELY(ctx.acc.rx_csum | ctx.acc.rx_sw_csum | ctx.acc.rx_bad)) {
+        rx_offload_done(dev, rxq, &ctx.acc);
+    }
     if (OVS_UNLIKELY(vq->error)) {
         report_ring_error(dev, vq);
     }
@@ -1656,6 +1826,15 @@ format_port(struct ds *ds, struct netdev_vhostmq *dev)
 {
     static const char *const feature_names[64] = {
         [VIRTIO_NET_F_CSUM] = "CSUM", [VIRTIO_NET_F_MTU] = "MTU",
+        [VIRTIO_NET_F_GUEST_CSUM] = "GUEST_CSUM",
+        [VIRTIO_NET_F_GUEST_TSO4] = "GUEST_TSO4",
+        [VIRTIO_NET_F_GUEST_TSO6] = "GUEST_TSO6",
+        [VIRTIO_NET_F_GUEST_ECN] = "GUEST_ECN",
+        [VIRTIO_NET_F_GUEST_UFO] = "GUEST_UFO",
+        [VIRTIO_NET_F_HOST_TSO4] = "HOST_TSO4",
+        [VIRTIO_NET_F_HOST_TSO6] = "HOST_TSO6",
+        [VIRTIO_NET_F_HOST_ECN] = "HOST_ECN",
+        [VIRTIO_NET_F_HOST_UFO] = "HOST_UFO",
         [VIRTIO_NET_F_MAC] = "MAC", [VIRTIO_NET_F_MRG_RXBUF] = "MRG_RXBUF",
         [VIRTIO_NET_F_STATUS] = "STATUS", [VIRTIO_NET_F_CTRL_VQ] = "CTRL_VQ",
         [VIRTIO_NET_F_GUEST_ANNOUNCE] = "GUEST_ANNOUNCE",

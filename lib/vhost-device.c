@@ -72,6 +72,7 @@ vhost_device_init(struct vhost_device *dev, const char *name,
     dev->max_vrings = 2 * max_queue_pairs;
     dev->max_vrings_allocated = dev->max_vrings;
     dev->max_mem_bytes = VHOST_DEVICE_DEFAULT_MAX_MEM;
+    dev->offered = VHOST_DEVICE_FEATURES;
     dev->log_fd = -1;
     dev->vrings = calloc(dev->max_vrings_allocated, sizeof *dev->vrings);
     if (!dev->vrings) {
@@ -82,6 +83,14 @@ vhost_device_init(struct vhost_device *dev, const char *name,
 
         vr->kick_fd = vr->call_fd = vr->err_fd = -1;
     }
+}
+
+void
+vhost_device_offer_offloads(struct vhost_device *dev, bool offloads)
+{
+    dev->offered = (offloads
+                    ? VHOST_DEVICE_FEATURES | VHOST_DEVICE_OFFLOAD_FEATURES
+                    : VHOST_DEVICE_FEATURES);
 }
 
 void
@@ -604,11 +613,11 @@ refuse(struct vhost_device *dev, const struct vhost_user_msg *msg,
 }
 
 static enum outcome
-get_features(struct vhost_device *dev UNUSED,
+get_features(struct vhost_device *dev,
              struct vhost_user_msg *msg UNUSED,
              union vhost_user_payload *reply)
 {
-    reply->u64 = VHOST_DEVICE_FEATURES;
+    reply->u64 = dev->offered;
     return DONE;
 }
 
@@ -618,7 +627,7 @@ set_features(struct vhost_device *dev, struct vhost_user_msg *msg,
 {
     uint64_t features = msg->payload.u64;
 
-    if (features & ~VHOST_DEVICE_FEATURES) {
+    if (features & ~dev->offered) {
         /* The front-end would use what the switch does not do. */
         return refuse(dev, msg, FATAL, "features not offered");
     }

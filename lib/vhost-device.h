@@ -45,6 +45,18 @@
      | (1ull << VHOST_F_LOG_ALL)                 \
      | (1ull << VHOST_USER_F_PROTOCOL_FEATURES))
 
+/* Offload features a port offers on top when the switch does checksum and
+ * TCP segmentation offloads (see vnet-offload.h): a guest may then send
+ * frames with partial checksums and TCP frames of up to 64 KiB, and take
+ * them.  (Not ECN with GSO, nor UFO.) */
+#define VHOST_DEVICE_OFFLOAD_FEATURES            \
+    ((1ull << VIRTIO_NET_F_CSUM)                 \
+     | (1ull << VIRTIO_NET_F_GUEST_CSUM)         \
+     | (1ull << VIRTIO_NET_F_HOST_TSO4)          \
+     | (1ull << VIRTIO_NET_F_HOST_TSO6)          \
+     | (1ull << VIRTIO_NET_F_GUEST_TSO4)         \
+     | (1ull << VIRTIO_NET_F_GUEST_TSO6))
+
 /* Protocol features a vhostmq port offers. */
 #define VHOST_DEVICE_PROTOCOL_FEATURES                          \
     ((1ull << VHOST_USER_PROTOCOL_F_MQ)                         \
@@ -142,6 +154,9 @@ struct vhost_device {
 
     bool owner;
     bool features_set;
+    uint64_t offered;           /* Virtio features offered (GET_FEATURES):
+                                 * VHOST_DEVICE_FEATURES, and those of
+                                 * vhost_device_offer_offloads(). */
     uint64_t features;          /* Acked virtio features. */
     uint64_t protocol_features; /* Acked protocol features. */
     uint8_t status;             /* SET_STATUS. */
@@ -184,6 +199,10 @@ void vhost_device_init(struct vhost_device *, const char *name,
                        unsigned int max_queue_pairs,
                        const struct vhost_device_ops *, void *aux);
 void vhost_device_destroy(struct vhost_device *);
+
+/* Whether 'dev' offers VHOST_DEVICE_OFFLOAD_FEATURES: for front-ends that
+ * ask from now on (one that already acked its features keeps them). */
+void vhost_device_offer_offloads(struct vhost_device *, bool);
 
 /* Handles one message that the connection layer has read in whole (header
  * checked by vhost_user_decode_header()).  The message's fds are consumed.

@@ -15,6 +15,14 @@
 #define VIRTIO_NET_F_GUEST_CSUM       1
 #define VIRTIO_NET_F_MTU              3
 #define VIRTIO_NET_F_MAC              5
+#define VIRTIO_NET_F_GUEST_TSO4       7
+#define VIRTIO_NET_F_GUEST_TSO6       8
+#define VIRTIO_NET_F_GUEST_ECN        9
+#define VIRTIO_NET_F_GUEST_UFO       10
+#define VIRTIO_NET_F_HOST_TSO4       11
+#define VIRTIO_NET_F_HOST_TSO6       12
+#define VIRTIO_NET_F_HOST_ECN        13
+#define VIRTIO_NET_F_HOST_UFO        14
 #define VIRTIO_NET_F_MRG_RXBUF       15
 #define VIRTIO_NET_F_STATUS          16
 #define VIRTIO_NET_F_CTRL_VQ         17
@@ -72,5 +80,21 @@ struct virtio_net_hdr {
     uint16_t csum_offset;
     uint16_t num_buffers;       /* Only with MRG_RXBUF or VERSION_1. */
 };
+
+/* virtio_net_hdr 'flags'. */
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM   1 /* Checksum from csum_start to the
+                                         * end, stored at csum_start +
+                                         * csum_offset, still to do. */
+#define VIRTIO_NET_HDR_F_DATA_VALID   2 /* Device to driver only: the
+                                         * checksum was verified. */
+
+/* virtio_net_hdr 'gso_type'. */
+#define VIRTIO_NET_HDR_GSO_NONE       0
+#define VIRTIO_NET_HDR_GSO_TCPV4      1
+#define VIRTIO_NET_HDR_GSO_UDP        3
+#define VIRTIO_NET_HDR_GSO_TCPV6      4
+#define VIRTIO_NET_HDR_GSO_ECN     0x80 /* Or-ed in: the TCP stream uses
+                                         * ECN (CWR on the first segment
+                                         * only). */
 
 #endif /* virtio.h */

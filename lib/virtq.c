@@ -7,6 +7,7 @@
 #include "virtq.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -105,6 +106,8 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
                                | (1ull << VIRTIO_NET_F_MRG_RXBUF))
                    ? 12 : 10);
     vq->rx_fast_hdr = vq->hdr_len == 12 ? 12 : 0;
+    vq->read_hdr = (features & VIRTQ_HDR_FEATURES) != 0;
+    vq->features = features;
     vq->call_fd = call_fd;
     vq->mem = mem;
     vq->stats = stats;
@@ -528,6 +531,33 @@ skip_header(struct virtq_piece *pieces, int n, uint32_t skip, int *first)
     return n - i;
 }
 
+/* Copies the first 'len' bytes of 'pieces' (which hold at least that
+ * many) to 'dst'. */
+static void
+gather(const struct virtq_piece *pieces, int n, uint8_t *dst, uint32_t len)
+{
+    for (int i = 0; i < n && len; i++) {
+        uint32_t chunk = pieces[i].len < len ? pieces[i].len : len;
+
+        memcpy(dst, pieces[i].base, chunk);
+        dst += chunk;
+        len -= chunk;
+    }
+}
+
+/* The fields of a guest's virtio-net header the switch reads (all but
+ * 'num_buffers', which means nothing in a transmitted frame). */
+#define VIRTQ_HDR_READ offsetof(struct virtio_net_hdr, num_buffers)
+
+/* Copies the header at 'raw' into '*hdr' and returns 'hdr'. */
+static inline const struct virtio_net_hdr *
+read_hdr(struct virtio_net_hdr *hdr, const uint8_t *raw)
+{
+    memcpy(hdr, raw, VIRTQ_HDR_READ);
+    hdr->num_buffers = 0;
+    return hdr;
+}
+
 /* The fast path's test: whether chain 'head' is one descriptor, neither
  * chained nor indirect, device-writable exactly if 'write', of at least
  * 'min_len' bytes (and at most 'max_len'), all in one memory region.  If
@@ -659,11 +689,18 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
         uint8_t *p = single_desc(vq, head, false, vq->hdr_len + 1,
                                  VIRTQ_MAX_PACKET + vq->hdr_len, &d_len);
         if (LIKELY(p != NULL)) {
+            struct virtio_net_hdr hdr_copy;
+            const struct virtio_net_hdr *hdr = NULL;
+
+            if (vq->read_hdr) {
+                /* Copied out once: the guest may change it meanwhile. */
+                hdr = read_hdr(&hdr_copy, p);
+            }
             pieces[0].base = p + vq->hdr_len;
             pieces[0].len = d_len - vq->hdr_len;
             acc_count(&vq->pending, pieces[0].len,
                       pieces[0].len >= 6 ? pieces[0].base : NULL);
-            cb(aux, pieces, 1, pieces[0].len);
+            cb(aux, pieces, 1, pieces[0].len, hdr);
             put_used(vq, head, 0);
             continue;
         }
@@ -685,13 +722,23 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             status = VIRTQ_ERR_SHORT;
         }
         if (status == VIRTQ_ERR_NONE) {
+            struct virtio_net_hdr hdr_copy;
+            const struct virtio_net_hdr *hdr = NULL;
             int first;
+
+            if (vq->read_hdr) {
+                uint8_t raw[sizeof hdr_copy];
+
+                gather(pieces, n, raw, VIRTQ_HDR_READ);
+                hdr = read_hdr(&hdr_copy, raw);
+            }
+
             int left = skip_header(pieces, n, vq->hdr_len, &first);
 
             acc_count(&vq->pending, len - vq->hdr_len,
                       left && pieces[first].len >= 6
                       ? pieces[first].base : NULL);
-            cb(aux, &pieces[first], left, len - vq->hdr_len);
+            cb(aux, &pieces[first], left, len - vq->hdr_len, hdr);
         } else {
             if (status == VIRTQ_ERR_TOO_LONG) {
                 STAT_ADD(vq->stats, too_long, 1);
@@ -789,13 +836,15 @@ hva_to_gpa(const struct vhost_mem *mem, const uint8_t *p)
  * the fast path keeps nothing more in registers for it.) */
 static int __attribute__((noinline))
 enqueue_one_logged(struct virtq *vq, uint16_t head, uint8_t *p,
-                   const void *data, uint32_t len)
+                   const struct virtio_net_hdr *hdr_, const void *data,
+                   uint32_t len)
 {
-    static const struct virtio_net_hdr one_buffer = { .num_buffers = 1 };
+    struct virtio_net_hdr hdr = hdr_ ? *hdr_ : (struct virtio_net_hdr) { 0 };
     uint32_t need = vq->hdr_len + len;
     uint64_t gpa = hva_to_gpa(vq->mem, p);
 
-    memcpy(p, &one_buffer, vq->hdr_len);
+    hdr.num_buffers = 1;
+    memcpy(p, &hdr, vq->hdr_len);
     memcpy(p + vq->hdr_len, data, len);
     vhost_log_mark(vq->log, gpa, need);
     put_used(vq, head, need);
@@ -831,8 +880,11 @@ no_fit_walked(struct virtq *vq, enum virtq_error error, uint64_t room)
     return no_fit(vq, error);
 }
 
-int
-virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
+/* virtq_enqueue() and virtq_enqueue_hdr(): 'hdr' null writes a header of
+ * zeros (the compiler drops what the plain one does not need). */
+static inline __attribute__((always_inline)) int
+enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
+        const void *data, uint32_t len)
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
     struct {
@@ -868,10 +920,19 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
 
             /* (Two constant sizes: both copies inlined.  Logging takes
              * neither: see 'rx_fast_hdr'.) */
-            if (LIKELY(vq->rx_fast_hdr == 12)) {
+            if (hdr_in) {
+                if (vq->log) {
+                    return enqueue_one_logged(vq, head, p, hdr_in, data,
+                                              len);
+                }
+                memcpy(p, hdr_in, VIRTQ_HDR_READ);
+                if (vq->hdr_len == 12) {
+                    memcpy(p + VIRTQ_HDR_READ, &one_buffer.num_buffers, 2);
+                }
+            } else if (LIKELY(vq->rx_fast_hdr == 12)) {
                 memcpy(p, &one_buffer, 12);
             } else if (vq->log) {
-                return enqueue_one_logged(vq, head, p, data, len);
+                return enqueue_one_logged(vq, head, p, NULL, data, len);
             } else {
                 memcpy(p, &one_buffer, 10);
             }
@@ -945,7 +1006,11 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
         }
     } while (have < need);
 
-    memset(&hdr, 0, sizeof hdr);
+    if (hdr_in) {
+        hdr = *hdr_in;
+    } else {
+        memset(&hdr, 0, sizeof hdr);
+    }
     hdr.num_buffers = taken;
     scatter(pieces, n_pieces, 0, (const uint8_t *) &hdr, vq->hdr_len);
     scatter(pieces, n_pieces, vq->hdr_len, data, len);
@@ -963,4 +1028,17 @@ virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
     vq->last_avail_idx += taken;
     acc_count(&vq->pending, len, len >= 6 ? data : NULL);
     return 0;
+}
+
+int
+virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
+{
+    return enqueue(vq, NULL, data, len);
+}
+
+int
+virtq_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
+                  const void *data, uint32_t len)
+{
+    return enqueue(vq, hdr, data, len);
 }

@@ -105,6 +105,9 @@ struct virtq {
     bool event_idx;
     bool mrg_rxbuf;
     bool indirect;              /* INDIRECT_DESC negotiated. */
+    bool read_hdr;              /* Offloads negotiated (VIRTQ_HDR_FEATURES):
+                                 * hand the guest's headers out. */
+    uint64_t features;          /* The negotiated virtio features. */
     int call_fd;                /* -1: never notify.  The control thread
                                  * may replace it (atomically) while the
                                  * ring runs; the data path sets it to -1
@@ -301,11 +304,23 @@ virtq_never_filled(const struct virtq *vq)
  * vring) now: starts loading the descriptors and buffers they will use. */
 void virtq_prefetch_rx(struct virtq *, int n);
 
+/* Features under which a guest's virtio-net header can ask something of
+ * the switch (see vnet-offload.h). */
+#define VIRTQ_HDR_FEATURES                      \
+    ((1ull << VIRTIO_NET_F_CSUM)                \
+     | (1ull << VIRTIO_NET_F_HOST_TSO4)         \
+     | (1ull << VIRTIO_NET_F_HOST_TSO6)         \
+     | (1ull << VIRTIO_NET_F_HOST_ECN)          \
+     | (1ull << VIRTIO_NET_F_HOST_UFO))
+
 /* Called once per packet dequeued: 'pieces' (n of them, 'len' bytes in all)
  * hold the frame, the virtio-net header already skipped.  The pieces point
- * into guest memory and are valid only during the call. */
+ * into guest memory and are valid only during the call.  'hdr' is a copy of
+ * the frame's virtio-net header (its 'num_buffers' 0) if the guest
+ * negotiated any of VIRTQ_HDR_FEATURES, else null. */
 typedef void virtq_packet_cb(void *aux, const struct virtq_piece *pieces,
-                             int n, uint32_t len);
+                             int n, uint32_t len,
+                             const struct virtio_net_hdr *hdr);
 
 /* Takes up to 'max' packets the guest transmitted on 'vq' (a guest TX
  * vring), calling 'cb' for each good one, returns them to the guest and
@@ -324,6 +339,11 @@ int virtq_discard_burst(struct virtq *vq, int max);
  * errno value if the frame was dropped for good (counted).  Call
  * virtq_flush() after a burst. */
 int virtq_enqueue(struct virtq *vq, const void *data, uint32_t len);
+
+/* The same with the virtio-net header 'hdr' (its 'num_buffers' ignored:
+ * set here), for frames with offloads. */
+int virtq_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
+                      const void *data, uint32_t len);
 
 /* Publishes the used entries of the packets enqueued since the last flush
  * and notifies the guest if it asked (see vhost-notify.h: that never

@@ -18,10 +18,12 @@ tests_libvguest_la_CFLAGS = $(CORE_CFLAGS)
 check_PROGRAMS += tests/test-vhostmq-core
 tests_test_vhostmq_core_SOURCES = \
 	tests/unit.h \
+	tests/inet-csum.h \
 	tests/test-vhostmq-core.c \
 	tests/test-device.c \
 	tests/test-log.c \
 	tests/test-mem.c \
+	tests/test-offload.c \
 	tests/test-virtq.c \
 	tests/test-wire.c
 tests_test_vhostmq_core_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests

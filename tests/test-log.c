@@ -422,8 +422,10 @@ gring_reap(struct gring *r)
 }
 
 static void
-count_cb(void *aux, const struct virtq_piece *pieces, int n, uint32_t len)
+count_cb(void *aux, const struct virtq_piece *pieces, int n, uint32_t len,
+         const struct virtio_net_hdr *hdr)
 {
+    (void) hdr;
     (void) pieces;
     (void) n;
     (void) len;

@@ -24,6 +24,7 @@ extern const struct unit_suite virtq_suite;
 extern const struct unit_suite device_suite;
 extern const struct unit_suite mem_suite;
 extern const struct unit_suite log_suite;
+extern const struct unit_suite offload_suite;
 
 static const struct unit_suite *const suites[] = {
     &wire_suite,
@@ -31,6 +32,7 @@ static const struct unit_suite *const suites[] = {
     &device_suite,
     &mem_suite,
     &log_suite,
+    &offload_suite,
 };
 
 int

@@ -128,15 +128,24 @@ struct sink {
     int n;
     uint32_t len[8];
     uint8_t data[8][2048];
+    bool has_hdr[8];
+    struct virtio_net_hdr hdr[8];
 };
 
 static void
-sink_cb(void *aux, const struct virtq_piece *pieces, int n, uint32_t len)
+sink_cb(void *aux, const struct virtq_piece *pieces, int n, uint32_t len,
+        const struct virtio_net_hdr *hdr)
 {
     struct sink *s = aux;
     uint32_t off = 0;
 
     CHECK(s->n < 8);
+    if (s->n < 8) {
+        s->has_hdr[s->n] = hdr != NULL;
+        if (hdr) {
+            s->hdr[s->n] = *hdr;
+        }
+    }
     for (int i = 0; i < n; i++) {
         if (off + pieces[i].len <= sizeof s->data[0]) {
             memcpy(s->data[s->n] + off, pieces[i].base, pieces[i].len);
@@ -1128,8 +1137,106 @@ test_enqueue_nofit_remembered(void)
     guest_teardown(&g);
 }
 
+/* With offloads negotiated, each frame's header is handed out (a copy),
+ * whether it sits in the frame's descriptor or is split over two; without,
+ * none is. */
+static void
+test_dequeue_offload_header(void)
+{
+    const struct virtio_net_hdr want = {
+        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .hdr_len = 54,
+        .gso_size = 1448, .csum_start = 34, .csum_offset = 16,
+        .num_buffers = 0x5555,
+    };
+    struct test_guest g;
+    struct sink s = { 0 };
+
+    guest_setup(&g, FEATURES_MRG | (1ull << VIRTIO_NET_F_CSUM));
+    for (int i = 0; i < 2; i++) {
+        uint64_t gpa = GPA0 + 0x30000 + i * 0x1000;
+
+        put_frame(&g, gpa, 64, 3 + i);
+        memcpy(g_ptr(&g, gpa), &want, 12);
+    }
+    set_desc(&g, 0, GPA0 + 0x30000, 12 + 64, 0, 0);
+    set_desc(&g, 1, GPA0 + 0x31000, 7, VRING_DESC_F_NEXT, 2);
+    set_desc(&g, 2, GPA0 + 0x31007, 12 - 7 + 64, 0, 0);
+    make_avail(&g, 0);
+    make_avail(&g, 1);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 2);
+    CHECK_EQ(s.n, 2);
+    for (int i = 0; i < 2; i++) {
+        CHECK(s.has_hdr[i]);
+        CHECK_EQ(s.hdr[i].flags, want.flags);
+        CHECK_EQ(s.hdr[i].gso_type, want.gso_type);
+        CHECK_EQ(s.hdr[i].hdr_len, want.hdr_len);
+        CHECK_EQ(s.hdr[i].gso_size, want.gso_size);
+        CHECK_EQ(s.hdr[i].csum_start, want.csum_start);
+        CHECK_EQ(s.hdr[i].csum_offset, want.csum_offset);
+        CHECK_EQ(s.hdr[i].num_buffers, 0);
+        CHECK_EQ(s.len[i], 64);
+        CHECK(frame_ok(s.data[i], 64, 3 + i));
+    }
+    guest_teardown(&g);
+
+    guest_setup(&g, FEATURES_MRG);
+    memset(&s, 0, sizeof s);
+    put_frame(&g, GPA0 + 0x30000, 64, 3);
+    set_desc(&g, 0, GPA0 + 0x30000, 12 + 64, 0, 0);
+    make_avail(&g, 0);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 1);
+    CHECK(!s.has_hdr[0]);
+    guest_teardown(&g);
+}
+
+/* virtq_enqueue_hdr() writes the given header, with the buffer count, on
+ * the one-buffer path and the mergeable one. */
+static void
+test_enqueue_with_header(void)
+{
+    const struct virtio_net_hdr hdr = {
+        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        .gso_type = VIRTIO_NET_HDR_GSO_TCPV6, .hdr_len = 74,
+        .gso_size = 1428, .csum_start = 54, .csum_offset = 16,
+        .num_buffers = 99,
+    };
+    struct virtio_net_hdr got;
+    struct test_guest g;
+    uint8_t frame[3000];
+
+    for (size_t i = 0; i < sizeof frame; i++) {
+        frame[i] = i * 5;
+    }
+    guest_setup(&g, FEATURES_MRG);
+    post_rx(&g, 0, 4, 2048);
+    CHECK_EQ(virtq_enqueue_hdr(&g.vq, &hdr, frame, 100), 0);
+    CHECK_EQ(virtq_enqueue_hdr(&g.vq, &hdr, frame, sizeof frame), 0);
+    CHECK_EQ(virtq_enqueue(&g.vq, frame, 60), 0);
+    virtq_flush(&g.vq);
+    CHECK_EQ(g.ring.used->idx, 4);
+
+    memcpy(&got, g_ptr(&g, GPA0 + 0x80000), sizeof got);
+    CHECK(!memcmp(&got, &hdr, 10));
+    CHECK_EQ(got.num_buffers, 1);
+    CHECK(!memcmp(g_ptr(&g, GPA0 + 0x80000 + 12), frame, 100));
+
+    memcpy(&got, g_ptr(&g, GPA0 + 0x81000), sizeof got);
+    CHECK(!memcmp(&got, &hdr, 10));
+    CHECK_EQ(got.num_buffers, 2);
+    CHECK(!memcmp(g_ptr(&g, GPA0 + 0x81000 + 12), frame, 2036));
+    CHECK(!memcmp(g_ptr(&g, GPA0 + 0x82000), frame + 2036, 964));
+
+    /* The plain one after it: a header of zeros. */
+    static const uint8_t zeros[10];
+    CHECK(!memcmp(g_ptr(&g, GPA0 + 0x83000), zeros, 10));
+    guest_teardown(&g);
+}
+
 static const struct unit_test tests[] = {
     { "init_errors", test_init_errors },
+    { "dequeue_offload_header", test_dequeue_offload_header },
+    { "enqueue_with_header", test_enqueue_with_header },
     { "dequeue_simple", test_dequeue_simple },
     { "dequeue_chain_across_regions", test_dequeue_chain_across_regions },
     { "dequeue_header_split", test_dequeue_header_split_any_layout },

@@ -21,7 +21,8 @@ FUZZ_CORE = \
 	$(srcdir)/lib/vhost-mem.c \
 	$(srcdir)/lib/vhost-notify.c \
 	$(srcdir)/lib/vhost-user-wire.c \
-	$(srcdir)/lib/virtq.c
+	$(srcdir)/lib/virtq.c \
+	$(srcdir)/lib/vnet-offload.c
 FUZZ_HDRS = \
 	$(srcdir)/lib/vhost-conn.h \
 	$(srcdir)/lib/vhost-device.h \
@@ -30,12 +31,15 @@ FUZZ_HDRS = \
 	$(srcdir)/lib/vhost-notify.h \
 	$(srcdir)/lib/vhost-user-wire.h \
 	$(srcdir)/lib/virtio.h \
-	$(srcdir)/lib/virtq.h
-FUZZ_TARGETS = tests/fuzz/fuzz-device tests/fuzz/fuzz-virtq
+	$(srcdir)/lib/virtq.h \
+	$(srcdir)/lib/vnet-offload.h
+FUZZ_TARGETS = tests/fuzz/fuzz-device tests/fuzz/fuzz-virtq \
+	tests/fuzz/fuzz-offload
 
 EXTRA_DIST += \
 	tests/fuzz/fuzz-device.c \
 	tests/fuzz/fuzz-virtq.c \
+	tests/fuzz/fuzz-offload.c \
 	tests/fuzz/make-seeds \
 	tests/fuzz/seeds
 CLEANFILES += $(FUZZ_TARGETS)
@@ -50,10 +54,15 @@ tests/fuzz/fuzz-virtq: $(srcdir)/tests/fuzz/fuzz-virtq.c $(FUZZ_CORE) $(FUZZ_HDR
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(builddir) -I$(srcdir)/lib -o $@ \
 	  $(srcdir)/tests/fuzz/fuzz-virtq.c $(FUZZ_CORE)
 
+tests/fuzz/fuzz-offload: $(srcdir)/tests/fuzz/fuzz-offload.c $(FUZZ_CORE) $(FUZZ_HDRS)
+	@$(MKDIR_P) tests/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(builddir) -I$(srcdir)/lib -o $@ \
+	  $(srcdir)/tests/fuzz/fuzz-offload.c $(FUZZ_CORE)
+
 fuzz-build: $(FUZZ_TARGETS)
 
 fuzz: fuzz-build
-	@for t in device virtq; do \
+	@for t in device virtq offload; do \
 	  mkdir -p tests/fuzz/corpus-$$t && \
 	  echo "fuzz-$$t: $(FUZZ_SECONDS) s" && \
 	  (cd tests/fuzz && ./fuzz-$$t -max_total_time=$(FUZZ_SECONDS) \

@@ -158,8 +158,10 @@ make_fd(unsigned int kind)
 }
 
 static void
-noop_packet(void *aux, const struct virtq_piece *pieces, int n, uint32_t len)
+noop_packet(void *aux, const struct virtq_piece *pieces, int n, uint32_t len,
+            const struct virtio_net_hdr *hdr)
 {
+    (void) hdr;
     volatile uint8_t sink = 0;
 
     (void) aux;

@@ -13,7 +13,8 @@
  *               sizes past 32768 and 0 included)
  *   bytes 1-2   the avail index to start from (SET_VRING_BASE)
  *   bytes 3-4   where the rings sit (low bits steer them into the regions,
- *               across their ends or outside)
+ *               across their ends or outside; bit 1 negotiates
+ *               VIRTIO_NET_F_CSUM, so that frames come with their header)
  *   then        an operation script, and the rest fills region 0, then
  *               region 1: descriptor tables, rings, buffers, indirect
  *               tables, all as the fuzzer wants them.
@@ -104,12 +105,18 @@ in_guest(const uint8_t *p, size_t len)
 }
 
 static void
-check_packet(void *aux, const struct virtq_piece *pieces, int n, uint32_t len)
+check_packet(void *aux, const struct virtq_piece *pieces, int n, uint32_t len,
+             const struct virtio_net_hdr *hdr)
 {
+    const uint64_t *features = aux;
     volatile uint8_t sink = 0;
     uint64_t total = 0;
 
-    (void) aux;
+    /* A header exactly when offloads were negotiated, a copy. */
+    if (!hdr != !(*features & VIRTQ_HDR_FEATURES)
+        || (hdr && (hdr->num_buffers || in_guest((const void *) hdr, 1)))) {
+        abort();
+    }
     if (n < 0 || n > VIRTQ_MAX_PIECES) {
         abort();
     }
@@ -156,6 +163,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ring_size = (data[0] >> 4) == 15 ? 0 : 1u << (data[0] >> 4);
     base = data[1] | data[2] << 8;
     where = data[3] | data[4] << 8;
+    if (where & 2) {
+        features |= 1ull << VIRTIO_NET_F_CSUM;
+    }
     script_len = data[5] % 32;
     data += 6;
     size -= 6;
@@ -201,10 +211,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op & 7) {
         case 0:
         case 1:
-            virtq_dequeue_burst(&vq, 1 + (op >> 3), check_packet, NULL);
+            virtq_dequeue_burst(&vq, 1 + (op >> 3), check_packet,
+                                &features);
             break;
         case 2:
-            virtq_enqueue(&vq, frame, 60 + arg % 1460);
+            if (op & 0x80) {
+                static const struct virtio_net_hdr hdr = {
+                    .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                    .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+                    .hdr_len = 54, .gso_size = 1448,
+                    .csum_start = 34, .csum_offset = 16,
+                };
+
+                virtq_enqueue_hdr(&vq, &hdr, frame, 60 + arg % 1460);
+            } else {
+                virtq_enqueue(&vq, frame, 60 + arg % 1460);
+            }
             break;
         case 3:
             virtq_enqueue(&vq, frame, arg * 7 % VIRTQ_MAX_PACKET);
