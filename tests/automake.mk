@@ -44,6 +44,7 @@ TESTSUITE_AT = \
 	tests/unit.at \
 	tests/provider.at \
 	tests/datapath.at \
+	tests/offload.at \
 	tests/testpmd.at \
 	tests/reconnect.at \
 	tests/operability.at \

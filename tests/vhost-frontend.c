@@ -56,6 +56,29 @@
  *                      broken front-end: the switch must refuse)
  *   --timeout SECONDS  (default 20)
  *
+ * Offloads (checksum and TCP segmentation, the switch started with
+ * other_config:userspace-tso-enable=true):
+ *   --offloads-a LIST, --offloads-b LIST
+ *                      features A (B) negotiates, comma separated: csum
+ *                      (VIRTIO_NET_F_CSUM), tso (HOST_TSO4 and HOST_TSO6,
+ *                      with csum), rx-csum (GUEST_CSUM), rx-tso (GUEST_TSO4
+ *                      and GUEST_TSO6, with rx-csum); each must be offered
+ *   --offload-test     instead of the rounds: A sends B TCP and UDP frames
+ *                      over IPv4 and IPv6 as a Linux guest does with what
+ *                      it negotiated: 64 KiB TSO frames, partial checksums,
+ *                      a TSO frame with a lying hdr_len (a hint only), and
+ *                      full checksums; B checks every frame it gets
+ *                      against what it negotiated (one whole frame with the
+ *                      right header, or segments of at most the port's MTU),
+ *                      every checksum (a partial one completed as a guest
+ *                      would), and that each frame's payload arrived
+ *                      whole, once, in order of sequence
+ *   --port-mtu N       the switch port's MTU that segments must fit
+ *                      (default 1500)
+ *   --bad-headers      then A sends frames whose virtio-net headers lie
+ *                      (each kind once); none may reach B
+ *   (--hold MS         at the end, keep the connections MS ms.)
+ *
  * Every used ring entry the switch returns, on every queue, must name a
  * head the front-end made available and has not had back yet (a Linux
  * guest marks its device broken otherwise: "id N is not a head!"); the
@@ -83,14 +106,17 @@
 
 #include "vhost-conn.h"
 #include "vhost-user-wire.h"
+#include "inet-csum.h"
 #include "vguest-ring.h"
 #include "virtq.h"
+#include "vnet-offload.h"
 
 #define MAX_PAIRS 16
 #define MAX_REGIONS 4
 #define RX_BUF_MRG 2048         /* Mergeable RX buffer, like a guest's. */
 #define RX_BUF_BIG 4096         /* Pieces of a non-mergeable RX chain. */
 #define MAX_FRAME 9216
+#define MAX_RX_FRAME (65535 + 64)   /* Biggest frame B gathers. */
 #define ETHERTYPE_TEST 0x88b5
 #define MAGIC 0x76686d71        /* "vhmq" */
 #define PROBE_MAGIC 0x70726f62  /* "prob": warm-up, may be lost */
@@ -173,6 +199,7 @@ struct guest {
     int hdr_len;
     const uint8_t *mac;
     const uint8_t *peer_mac;
+    uint64_t offloads;          /* --offloads-a/-b: features to ack. */
     struct vq *vqs[2 * MAX_PAIRS];
 };
 
@@ -492,6 +519,10 @@ struct flow {
 
 static void poll_rx(struct flow *);
 static void reclaim_tx(struct guest *);
+static bool offload_test;
+static void check_offload_frame(struct flow *, int q,
+                                const struct virtio_net_hdr *,
+                                const uint8_t *frame, uint32_t len);
 
 static int max_size;
 static int window;              /* Frames in flight at most. */
@@ -691,7 +722,7 @@ static void
 poll_rx(struct flow *f)
 {
     struct guest *g = f->to;
-    static uint8_t frame[MAX_FRAME + 64];
+    static uint8_t frame[MAX_RX_FRAME];
 
     for (int q = 0; q < n_pairs; q++) {
         struct vq *vq = g->vqs[2 * q];
@@ -710,7 +741,7 @@ poll_rx(struct flow *f)
         while ((uint16_t) (used_idx - vq->ring.last_used) > 0) {
             struct vring_used_elem e = *vg_vq_next_used(&vq->ring);
             uint32_t total = 0, n_bufs = 1;
-            uint8_t pkt[MAX_FRAME + 64];
+            static uint8_t pkt[MAX_RX_FRAME];
 
             /* Gather the frame: one chain, or num_buffers chains. */
             for (uint32_t b = 0; b < n_bufs; b++) {
@@ -782,7 +813,14 @@ poll_rx(struct flow *f)
             }
             vq->frames++;
             memcpy(frame, pkt + g->hdr_len, total - g->hdr_len);
-            check_frame(f, q, frame, total - g->hdr_len);
+            if (offload_test) {
+                struct virtio_net_hdr hdr;
+
+                memcpy(&hdr, pkt, sizeof hdr);
+                check_offload_frame(f, q, &hdr, frame, total - g->hdr_len);
+            } else {
+                check_frame(f, q, frame, total - g->hdr_len);
+            }
         }
         fill_rx(g, vq);
     }
@@ -842,6 +880,11 @@ set_up(struct guest *g, const char *path)
                                  ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0)
                               | (mrg ? (1ull << VIRTIO_NET_F_MRG_RXBUF)
                                        | (1ull << VIRTIO_F_VERSION_1) : 0));
+    if (g->offloads & ~features) {
+        die("%s: offloads 0x%"PRIx64" asked, not offered (features 0x%"
+            PRIx64")", g->name, g->offloads, features);
+    }
+    g->features |= g->offloads;
     g->hdr_len = mrg ? 12 : 10;
 
     for (int rep = 0; rep < (legacy ? n_pairs : 1); rep++) {
@@ -902,6 +945,498 @@ set_pair_enabled(struct guest *g, int q, bool on)
     /* With REPLY_ACK the switch has taken the change when it answered:
      * whatever its used index says now is all it may have delivered. */
     g->vqs[2 * q]->disabled_at = vg_vq_used_idx(&g->vqs[2 * q]->ring);
+}
+
+/* --offload-test. */
+
+
+#define OL_SPORT 41000          /* Source port of good instance 0. */
+#define OL_BAD_SPORT 42000      /* Source port of bad header kind 0. */
+#define OL_DPORT 5201
+#define OL_TCP_HDR 32           /* With a timestamp option, as Linux. */
+#define OL_ROUNDS 3
+
+static int port_mtu = 1500;
+static bool bad_headers;
+
+/* What A sends: one case per kind of frame a guest sends. */
+struct ol_case {
+    const char *name;
+    int ipv;                    /* 4 or 6. */
+    int proto;                  /* 6 (TCP) or 17 (UDP). */
+    uint32_t payload;
+    bool partial;               /* NEEDS_CSUM: pseudo-header sum only. */
+    bool tso;                   /* HOST_TSO: one frame of many segments. */
+    uint16_t hdr_len;           /* What the header says (a hint). */
+};
+
+static const struct ol_case ol_cases[] = {
+    { "tso4 64 KiB", 4, 6, 65535 - 20 - OL_TCP_HDR, true, true, 66 },
+    { "tso6", 6, 6, 60000, true, true, 10 },    /* hdr_len lies. */
+    { "tso4 of one segment", 4, 6, 1000, true, true, 66 },
+    { "tcp4 partial checksum", 4, 6, 1400, true, false, 0 },
+    { "udp6 partial checksum", 6, 17, 700, true, false, 0 },
+    { "udp4 partial checksum", 4, 17, 1200, true, false, 0 },
+    { "tcp4 full checksum", 4, 6, 500, false, false, 0 },
+};
+#define OL_N_CASES (sizeof ol_cases / sizeof ol_cases[0])
+#define OL_INSTANCES (OL_N_CASES * OL_ROUNDS)
+
+/* What B saw of each instance (case, round). */
+struct ol_result {
+    uint8_t *seen;              /* Per payload byte. */
+    uint32_t bytes;             /* Payload bytes seen (once each). */
+    uint32_t frames;
+    uint32_t gso_frames;        /* Frames with a GSO type. */
+    uint32_t partial_frames;    /* Frames with NEEDS_CSUM. */
+    uint32_t valid_frames;      /* Frames with DATA_VALID. */
+    bool failed;
+};
+
+static struct ol_result ol_results[OL_INSTANCES];
+static uint32_t ol_bad_seen;    /* Bad-header frames that reached B. */
+
+/* The payload byte of sequence number (or UDP offset) 's'. */
+static uint8_t
+ol_byte(uint32_t s)
+{
+    return (s * 2654435761u) >> 24;
+}
+
+static uint32_t
+ol_isn(int instance)
+{
+    return 0xfff00000u + instance * 0x20000u;   /* Wraps for some. */
+}
+
+static void
+ol_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = v >> 8;
+    p[1] = v;
+}
+
+static void
+ol_put32(uint8_t *p, uint32_t v)
+{
+    ol_put16(p, v >> 16);
+    ol_put16(p + 2, v);
+}
+
+/* Builds instance 'instance' of case 'c' (source port 'sport') from 'g'
+ * into 'frame' with the header a guest gives it; returns its length. */
+static uint32_t
+ol_build(const struct guest *g, const struct ol_case *c, int instance,
+         uint16_t sport, uint8_t *frame, struct virtio_net_hdr *hdr)
+{
+    uint32_t l3 = 14, l4, l4_len = c->proto == 6 ? OL_TCP_HDR : 8, end;
+    struct vnet_layers layers;
+
+    memcpy(frame, g->peer_mac, 6);
+    memcpy(frame + 6, g->mac, 6);
+    ol_put16(frame + 12, c->ipv == 4 ? 0x0800 : 0x86dd);
+    if (c->ipv == 4) {
+        l4 = l3 + 20;
+        memset(frame + l3, 0, 20);
+        frame[l3] = 0x45;
+        ol_put16(frame + l3 + 2, 20 + l4_len + c->payload);
+        ol_put16(frame + l3 + 4, instance * 100);
+        ol_put16(frame + l3 + 6, 0x4000);
+        frame[l3 + 8] = 64;
+        frame[l3 + 9] = c->proto;
+        ol_put32(frame + l3 + 12, 0x0a000001);
+        ol_put32(frame + l3 + 16, 0x0a000002);
+    } else {
+        l4 = l3 + 40;
+        memset(frame + l3, 0, 40);
+        frame[l3] = 0x60;
+        ol_put16(frame + l3 + 4, l4_len + c->payload);
+        frame[l3 + 6] = c->proto;
+        frame[l3 + 7] = 64;
+        frame[l3 + 8] = 0xfd;
+        frame[l3 + 23] = 1;
+        frame[l3 + 24] = 0xfd;
+        frame[l3 + 39] = 2;
+    }
+    memset(frame + l4, 0, l4_len);
+    ol_put16(frame + l4, sport);
+    ol_put16(frame + l4 + 2, OL_DPORT);
+    if (c->proto == 6) {
+        ol_put32(frame + l4 + 4, ol_isn(instance));
+        ol_put32(frame + l4 + 8, 1);
+        frame[l4 + 12] = (OL_TCP_HDR / 4) << 4;
+        frame[l4 + 13] = 0x18;                  /* ACK, PSH. */
+        ol_put16(frame + l4 + 14, 65535);
+        /* NOP, NOP, timestamp. */
+        frame[l4 + 20] = 1;
+        frame[l4 + 21] = 1;
+        frame[l4 + 22] = 8;
+        frame[l4 + 23] = 10;
+        ol_put32(frame + l4 + 24, 12345);
+        for (uint32_t i = 0; i < c->payload; i++) {
+            frame[l4 + l4_len + i] = ol_byte(ol_isn(instance) + i);
+        }
+    } else {
+        ol_put16(frame + l4 + 4, 8 + c->payload);
+        for (uint32_t i = 0; i < c->payload; i++) {
+            frame[l4 + l4_len + i] = ol_byte(ol_isn(instance) + i);
+        }
+    }
+    end = l4 + l4_len + c->payload;
+    if (c->ipv == 4) {
+        uint64_t sum = inet_csum_sum(0, frame + l3, 20);
+
+        while (sum >> 16) {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        ol_put16(frame + l3 + 10, ~sum);
+    }
+
+    memset(hdr, 0, sizeof *hdr);
+    if (!vnet_parse_layers(frame, end, &layers) || layers.l4_ofs != l4) {
+        die("offload test: frame of case %s does not parse", c->name);
+    }
+    vnet_l4_csum_fill(frame, &layers, c->partial);
+    if (c->partial) {
+        hdr->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        hdr->csum_start = l4;
+        hdr->csum_offset = c->proto == 6 ? 16 : 6;
+    }
+    if (c->tso) {
+        hdr->gso_type = (c->ipv == 4 ? VIRTIO_NET_HDR_GSO_TCPV4
+                         : VIRTIO_NET_HDR_GSO_TCPV6);
+        hdr->gso_size = port_mtu - (l4 - l3) - l4_len;
+        hdr->hdr_len = c->hdr_len;
+    }
+    return end;
+}
+
+/* Puts 'frame' with 'hdr' on A's TX queue 0, in one descriptor. */
+static void
+ol_send(struct flow *f, const struct virtio_net_hdr *hdr,
+        const uint8_t *frame, uint32_t len)
+{
+    struct guest *g = f->from;
+    struct vq *vq = g->vqs[1];
+    long long deadline = now_ms() + timeout_s * 1000LL;
+    uint64_t gpa;
+    uint32_t n;
+
+    while (!vq->ring.n_free && now_ms() < deadline) {
+        reclaim_tx(g);
+        poll_rx(f);
+        usleep(200);
+    }
+    if (!vq->buf_gpa[vq->ring.free_head]) {
+        vq->buf_gpa[vq->ring.free_head] = guest_alloc(g, MAX_RX_FRAME + 16,
+                                                      16, true);
+    }
+    gpa = vq->buf_gpa[vq->ring.free_head];
+    guest_write(g, gpa, hdr, g->hdr_len);
+    guest_write(g, gpa + g->hdr_len, frame, len);
+    n = g->hdr_len + len;
+    if (!vq_add(g, vq, &gpa, &n, 1, 0)) {
+        die("offload test: A's TX ring is full");
+    }
+}
+
+/* Checks a frame B received in the offload test. */
+static void
+check_offload_frame(struct flow *f, int q, const struct virtio_net_hdr *hdr,
+                    const uint8_t *frame_, uint32_t len)
+{
+    uint64_t features = f->to->features;
+    bool rx_csum = features & (1ull << VIRTIO_NET_F_GUEST_CSUM);
+    static uint8_t frame[MAX_RX_FRAME];
+    struct inet_csum_result r;
+    struct ol_result *res;
+    const struct ol_case *c;
+    uint32_t instance, payload, seq_ofs;
+    uint16_t sport;
+
+    if (len >= 14 && frame_[12] == (ETHERTYPE_TEST >> 8)
+        && frame_[13] == (ETHERTYPE_TEST & 0xff)) {
+        check_frame(f, q, frame_, len);         /* Warm-up probes. */
+        return;
+    }
+    memcpy(frame, frame_, len);
+    r = inet_csum_check(frame, len);
+    if (!r.ip || !r.l4_proto) {
+        return;                 /* Not ours (the bridge's own traffic). */
+    }
+    sport = inet_csum_be16(frame + r.l4_ofs);
+    if (sport >= OL_BAD_SPORT && sport < OL_BAD_SPORT + 100) {
+        ol_bad_seen++;
+        fail("B: a frame with a bad virtio-net header (kind %d) was "
+             "forwarded", sport - OL_BAD_SPORT);
+        return;
+    }
+    if (sport < OL_SPORT || sport >= OL_SPORT + OL_INSTANCES) {
+        return;
+    }
+    instance = sport - OL_SPORT;
+    c = &ol_cases[instance % OL_N_CASES];
+    res = &ol_results[instance];
+    res->frames++;
+
+#define OL_FAIL(...)                                    \
+    do {                                                \
+        res->failed = true;                             \
+        fail("B: %s (instance %u): ", c->name, instance);   \
+        printf("  " __VA_ARGS__);                       \
+        printf("\n");                                   \
+        return;                                         \
+    } while (0)
+
+    if (!r.ipv4_ok) {
+        OL_FAIL("IPv4 header checksum wrong");
+    }
+    if (hdr->flags & ~(VIRTIO_NET_HDR_F_NEEDS_CSUM
+                       | VIRTIO_NET_HDR_F_DATA_VALID)) {
+        OL_FAIL("header flags 0x%x", hdr->flags);
+    }
+    if (hdr->flags && !rx_csum) {
+        OL_FAIL("header flags 0x%x without GUEST_CSUM", hdr->flags);
+    }
+    if (hdr->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        /* Complete it as a guest would, from csum_start on. */
+        uint32_t field = hdr->csum_start + hdr->csum_offset;
+        uint64_t sum;
+
+        if (hdr->csum_start != r.l4_ofs
+            || hdr->csum_offset != (r.l4_proto == 6 ? 16 : 6)) {
+            OL_FAIL("NEEDS_CSUM at %u+%u, the L4 header is at %u",
+                    hdr->csum_start, hdr->csum_offset, r.l4_ofs);
+        }
+        sum = inet_csum_sum(0, frame + hdr->csum_start,
+                            r.l4_end - hdr->csum_start);
+        while (sum >> 16) {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        ol_put16(frame + field, ~sum);
+        r = inet_csum_check(frame, len);
+        res->partial_frames++;
+    }
+    if (!r.l4_ok) {
+        OL_FAIL("%s checksum wrong (%s)", r.l4_proto == 6 ? "TCP" : "UDP",
+                hdr->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM
+                ? "partial, completed as a guest would" : "full");
+    }
+    if (hdr->flags & VIRTIO_NET_HDR_F_DATA_VALID) {
+        res->valid_frames++;
+    }
+    if (hdr->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        uint32_t mss = port_mtu - (r.l4_ofs - r.l3_ofs)
+                       - (r.payload_ofs - r.l4_ofs);
+        int need = (hdr->gso_type == VIRTIO_NET_HDR_GSO_TCPV4
+                    ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6);
+
+        if ((hdr->gso_type != VIRTIO_NET_HDR_GSO_TCPV4
+             && hdr->gso_type != VIRTIO_NET_HDR_GSO_TCPV6)
+            || !(features & (1ull << need))
+            || (hdr->gso_type == VIRTIO_NET_HDR_GSO_TCPV4)
+               != (r.ip_version == 4)
+            || r.l4_proto != 6) {
+            OL_FAIL("gso_type %u on a %s frame (features 0x%"PRIx64")",
+                    hdr->gso_type, r.ip_version == 4 ? "IPv4" : "IPv6",
+                    features);
+        }
+        if (!(hdr->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+            || hdr->gso_size != mss || hdr->hdr_len != r.payload_ofs) {
+            OL_FAIL("GSO header flags 0x%x gso_size %u hdr_len %u, expected"
+                    " NEEDS_CSUM, %u, %u", hdr->flags, hdr->gso_size,
+                    hdr->hdr_len, mss, r.payload_ofs);
+        }
+        res->gso_frames++;
+    } else if (r.l4_end - r.l3_ofs > (uint32_t) port_mtu) {
+        OL_FAIL("a frame of %u IP bytes, over the MTU %d, without GSO",
+                r.l4_end - r.l3_ofs, port_mtu);
+    }
+
+    /* The payload: where it belongs, right, and seen once. */
+    payload = r.l4_end - r.payload_ofs;
+    seq_ofs = (r.l4_proto == 6
+               ? ((uint32_t) inet_csum_be16(frame + r.l4_ofs + 4) << 16
+                  | inet_csum_be16(frame + r.l4_ofs + 6)) - ol_isn(instance)
+               : 0);
+    if ((uint64_t) seq_ofs + payload > c->payload) {
+        OL_FAIL("payload %u bytes at offset %u: beyond the %u sent",
+                payload, seq_ofs, c->payload);
+    }
+    for (uint32_t i = 0; i < payload; i++) {
+        if (frame[r.payload_ofs + i] != ol_byte(ol_isn(instance) + seq_ofs
+                                                + i)) {
+            OL_FAIL("payload byte %u differs", seq_ofs + i);
+        }
+        if (res->seen[seq_ofs + i]++) {
+            OL_FAIL("payload byte %u received twice", seq_ofs + i);
+        }
+    }
+    res->bytes += payload;
+#undef OL_FAIL
+}
+
+/* The frames of bad headers A sends with --bad-headers, one per kind. */
+static int
+ol_bad_frame(const struct guest *g, int kind, uint8_t *frame,
+             struct virtio_net_hdr *hdr, uint32_t *len)
+{
+    static const struct ol_case tcp4 = { "bad", 4, 6, 3000, true, true, 66 };
+    static const struct ol_case udp4 = { "bad", 4, 17, 3000, true, false,
+                                         0 };
+    uint16_t sport = OL_BAD_SPORT + kind;
+
+    switch (kind) {
+    case 0:     /* TCPV4 on a UDP frame. */
+        *len = ol_build(g, &udp4, 0, sport, frame, hdr);
+        hdr->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+        hdr->gso_size = 1448;
+        return 1;
+    case 1:     /* csum_start beyond the frame. */
+        *len = ol_build(g, &tcp4, 0, sport, frame, hdr);
+        hdr->gso_type = 0;
+        hdr->csum_start = *len;
+        return 1;
+    case 2:     /* gso_size 0. */
+        *len = ol_build(g, &tcp4, 0, sport, frame, hdr);
+        hdr->gso_size = 0;
+        return 1;
+    case 3:     /* TCPV6 on IPv4. */
+        *len = ol_build(g, &tcp4, 0, sport, frame, hdr);
+        hdr->gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+        return 1;
+    case 4:     /* GSO without NEEDS_CSUM. */
+        *len = ol_build(g, &tcp4, 0, sport, frame, hdr);
+        hdr->flags = 0;
+        return 1;
+    case 5:     /* UDP fragmentation offload: never offered. */
+        *len = ol_build(g, &udp4, 0, sport, frame, hdr);
+        hdr->gso_type = VIRTIO_NET_HDR_GSO_UDP;
+        hdr->gso_size = 1000;
+        return 1;
+    case 6:     /* DATA_VALID, which only a device may set. */
+        *len = ol_build(g, &tcp4, 0, sport, frame, hdr);
+        hdr->flags |= VIRTIO_NET_HDR_F_DATA_VALID;
+        return 1;
+    case 7:     /* A frame shorter than its IP header says. */
+        *len = ol_build(g, &tcp4, 0, sport, frame, hdr) - 100;
+        return 1;
+    case 8:     /* csum_offset past the L4 header's checksum. */
+        *len = ol_build(g, &tcp4, 0, sport, frame, hdr);
+        hdr->csum_offset = 18;
+        return 1;
+    }
+    return 0;
+}
+
+static void
+run_offload_test(struct flow *f)
+{
+    static uint8_t frame[MAX_RX_FRAME];
+    struct virtio_net_hdr hdr;
+    uint32_t len;
+
+    for (uint32_t i = 0; i < OL_INSTANCES; i++) {
+        ol_results[i].seen = calloc(65536, 1);
+    }
+    for (uint32_t i = 0; i < OL_INSTANCES; i++) {
+        const struct ol_case *c = &ol_cases[i % OL_N_CASES];
+        struct ol_result *res = &ol_results[i];
+        long long deadline = now_ms() + timeout_s * 1000LL;
+
+        len = ol_build(f->from, c, i, OL_SPORT + i, frame, &hdr);
+        ol_send(f, &hdr, frame, len);
+        while (res->bytes < c->payload && !res->failed
+               && now_ms() < deadline) {
+            poll_rx(f);
+            reclaim_tx(f->from);
+            usleep(200);
+        }
+        if (res->bytes != c->payload && !res->failed) {
+            res->failed = true;
+            fail("B: %s (instance %u): %u of %u payload bytes arrived",
+                 c->name, i, res->bytes, c->payload);
+        }
+    }
+
+    /* What each case became, by what B negotiated. */
+    uint64_t features = f->to->features;
+    bool rx_csum = features & (1ull << VIRTIO_NET_F_GUEST_CSUM);
+    for (uint32_t k = 0; k < OL_N_CASES; k++) {
+        const struct ol_case *c = &ol_cases[k];
+        uint32_t mss = port_mtu - (c->ipv == 4 ? 20 : 40)
+                       - (c->proto == 6 ? OL_TCP_HDR : 8);
+        bool rx_tso = features & (1ull << (c->ipv == 4
+                                           ? VIRTIO_NET_F_GUEST_TSO4
+                                           : VIRTIO_NET_F_GUEST_TSO6));
+        bool whole = !c->tso || c->payload <= mss || (rx_tso && rx_csum);
+        uint32_t want_frames = whole ? 1 : (c->payload + mss - 1) / mss;
+        bool ok = true;
+
+        for (uint32_t round = 0; round < OL_ROUNDS; round++) {
+            struct ol_result *res = &ol_results[k + round * OL_N_CASES];
+            bool want_partial = c->partial && rx_csum;
+            bool want_gso = c->tso && c->payload > mss && rx_tso && rx_csum;
+
+            if (res->failed) {
+                ok = false;
+                continue;
+            }
+            if (res->frames != want_frames
+                || res->gso_frames != (want_gso ? 1 : 0)
+                || res->partial_frames != (want_partial && whole ? 1 : 0)
+                || res->valid_frames != (!whole && rx_csum
+                                         ? want_frames : 0)) {
+                ok = false;
+                fail("B: %s: %u frame(s), %u with GSO, %u with NEEDS_CSUM, "
+                     "%u with DATA_VALID; expected %u, %u, %u, %u", c->name,
+                     res->frames, res->gso_frames, res->partial_frames,
+                     res->valid_frames, want_frames, want_gso ? 1 : 0,
+                     want_partial && whole ? 1 : 0,
+                     !whole && rx_csum ? want_frames : 0);
+            }
+        }
+        if (ok) {
+            printf("ok: %s x%d: %u payload bytes each, arrived as %u "
+                   "frame(s)%s%s, checksums right\n", c->name, OL_ROUNDS,
+                   c->payload, want_frames,
+                   whole && c->tso && c->payload > mss
+                   ? " with GSO" : !whole ? " (segmented)" : "",
+                   c->partial && rx_csum && whole
+                   ? ", partial checksum" : "");
+        }
+    }
+
+    if (bad_headers) {
+        int n = 0;
+
+        for (int kind = 0; ol_bad_frame(f->from, kind, frame, &hdr, &len);
+             kind++) {
+            ol_send(f, &hdr, frame, len);
+            n++;
+        }
+        /* Then a good frame: once it is in, so would the bad ones be. */
+        struct ol_result *res = &ol_results[OL_N_CASES - 1];
+        const struct ol_case *c = &ol_cases[OL_N_CASES - 1];
+        long long deadline = now_ms() + timeout_s * 1000LL;
+
+        memset(res->seen, 0, 65536);
+        res->bytes = res->frames = 0;
+        len = ol_build(f->from, c, OL_N_CASES - 1, OL_SPORT + OL_N_CASES - 1,
+                       frame, &hdr);
+        ol_send(f, &hdr, frame, len);
+        while (res->bytes < c->payload && now_ms() < deadline) {
+            poll_rx(f);
+            reclaim_tx(f->from);
+            usleep(200);
+        }
+        if (res->bytes != c->payload) {
+            fail("B: the good frame after the bad ones did not arrive");
+        } else if (!ol_bad_seen) {
+            printf("ok: %d frames with bad virtio-net headers: none "
+                   "forwarded\n", n);
+        }
+    }
 }
 
 /* Called once half of a round's frames are sent. */
@@ -1109,6 +1644,35 @@ parse_mac(const char *s, uint8_t *mac)
     }
 }
 
+/* --offloads-a/-b LIST: the features each name stands for. */
+static uint64_t
+parse_offloads(const char *list_)
+{
+    char *save, *tok, *list = strdup(list_);
+    uint64_t features = 0;
+
+    for (tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "csum")) {
+            features |= 1ull << VIRTIO_NET_F_CSUM;
+        } else if (!strcmp(tok, "tso")) {
+            features |= ((1ull << VIRTIO_NET_F_CSUM)
+                         | (1ull << VIRTIO_NET_F_HOST_TSO4)
+                         | (1ull << VIRTIO_NET_F_HOST_TSO6));
+        } else if (!strcmp(tok, "rx-csum")) {
+            features |= 1ull << VIRTIO_NET_F_GUEST_CSUM;
+        } else if (!strcmp(tok, "rx-tso")) {
+            features |= ((1ull << VIRTIO_NET_F_GUEST_CSUM)
+                         | (1ull << VIRTIO_NET_F_GUEST_TSO4)
+                         | (1ull << VIRTIO_NET_F_GUEST_TSO6));
+        } else if (strcmp(tok, "none")) {
+            die("unknown offload %s", tok);
+        }
+    }
+    free(list);
+    return features;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1136,6 +1700,11 @@ main(int argc, char *argv[])
         { "unfilled-first", required_argument, NULL, 'U' },
         { "ignore-queue-num", no_argument, NULL, 'G' },
         { "no-status", no_argument, NULL, 'S' },
+        { "offloads-a", required_argument, NULL, 'o' },
+        { "offloads-b", required_argument, NULL, 'P' },
+        { "offload-test", no_argument, NULL, 'Z' },
+        { "port-mtu", required_argument, NULL, 'm' },
+        { "bad-headers", no_argument, NULL, 'B' },
         { NULL, 0, NULL, 0 },
     };
     struct guest a = { .name = "A" }, b = { .name = "B" };
@@ -1177,6 +1746,11 @@ main(int argc, char *argv[])
         case 'U': unfilled_first = atoi(optarg); break;
         case 'G': ignore_queue_num = true; break;
         case 'S': use_status = false; break;
+        case 'o': a.offloads = parse_offloads(optarg); break;
+        case 'P': b.offloads = parse_offloads(optarg); break;
+        case 'Z': offload_test = true; one_way = true; break;
+        case 'm': port_mtu = atoi(optarg); break;
+        case 'B': bad_headers = true; break;
         default: die("bad option (see the comment at the top of the file)");
         }
     }
@@ -1241,6 +1815,18 @@ main(int argc, char *argv[])
     warm_up(&ab);
     if (!one_way) {
         warm_up(&ba);
+    }
+    if (offload_test) {
+        run_offload_test(&ab);
+        if (hold_ms) {
+            /* For the test to look at the ports while connected. */
+            printf("holding for %d ms\n", hold_ms);
+            fflush(stdout);
+            usleep(hold_ms * 1000);
+        }
+        printf("%s: %d check(s) failed\n", n_failures ? "FAIL" : "ok",
+               n_failures);
+        return n_failures ? 1 : 0;
     }
     run_round(&ab, "round 1", NULL);
     if (!one_way) {
