@@ -1006,16 +1006,24 @@ lock_guest_rxq(struct netdev_vhostmq *dev, int qid,
  * The send path, which owns the packets it sends, keeps such blocks in a
  * cache of its thread instead of freeing them, and the receive path takes
  * from it: a packet going from one guest to another through a PMD thread
- * costs no malloc() or free() at all.  Bigger frames get a block of their
- * own size that is never cached. */
+ * costs no malloc() or free() at all.  Bigger frames (jumbo frames, TCP
+ * frames of up to 64 KiB with TSO) get blocks of the biggest size, cached
+ * apart and fewer: freeing and allocating 64 KiB blocks anew makes the
+ * heap give its pages back and fault them in again, which measured ten
+ * times the copy's cost. */
 #define VHOSTMQ_PKT_ROOM 2048   /* Frame bytes of a cached block. */
 #define VHOSTMQ_PKT_BUF (DP_NETDEV_HEADROOM + VHOSTMQ_PKT_ROOM)
 #define VHOSTMQ_PKT_TAG UINT64_C(0x7668716d706b7421)
 #define VHOSTMQ_PKT_CACHE 512   /* Blocks per thread at most. */
+#define VHOSTMQ_PKT_BIG_BUF (DP_NETDEV_HEADROOM + VIRTQ_MAX_PACKET)
+#define VHOSTMQ_PKT_BIG_CACHE 32        /* Big blocks per thread at most
+                                         * (2 MiB). */
 
 struct vhostmq_pkt_cache {
     int n;
     struct dp_packet *pkts[VHOSTMQ_PKT_CACHE];
+    int n_big;
+    struct dp_packet *big[VHOSTMQ_PKT_BIG_CACHE];
     uint8_t *scratch;           /* VHOSTMQ_OFFLOAD_SCRATCH bytes for the
                                  * segments of software TSO, or null until
                                  * this thread needs it. */
@@ -1030,6 +1038,9 @@ pkt_cache_destroy(void *cache_)
 
     for (int i = 0; i < cache->n; i++) {
         free(cache->pkts[i]);
+    }
+    for (int i = 0; i < cache->n_big; i++) {
+        free(cache->big[i]);
     }
     free(cache->scratch);
     free(cache);
@@ -1049,28 +1060,59 @@ pkt_cache_get(void)
     if (OVS_UNLIKELY(!cache)) {
         cache = xmalloc(sizeof *cache);
         cache->n = 0;
+        cache->n_big = 0;
         cache->scratch = NULL;
         xpthread_setspecific(pkt_cache_key, cache);
     }
     return cache;
 }
 
-/* The tag after a cached block's buffer (not necessarily 8-byte aligned:
- * read and written with memcpy()). */
+/* The tag after the buffer of a cached block of 'buf' bytes (not
+ * necessarily 8-byte aligned: read and written with memcpy()). */
 static void *
-pkt_tag(struct dp_packet *packet)
+pkt_tag(struct dp_packet *packet, size_t buf)
 {
-    return (char *) (packet + 1) + VHOSTMQ_PKT_BUF;
+    return (char *) (packet + 1) + buf;
 }
 
 static bool
-pkt_has_tag(struct dp_packet *packet)
+pkt_has_tag(struct dp_packet *packet, size_t buf)
 {
     uint64_t tag;
 
-    memcpy(&tag, pkt_tag(packet), sizeof tag);
+    memcpy(&tag, pkt_tag(packet, buf), sizeof tag);
     return tag == VHOSTMQ_PKT_TAG;
 }
+
+/* A new block of 'buf' bytes of buffer, tagged. */
+static struct dp_packet *
+pkt_new_tagged(size_t buf)
+{
+    uint64_t tag = VHOSTMQ_PKT_TAG;
+    struct dp_packet *packet = xmalloc(sizeof *packet + buf + sizeof tag);
+
+    memcpy(pkt_tag(packet, buf), &tag, sizeof tag);
+    return packet;
+}
+
+#ifndef DPDK_NETDEV
+/* A block this thread sent before, ready to take a frame: its source, base
+ * and size are as pkt_free() checked them, and the rest is reset here as
+ * dp_packet_use_stub() would, but for the packet metadata, which the
+ * datapath initializes for every packet a port receives (and which is most
+ * of that function's work). */
+static inline struct dp_packet *
+pkt_reuse(struct dp_packet *packet)
+{
+    dp_packet_set_data(packet, (char *) (packet + 1) + DP_NETDEV_HEADROOM);
+    dp_packet_set_size(packet, 0);
+    dp_packet_reset_offsets(packet);
+    dp_packet_reset_cutlen(packet);
+    dp_packet_reset_offload(packet);
+    packet->packet_type = htonl(PT_ETH);
+    return packet;
+}
+#endif
 
 /* A packet with room for 'len' bytes after the usual headroom. */
 static struct dp_packet *
@@ -1084,25 +1126,20 @@ pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
         if (OVS_LIKELY(cache->n)) {
             packet = cache->pkts[--cache->n];
 #ifndef DPDK_NETDEV
-            /* A block this thread sent before: its source, base and size
-             * are as pkt_free() checked them, and the rest is reset here as
-             * dp_packet_use_stub() would, but for the packet metadata,
-             * which the datapath initializes for every packet a port
-             * receives (and which is most of that function's work). */
-            dp_packet_set_data(packet,
-                               (char *) (packet + 1) + DP_NETDEV_HEADROOM);
-            dp_packet_set_size(packet, 0);
-            dp_packet_reset_offsets(packet);
-            dp_packet_reset_cutlen(packet);
-            dp_packet_reset_offload(packet);
-            packet->packet_type = htonl(PT_ETH);
-            return packet;
+            return pkt_reuse(packet);
 #endif
         } else {
-            uint64_t tag = VHOSTMQ_PKT_TAG;
-
-            packet = xmalloc(sizeof *packet + buf + sizeof tag);
-            memcpy(pkt_tag(packet), &tag, sizeof tag);
+            packet = pkt_new_tagged(buf);
+        }
+    } else if (len <= VIRTQ_MAX_PACKET) {
+        buf = VHOSTMQ_PKT_BIG_BUF;
+        if (cache->n_big) {
+            packet = cache->big[--cache->n_big];
+#ifndef DPDK_NETDEV
+            return pkt_reuse(packet);
+#endif
+        } else {
+            packet = pkt_new_tagged(buf);
         }
     } else {
         /* Not cached: no tag. */
@@ -1120,14 +1157,21 @@ static void
 pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
 {
     if (packet->source == DPBUF_STUB
-        && dp_packet_base(packet) == (void *) (packet + 1)
-        && dp_packet_get_allocated(packet) == VHOSTMQ_PKT_BUF
-        && pkt_has_tag(packet)
-        && cache->n < VHOSTMQ_PKT_CACHE) {
-        cache->pkts[cache->n++] = packet;
-    } else {
-        dp_packet_delete(packet);
+        && dp_packet_base(packet) == (void *) (packet + 1)) {
+        size_t buf = dp_packet_get_allocated(packet);
+
+        if (OVS_LIKELY(buf == VHOSTMQ_PKT_BUF)) {
+            if (pkt_has_tag(packet, buf) && cache->n < VHOSTMQ_PKT_CACHE) {
+                cache->pkts[cache->n++] = packet;
+                return;
+            }
+        } else if (buf == VHOSTMQ_PKT_BIG_BUF && pkt_has_tag(packet, buf)
+                   && cache->n_big < VHOSTMQ_PKT_BIG_CACHE) {
+            cache->big[cache->n_big++] = packet;
+            return;
+        }
     }
+    dp_packet_delete(packet);
 }
 
 /* Puts a frame into a guest's RX ring, retrying (after publishing what was
