@@ -14,30 +14,20 @@
 #include "dp-packet.h"
 #include "packets.h"
 
-static void
-stat_add(atomic_uint64_t *counter, uint64_t n)
-{
-    if (n) {
-        uint64_t orig;
-
-        atomic_add_relaxed(counter, n, &orig);
-    }
-}
-
 void
 vhostmq_offload_acc_flush(struct vhostmq_offload_acc *acc,
                           struct vhostmq_offload_stats *stats)
 {
-    stat_add(&stats->rx_csum, acc->rx_csum);
-    stat_add(&stats->rx_tso, acc->rx_tso);
-    stat_add(&stats->rx_sw_csum, acc->rx_sw_csum);
-    stat_add(&stats->rx_bad, acc->rx_bad);
-    stat_add(&stats->tx_csum, acc->tx_csum);
-    stat_add(&stats->tx_tso, acc->tx_tso);
-    stat_add(&stats->tx_sw_csum, acc->tx_sw_csum);
-    stat_add(&stats->tx_sw_tso, acc->tx_sw_tso);
-    stat_add(&stats->tx_sw_segments, acc->tx_sw_segments);
-    stat_add(&stats->tx_bad, acc->tx_bad);
+    vhostmq_counter_add(&stats->rx_csum, acc->rx_csum);
+    vhostmq_counter_add(&stats->rx_tso, acc->rx_tso);
+    vhostmq_counter_add(&stats->rx_sw_csum, acc->rx_sw_csum);
+    vhostmq_counter_add(&stats->rx_bad, acc->rx_bad);
+    vhostmq_counter_add(&stats->tx_csum, acc->tx_csum);
+    vhostmq_counter_add(&stats->tx_tso, acc->tx_tso);
+    vhostmq_counter_add(&stats->tx_sw_csum, acc->tx_sw_csum);
+    vhostmq_counter_add(&stats->tx_sw_tso, acc->tx_sw_tso);
+    vhostmq_counter_add(&stats->tx_sw_segments, acc->tx_sw_segments);
+    vhostmq_counter_add(&stats->tx_bad, acc->tx_bad);
     memset(acc, 0, sizeof *acc);
 }
 
@@ -77,12 +67,6 @@ vhostmq_offload_from_guest(struct dp_packet *packet,
         }
     }
     return true;
-}
-
-bool
-vhostmq_offload_pending(const struct dp_packet *packet)
-{
-    return dp_packet_hwol_is_tso(packet) || dp_packet_hwol_l4_mask(packet);
 }
 
 /* Cuts 'data' (layers 'l') into segments of 'mss' payload bytes in

@@ -27,10 +27,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dp-packet.h"
 #include "ovs-atomic.h"
 #include "vnet-offload.h"
 
-struct dp_packet;
+
+/* Adds 'n' to a port's software counter (any thread; nothing if 'n' is
+ * 0).  The provider's files share it. */
+static inline void
+vhostmq_counter_add(atomic_uint64_t *counter, uint64_t n)
+{
+    if (n) {
+        uint64_t orig;
+
+        atomic_add_relaxed(counter, n, &orig);
+    }
+}
 
 /* A port's offload counters, updated by PMD threads once per burst that
  * had offloaded packets. */
@@ -69,8 +81,14 @@ bool vhostmq_offload_from_guest(struct dp_packet *packet,
                                 uint64_t features,
                                 struct vhostmq_offload_acc *acc);
 
-/* Whether 'packet' carries offload flags (cheap: one load). */
-bool vhostmq_offload_pending(const struct dp_packet *packet);
+/* Whether 'packet' carries offload flags: one load and test, inline, as the
+ * send path asks it of every packet. */
+static inline bool
+vhostmq_offload_pending(const struct dp_packet *packet)
+{
+    return (*dp_packet_ol_flags_ptr(packet)
+            & (DP_PACKET_OL_TX_TCP_SEG | DP_PACKET_OL_TX_L4_MASK)) != 0;
+}
 
 /* Puts one frame into the guest's ring: 0, or an errno value as
  * virtq_enqueue() gives. */

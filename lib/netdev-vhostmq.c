@@ -894,14 +894,6 @@ netdev_vhostmq_reconfigure(struct netdev *netdev)
     return 0;
 }
 
-static void
-sw_stat_add(atomic_uint64_t *counter, uint64_t n)
-{
-    uint64_t orig;
-
-    atomic_add_relaxed(counter, n, &orig);
-}
-
 /* Locks guest RX queue 'q' and returns its virtq if it is running and
  * enabled; otherwise returns null, unlocked.  Which lock depends on 'q',
  * which clang's analysis cannot name: the rule (a guest RX ring is written
@@ -1114,41 +1106,47 @@ pkt_reuse(struct dp_packet *packet)
 }
 #endif
 
+/* Makes block 'packet' a packet whose buffer of 'buf' bytes follows it. */
+static struct dp_packet *
+pkt_init(struct dp_packet *packet, size_t buf)
+{
+    dp_packet_use_stub(packet, packet + 1, buf);
+    dp_packet_set_data(packet, (char *) (packet + 1) + DP_NETDEV_HEADROOM);
+    return packet;
+}
+
+/* A packet from 'pool' ('*n' blocks of 'buf' bytes of buffer), or a new
+ * block of that size if it is empty. */
+static inline struct dp_packet *
+pkt_from_pool(struct dp_packet **pool, int *n, size_t buf)
+{
+    struct dp_packet *packet;
+
+    if (OVS_LIKELY(*n)) {
+        packet = pool[--*n];
+#ifndef DPDK_NETDEV
+        return pkt_reuse(packet);
+#endif
+    } else {
+        packet = pkt_new_tagged(buf);
+    }
+    return pkt_init(packet, buf);
+}
+
 /* A packet with room for 'len' bytes after the usual headroom. */
 static struct dp_packet *
 pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
 {
-    struct dp_packet *packet;
-    size_t buf;
-
     if (OVS_LIKELY(len <= VHOSTMQ_PKT_ROOM)) {
-        buf = VHOSTMQ_PKT_BUF;
-        if (OVS_LIKELY(cache->n)) {
-            packet = cache->pkts[--cache->n];
-#ifndef DPDK_NETDEV
-            return pkt_reuse(packet);
-#endif
-        } else {
-            packet = pkt_new_tagged(buf);
-        }
+        return pkt_from_pool(cache->pkts, &cache->n, VHOSTMQ_PKT_BUF);
     } else if (len <= VIRTQ_MAX_PACKET) {
-        buf = VHOSTMQ_PKT_BIG_BUF;
-        if (cache->n_big) {
-            packet = cache->big[--cache->n_big];
-#ifndef DPDK_NETDEV
-            return pkt_reuse(packet);
-#endif
-        } else {
-            packet = pkt_new_tagged(buf);
-        }
+        return pkt_from_pool(cache->big, &cache->n_big, VHOSTMQ_PKT_BIG_BUF);
     } else {
         /* Not cached: no tag. */
-        buf = DP_NETDEV_HEADROOM + len;
-        packet = xmalloc(sizeof *packet + buf);
+        size_t buf = DP_NETDEV_HEADROOM + len;
+
+        return pkt_init(xmalloc(sizeof(struct dp_packet) + buf), buf);
     }
-    dp_packet_use_stub(packet, packet + 1, buf);
-    dp_packet_set_data(packet, (char *) (packet + 1) + DP_NETDEV_HEADROOM);
-    return packet;
 }
 
 /* Frees 'packet', or keeps it in 'cache' if it is one of ours that OVS
@@ -1159,15 +1157,13 @@ pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
     if (packet->source == DPBUF_STUB
         && dp_packet_base(packet) == (void *) (packet + 1)) {
         size_t buf = dp_packet_get_allocated(packet);
+        bool small = buf == VHOSTMQ_PKT_BUF;
+        int *n = small ? &cache->n : &cache->n_big;
 
-        if (OVS_LIKELY(buf == VHOSTMQ_PKT_BUF)) {
-            if (pkt_has_tag(packet, buf) && cache->n < VHOSTMQ_PKT_CACHE) {
-                cache->pkts[cache->n++] = packet;
-                return;
-            }
-        } else if (buf == VHOSTMQ_PKT_BIG_BUF && pkt_has_tag(packet, buf)
-                   && cache->n_big < VHOSTMQ_PKT_BIG_CACHE) {
-            cache->big[cache->n_big++] = packet;
+        if ((small || buf == VHOSTMQ_PKT_BIG_BUF)
+            && *n < (small ? VHOSTMQ_PKT_CACHE : VHOSTMQ_PKT_BIG_CACHE)
+            && pkt_has_tag(packet, buf)) {
+            (small ? cache->pkts : cache->big)[(*n)++] = packet;
             return;
         }
     }
@@ -1204,10 +1200,10 @@ enqueue_retrying(void *ctx_, const struct virtio_net_hdr *hdr,
  * errno value of its drop. */
 static int __attribute__((noinline))
 send_offloaded(struct netdev_vhostmq *dev, struct virtq *vq,
-               struct dp_packet *packet, int max_frame_len, size_t *retries,
-               int retries_max, struct vhostmq_offload_acc *acc)
+               struct vhostmq_pkt_cache *cache, struct dp_packet *packet,
+               int max_frame_len, size_t *retries, int retries_max,
+               struct vhostmq_offload_acc *acc)
 {
-    struct vhostmq_pkt_cache *cache = pkt_cache_get();
     struct send_ctx ctx = { vq, retries, retries_max };
     int error;
 
@@ -1233,7 +1229,8 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     size_t n = dp_packet_batch_size(batch);
     size_t mtu_drops = 0, failed = 0, unfilled = 0, retries = 0;
-    struct vhostmq_offload_acc acc;
+    struct vhostmq_pkt_cache *cache = pkt_cache_get();
+    struct vhostmq_offload_acc acc = { .tx_bad = 0 };
     struct vhostmq_txq *txq = NULL;
     int max_frame_len, retries_max;
     struct dp_packet *packet;
@@ -1248,10 +1245,10 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     if (OVS_UNLIKELY(!vq)) {
         if (!admin_up) {
             COVERAGE_ADD(vhostmq_tx_dropped_admin_down, n);
-            sw_stat_add(&dev->sw.tx_admin_down_drops, n);
+            vhostmq_counter_add(&dev->sw.tx_admin_down_drops, n);
         } else {
             COVERAGE_ADD(vhostmq_tx_dropped_link_down, n);
-            sw_stat_add(&dev->sw.tx_link_down_drops, n);
+            vhostmq_counter_add(&dev->sw.tx_link_down_drops, n);
         }
         dp_packet_delete_batch(batch, true);
         return 0;
@@ -1260,16 +1257,14 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     atomic_read_relaxed(&dev->max_frame_len, &max_frame_len);
     atomic_read_relaxed(&dev->tx_retries_max, &retries_max);
     virtq_prefetch_rx(vq, n);
-    acc.tx_csum = acc.tx_tso = acc.tx_sw_csum = acc.tx_sw_tso = 0;
-    acc.tx_sw_segments = acc.tx_bad = 0;
 
     DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
         uint32_t size = dp_packet_size(packet);
         int error;
 
         if (OVS_UNLIKELY(vhostmq_offload_pending(packet))) {
-            error = send_offloaded(dev, vq, packet, max_frame_len, &retries,
-                                   retries_max, &acc);
+            error = send_offloaded(dev, vq, cache, packet, max_frame_len,
+                                   &retries, retries_max, &acc);
             if (error == EMSGSIZE) {
                 mtu_drops++;
             } else if (error && error != EINVAL) {
@@ -1310,20 +1305,18 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
 
     if (OVS_UNLIKELY(acc.tx_csum | acc.tx_sw_csum | acc.tx_sw_tso
                      | acc.tx_bad)) {
-        acc.rx_csum = acc.rx_tso = acc.rx_sw_csum = acc.rx_bad = 0;
         vhostmq_offload_acc_flush(&acc, &dev->ol);
     }
     if (OVS_UNLIKELY(mtu_drops || failed || unfilled || retries)) {
-        sw_stat_add(&dev->sw.tx_mtu_exceeded_drops, mtu_drops);
-        sw_stat_add(&dev->sw.tx_failure_drops, failed);
-        sw_stat_add(&dev->sw.tx_unfilled_drops, unfilled);
-        sw_stat_add(&dev->sw.tx_retries, retries);
+        vhostmq_counter_add(&dev->sw.tx_mtu_exceeded_drops, mtu_drops);
+        vhostmq_counter_add(&dev->sw.tx_failure_drops, failed);
+        vhostmq_counter_add(&dev->sw.tx_unfilled_drops, unfilled);
+        vhostmq_counter_add(&dev->sw.tx_retries, retries);
         COVERAGE_ADD(vhostmq_tx_mtu_exceeded_drops, mtu_drops);
         COVERAGE_ADD(vhostmq_tx_failure_drops, failed);
         COVERAGE_ADD(vhostmq_tx_dropped_unfilled, unfilled);
     }
 
-    struct vhostmq_pkt_cache *cache = pkt_cache_get();
     DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
         pkt_free(cache, packet);
     }

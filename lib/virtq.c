@@ -106,7 +106,6 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
                                | (1ull << VIRTIO_NET_F_MRG_RXBUF))
                    ? 12 : 10);
     vq->rx_fast_hdr = vq->hdr_len == 12 ? 12 : 0;
-    vq->read_hdr = (features & VIRTQ_HDR_FEATURES) != 0;
     vq->features = features;
     vq->call_fd = call_fd;
     vq->mem = mem;
@@ -692,7 +691,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             struct virtio_net_hdr hdr_copy;
             const struct virtio_net_hdr *hdr = NULL;
 
-            if (vq->read_hdr) {
+            if (vq->features & VIRTQ_HDR_FEATURES) {
                 /* Copied out once: the guest may change it meanwhile. */
                 hdr = read_hdr(&hdr_copy, p);
             }
@@ -726,7 +725,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             const struct virtio_net_hdr *hdr = NULL;
             int first;
 
-            if (vq->read_hdr) {
+            if (vq->features & VIRTQ_HDR_FEATURES) {
                 uint8_t raw[sizeof hdr_copy];
 
                 gather(pieces, n, raw, VIRTQ_HDR_READ);

@@ -105,9 +105,9 @@ struct virtq {
     bool event_idx;
     bool mrg_rxbuf;
     bool indirect;              /* INDIRECT_DESC negotiated. */
-    bool read_hdr;              /* Offloads negotiated (VIRTQ_HDR_FEATURES):
-                                 * hand the guest's headers out. */
-    uint64_t features;          /* The negotiated virtio features. */
+    uint64_t features;          /* The negotiated virtio features (with
+                                 * any of VIRTQ_HDR_FEATURES, dequeue hands
+                                 * the guest's headers out). */
     int call_fd;                /* -1: never notify.  The control thread
                                  * may replace it (atomically) while the
                                  * ring runs; the data path sets it to -1

@@ -28,6 +28,27 @@ inet_csum_be16(const uint8_t *p)
     return (uint32_t) p[0] << 8 | p[1];
 }
 
+static inline uint32_t
+inet_get32(const uint8_t *p)
+{
+    return inet_csum_be16(p) << 16 | inet_csum_be16(p + 2);
+}
+
+/* Network-order stores, a byte at a time (frames promise no alignment). */
+static inline void
+inet_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = v >> 8;
+    p[1] = v;
+}
+
+static inline void
+inet_put32(uint8_t *p, uint32_t v)
+{
+    inet_put16(p, v >> 16);
+    inet_put16(p + 2, v);
+}
+
 /* Big-endian 16-bit words of 'len' bytes, summed (an odd last byte is the
  * high byte of a word). */
 static inline uint64_t
@@ -39,13 +60,29 @@ inet_csum_sum(uint64_t sum, const uint8_t *p, uint32_t len)
     return sum;
 }
 
-static inline bool
-inet_csum_verifies(uint64_t sum)
+static inline uint16_t
+inet_csum_fold(uint64_t sum)
 {
     while (sum >> 16) {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    return sum == 0xffff;
+    return sum;
+}
+
+static inline bool
+inet_csum_verifies(uint64_t sum)
+{
+    return inet_csum_fold(sum) == 0xffff;
+}
+
+/* Completes a NEEDS_CSUM checksum as a guest does: the sum of the bytes
+ * from 'start' to 'end' (the partial sum in the field included), stored
+ * complemented at 'start' + 'offset'. */
+static inline void
+inet_csum_complete(uint8_t *f, uint32_t start, uint32_t offset, uint32_t end)
+{
+    inet_put16(f + start + offset,
+               ~inet_csum_fold(inet_csum_sum(0, f + start, end - start)));
 }
 
 /* Checks the frame's checksums: Ethernet, up to 2 VLAN tags, IPv4 (no

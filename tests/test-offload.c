@@ -19,26 +19,6 @@
                   | (1ull << VIRTIO_NET_F_HOST_TSO6)         \
                   | (1ull << VIRTIO_NET_F_HOST_ECN))
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-    p[0] = v >> 8;
-    p[1] = v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-    put16(p, v >> 16);
-    put16(p + 2, v);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-    return (uint32_t) p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
-}
-
 /* How build_frame() lays a frame out. */
 struct frame_spec {
     int ipv;                    /* 4 or 6. */
@@ -62,11 +42,11 @@ build_frame(uint8_t *f, const struct frame_spec *s, struct vnet_layers *l)
     memset(f, 0, 14);
     memcpy(f, "\x52\x54\x00\x00\x00\x02\x52\x54\x00\x00\x00\x01", 12);
     for (int i = 0; i < s->vlans; i++) {
-        put16(f + ofs, i ? 0x8100 : 0x88a8);
-        put16(f + ofs + 2, 100 + i);
+        inet_put16(f + ofs, i ? 0x8100 : 0x88a8);
+        inet_put16(f + ofs + 2, 100 + i);
         ofs += 4;
     }
-    put16(f + ofs, s->ipv == 4 ? 0x0800 : 0x86dd);
+    inet_put16(f + ofs, s->ipv == 4 ? 0x0800 : 0x86dd);
     ofs += 2;
     l->l3_ofs = ofs;
     l4_len = s->proto == IPPROTO_TCP ? 20 + s->tcp_opts : 8;
@@ -75,21 +55,21 @@ build_frame(uint8_t *f, const struct frame_spec *s, struct vnet_layers *l)
 
         memset(f + ofs, 0, ihl);
         f[ofs] = 0x40 | ihl / 4;
-        put16(f + ofs + 2, ihl + l4_len + s->payload);
-        put16(f + ofs + 4, 0x1234);
-        put16(f + ofs + 6, 0x4000);     /* DF. */
+        inet_put16(f + ofs + 2, ihl + l4_len + s->payload);
+        inet_put16(f + ofs + 4, 0x1234);
+        inet_put16(f + ofs + 6, 0x4000);     /* DF. */
         f[ofs + 8] = 64;
         f[ofs + 9] = s->proto;
-        put16(f + ofs + 10, 0xbeef);    /* Wrong on purpose. */
-        put32(f + ofs + 12, 0x0a000001);
-        put32(f + ofs + 16, 0x0a000002);
+        inet_put16(f + ofs + 10, 0xbeef);    /* Wrong on purpose. */
+        inet_put32(f + ofs + 12, 0x0a000001);
+        inet_put32(f + ofs + 16, 0x0a000002);
         ofs += ihl;
     } else {
         uint32_t ext = 8 * s->ext_hdrs;
 
         memset(f + ofs, 0, 40);
         f[ofs] = 0x60;
-        put16(f + ofs + 4, ext + l4_len + s->payload);
+        inet_put16(f + ofs + 4, ext + l4_len + s->payload);
         f[ofs + 6] = s->ext_hdrs ? IPPROTO_HOPOPTS : s->proto;
         f[ofs + 7] = 64;
         for (int i = 0; i < 16; i++) {
@@ -106,18 +86,18 @@ build_frame(uint8_t *f, const struct frame_spec *s, struct vnet_layers *l)
     l->l4_ofs = ofs;
     l->l4_len = l4_len;
     memset(f + ofs, 0, l4_len);
-    put16(f + ofs, 40000);
-    put16(f + ofs + 2, 5201);
+    inet_put16(f + ofs, 40000);
+    inet_put16(f + ofs + 2, 5201);
     if (s->proto == IPPROTO_TCP) {
-        put32(f + ofs + 4, 0xfffff000);         /* Wraps while cut. */
-        put32(f + ofs + 8, 77);
+        inet_put32(f + ofs + 4, 0xfffff000);         /* Wraps while cut. */
+        inet_put32(f + ofs + 8, 77);
         f[ofs + 12] = (l4_len / 4) << 4;
         f[ofs + 13] = s->tcp_flags;
-        put16(f + ofs + 14, 65535);
-        put16(f + ofs + 16, 0xdead);
+        inet_put16(f + ofs + 14, 65535);
+        inet_put16(f + ofs + 16, 0xdead);
     } else {
-        put16(f + ofs + 4, 8 + s->payload);
-        put16(f + ofs + 6, 0xdead);
+        inet_put16(f + ofs + 4, 8 + s->payload);
+        inet_put16(f + ofs + 6, 0xdead);
     }
     ofs += l4_len;
     for (uint32_t i = 0; i < s->payload; i++) {
@@ -180,20 +160,20 @@ test_parse_layers(void)
     struct vnet_layers l, got;
     uint32_t len = build_frame(frame, &s, &l);
 
-    put16(frame + 12, 0x0806);
+    inet_put16(frame + 12, 0x0806);
     CHECK(!vnet_parse_layers(frame, len, &got));
     build_frame(frame, &s, &l);
-    put16(frame + l.l3_ofs + 6, 0x2000);        /* MF. */
+    inet_put16(frame + l.l3_ofs + 6, 0x2000);        /* MF. */
     CHECK(vnet_parse_layers(frame, len, &got));
     CHECK_EQ(got.l4_ofs, 0);
     build_frame(frame, &s, &l);
     frame[l.l4_ofs + 12] = 0xf0;                /* 60 bytes > 20 + 100? */
-    put16(frame + l.l3_ofs + 2, 20 + 40);       /* IP says 60 bytes. */
+    inet_put16(frame + l.l3_ofs + 2, 20 + 40);       /* IP says 60 bytes. */
     CHECK(vnet_parse_layers(frame, len, &got));
     CHECK_EQ(got.l4_ofs, 0);
     /* IP longer than the frame. */
     build_frame(frame, &s, &l);
-    put16(frame + l.l3_ofs + 2, 60000);
+    inet_put16(frame + l.l3_ofs + 2, 60000);
     CHECK(!vnet_parse_layers(frame, len, &got));
 }
 
@@ -394,12 +374,7 @@ test_hdr_for_guest(void)
 
     vnet_l4_csum_fill(frame, &parsed, true);
     /* Completed as the guest would. */
-    uint64_t sum = inet_csum_sum(0, frame + h.csum_start,
-                                 len - h.csum_start);
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    put16(frame + h.csum_start + h.csum_offset, ~sum);
+    inet_csum_complete(frame, h.csum_start, h.csum_offset, len);
     CHECK(inet_csum_check(frame, len).l4_ok);
 }
 
@@ -436,7 +411,7 @@ test_tso_segments(void)
             CHECK(r.ipv4_ok && r.l4_ok && r.l4_proto == IPPROTO_TCP);
             CHECK_EQ(r.l4_end, n);
             CHECK(!memcmp(seg, frame, l.l3_ofs));
-            CHECK_EQ(get32(seg + l.l4_ofs + 4),
+            CHECK_EQ(inet_get32(seg + l.l4_ofs + 4),
                      (uint32_t) (0xfffff000 + payload));
             CHECK_EQ(!!(flags & 0x01), last && (specs[i].tcp_flags & 0x01));
             CHECK_EQ(!!(flags & 0x08), last && (specs[i].tcp_flags & 0x08));

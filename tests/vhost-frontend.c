@@ -1009,20 +1009,6 @@ ol_isn(int instance)
     return 0xfff00000u + instance * 0x20000u;   /* Wraps for some. */
 }
 
-static void
-ol_put16(uint8_t *p, uint16_t v)
-{
-    p[0] = v >> 8;
-    p[1] = v;
-}
-
-static void
-ol_put32(uint8_t *p, uint32_t v)
-{
-    ol_put16(p, v >> 16);
-    ol_put16(p + 2, v);
-}
-
 /* Builds instance 'instance' of case 'c' (source port 'sport') from 'g'
  * into 'frame' with the header a guest gives it; returns its length. */
 static uint32_t
@@ -1034,23 +1020,23 @@ ol_build(const struct guest *g, const struct ol_case *c, int instance,
 
     memcpy(frame, g->peer_mac, 6);
     memcpy(frame + 6, g->mac, 6);
-    ol_put16(frame + 12, c->ipv == 4 ? 0x0800 : 0x86dd);
+    inet_put16(frame + 12, c->ipv == 4 ? 0x0800 : 0x86dd);
     if (c->ipv == 4) {
         l4 = l3 + 20;
         memset(frame + l3, 0, 20);
         frame[l3] = 0x45;
-        ol_put16(frame + l3 + 2, 20 + l4_len + c->payload);
-        ol_put16(frame + l3 + 4, instance * 100);
-        ol_put16(frame + l3 + 6, 0x4000);
+        inet_put16(frame + l3 + 2, 20 + l4_len + c->payload);
+        inet_put16(frame + l3 + 4, instance * 100);
+        inet_put16(frame + l3 + 6, 0x4000);
         frame[l3 + 8] = 64;
         frame[l3 + 9] = c->proto;
-        ol_put32(frame + l3 + 12, 0x0a000001);
-        ol_put32(frame + l3 + 16, 0x0a000002);
+        inet_put32(frame + l3 + 12, 0x0a000001);
+        inet_put32(frame + l3 + 16, 0x0a000002);
     } else {
         l4 = l3 + 40;
         memset(frame + l3, 0, 40);
         frame[l3] = 0x60;
-        ol_put16(frame + l3 + 4, l4_len + c->payload);
+        inet_put16(frame + l3 + 4, l4_len + c->payload);
         frame[l3 + 6] = c->proto;
         frame[l3 + 7] = 64;
         frame[l3 + 8] = 0xfd;
@@ -1059,37 +1045,33 @@ ol_build(const struct guest *g, const struct ol_case *c, int instance,
         frame[l3 + 39] = 2;
     }
     memset(frame + l4, 0, l4_len);
-    ol_put16(frame + l4, sport);
-    ol_put16(frame + l4 + 2, OL_DPORT);
+    inet_put16(frame + l4, sport);
+    inet_put16(frame + l4 + 2, OL_DPORT);
     if (c->proto == 6) {
-        ol_put32(frame + l4 + 4, ol_isn(instance));
-        ol_put32(frame + l4 + 8, 1);
+        inet_put32(frame + l4 + 4, ol_isn(instance));
+        inet_put32(frame + l4 + 8, 1);
         frame[l4 + 12] = (OL_TCP_HDR / 4) << 4;
         frame[l4 + 13] = 0x18;                  /* ACK, PSH. */
-        ol_put16(frame + l4 + 14, 65535);
+        inet_put16(frame + l4 + 14, 65535);
         /* NOP, NOP, timestamp. */
         frame[l4 + 20] = 1;
         frame[l4 + 21] = 1;
         frame[l4 + 22] = 8;
         frame[l4 + 23] = 10;
-        ol_put32(frame + l4 + 24, 12345);
+        inet_put32(frame + l4 + 24, 12345);
         for (uint32_t i = 0; i < c->payload; i++) {
             frame[l4 + l4_len + i] = ol_byte(ol_isn(instance) + i);
         }
     } else {
-        ol_put16(frame + l4 + 4, 8 + c->payload);
+        inet_put16(frame + l4 + 4, 8 + c->payload);
         for (uint32_t i = 0; i < c->payload; i++) {
             frame[l4 + l4_len + i] = ol_byte(ol_isn(instance) + i);
         }
     }
     end = l4 + l4_len + c->payload;
     if (c->ipv == 4) {
-        uint64_t sum = inet_csum_sum(0, frame + l3, 20);
-
-        while (sum >> 16) {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        ol_put16(frame + l3 + 10, ~sum);
+        inet_put16(frame + l3 + 10,
+                   ~inet_csum_fold(inet_csum_sum(0, frame + l3, 20)));
     }
 
     memset(hdr, 0, sizeof *hdr);
@@ -1200,20 +1182,13 @@ check_offload_frame(struct flow *f, int q, const struct virtio_net_hdr *hdr,
     }
     if (hdr->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
         /* Complete it as a guest would, from csum_start on. */
-        uint32_t field = hdr->csum_start + hdr->csum_offset;
-        uint64_t sum;
-
         if (hdr->csum_start != r.l4_ofs
             || hdr->csum_offset != (r.l4_proto == 6 ? 16 : 6)) {
             OL_FAIL("NEEDS_CSUM at %u+%u, the L4 header is at %u",
                     hdr->csum_start, hdr->csum_offset, r.l4_ofs);
         }
-        sum = inet_csum_sum(0, frame + hdr->csum_start,
-                            r.l4_end - hdr->csum_start);
-        while (sum >> 16) {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        ol_put16(frame + field, ~sum);
+        inet_csum_complete(frame, hdr->csum_start, hdr->csum_offset,
+                           r.l4_end);
         r = inet_csum_check(frame, len);
         res->partial_frames++;
     }
@@ -1256,8 +1231,7 @@ check_offload_frame(struct flow *f, int q, const struct virtio_net_hdr *hdr,
     /* The payload: where it belongs, right, and seen once. */
     payload = r.l4_end - r.payload_ofs;
     seq_ofs = (r.l4_proto == 6
-               ? ((uint32_t) inet_csum_be16(frame + r.l4_ofs + 4) << 16
-                  | inet_csum_be16(frame + r.l4_ofs + 6)) - ol_isn(instance)
+               ? inet_get32(frame + r.l4_ofs + 4) - ol_isn(instance)
                : 0);
     if ((uint64_t) seq_ofs + payload > c->payload) {
         OL_FAIL("payload %u bytes at offset %u: beyond the %u sent",

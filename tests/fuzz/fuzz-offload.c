@@ -92,17 +92,8 @@ check_csum(const uint8_t *frame, uint32_t len,
     }
     if (checkable(layers)) {
         /* Completed as the guest would: the sum from csum_start on. */
-        uint8_t *field = copy + hdr.csum_start + hdr.csum_offset;
-        uint64_t sum = inet_csum_sum(0, copy + hdr.csum_start,
-                                     layers->l4_end - hdr.csum_start);
-        uint16_t csum;
-
-        while (sum >> 16) {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        csum = ~sum;
-        field[0] = csum >> 8;
-        field[1] = csum;
+        inet_csum_complete(copy, hdr.csum_start, hdr.csum_offset,
+                           layers->l4_end);
         if (!inet_csum_check(copy, len).l4_ok) {
             abort();
         }
