@@ -52,6 +52,13 @@
  *                      up): A sends N frames, which the switch must drop,
  *                      waits until the switch took them all from its ring,
  *                      then B fills every RX ring and the rounds run
+ *   --unfilled-wait F  with --unfilled-first, steps a test drives: print
+ *                      "unfilled: waiting for F-send" and send A's frames
+ *                      once F-send exists, then (once the switch took
+ *                      them) "unfilled: waiting for F-fill" and fill B's
+ *                      rings once F-fill exists; the test checks the
+ *                      switch meanwhile (its reconfiguration done, the
+ *                      frames counted), so no time is guessed
  *   --ignore-queue-num set up more pairs than GET_QUEUE_NUM allows (a
  *                      broken front-end: the switch must refuse)
  *   --timeout SECONDS  (default 20)
@@ -144,6 +151,7 @@ static int hold_ms;
 static int churn_ms;
 static int fill_only = -1;
 static int unfilled_first;              /* --unfilled-first N. */
+static const char *unfilled_wait;       /* --unfilled-wait FILE. */
 static struct guest *unfilled_guest;    /* B, with --fill-only. */
 static uint8_t mac_a[6] = { 2, 0, 0, 0, 0, 0x0a };
 static uint8_t mac_b[6] = { 2, 0, 0, 0, 0, 0x0b };
@@ -519,6 +527,24 @@ struct flow {
 
 static void poll_rx(struct flow *);
 static void reclaim_tx(struct guest *);
+
+/* --unfilled-wait: waits until the file named after it and 'step' exists,
+ * until 'deadline'. */
+static void
+wait_for_step(const char *step, long long deadline)
+{
+    char name[4096];
+
+    snprintf(name, sizeof name, "%s-%s", unfilled_wait, step);
+    printf("unfilled: waiting for %s\n", name);
+    fflush(stdout);
+    while (access(name, F_OK) && now_ms() < deadline) {
+        usleep(10 * 1000);
+    }
+    if (access(name, F_OK)) {
+        fail("%s did not appear in %d s", name, timeout_s);
+    }
+}
 static bool offload_test;
 static void check_offload_frame(struct flow *, int q,
                                 const struct virtio_net_hdr *,
@@ -625,6 +651,9 @@ send_unfilled_first(struct flow *f)
     long long deadline = now_ms() + timeout_s * 1000LL;
     struct vq *tx = f->from->vqs[1];
 
+    if (unfilled_wait) {
+        wait_for_step("send", deadline);
+    }
     for (int i = 0; i < unfilled_first; i++) {
         send_frame__(f, 0, 60, PROBE_MAGIC);
     }
@@ -637,7 +666,11 @@ send_unfilled_first(struct flow *f)
         fail("%s: the switch did not take the %d frames sent before %s "
              "had buffers", f->from->name, unfilled_first, f->to->name);
     }
-    usleep(200 * 1000);
+    if (unfilled_wait) {
+        wait_for_step("fill", deadline);
+    } else {
+        usleep(200 * 1000);
+    }
     for (int q = 0; q < n_pairs; q++) {
         f->to->vqs[2 * q]->unfilled = false;
         fill_rx(f->to, f->to->vqs[2 * q]);
@@ -1672,6 +1705,7 @@ main(int argc, char *argv[])
         { "churn", required_argument, NULL, 'K' },
         { "fill-only", required_argument, NULL, 'F' },
         { "unfilled-first", required_argument, NULL, 'U' },
+        { "unfilled-wait", required_argument, NULL, 'W' },
         { "ignore-queue-num", no_argument, NULL, 'G' },
         { "no-status", no_argument, NULL, 'S' },
         { "offloads-a", required_argument, NULL, 'o' },
@@ -1718,6 +1752,7 @@ main(int argc, char *argv[])
         case 'K': churn_ms = atoi(optarg); break;
         case 'F': fill_only = atoi(optarg); break;
         case 'U': unfilled_first = atoi(optarg); break;
+        case 'W': unfilled_wait = optarg; break;
         case 'G': ignore_queue_num = true; break;
         case 'S': use_status = false; break;
         case 'o': a.offloads = parse_offloads(optarg); break;
