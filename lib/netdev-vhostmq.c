@@ -105,7 +105,23 @@ struct vhostmq_sw_stats {
  * usual case) it costs one atomic read-modify-write and one release store
  * per batch. */
 struct vhostmq_txq {
-    struct ovs_mutex lock;      /* Held while a thread writes the ring. */
+    PADDED_MEMBERS(CACHE_LINE_SIZE,
+        struct ovs_mutex lock;  /* Held while a thread writes the ring. */
+    );
+};
+
+/* One guest TX queue as OVS receives from it.
+ *
+ * The one PMD that polls the queue holds its lock for each burst, so that
+ * the main thread, stopping or disabling the ring (a guest stopping for
+ * live migration asks for where each ring stopped), waits out the burst in
+ * progress (vhostmq_quiesce_vring()) instead of an RCU grace period.
+ * Uncontended but then: one atomic read-modify-write and one release
+ * store per poll. */
+struct vhostmq_rxq_lock {
+    PADDED_MEMBERS(CACHE_LINE_SIZE,
+        struct ovs_mutex lock;
+    );
 };
 
 struct netdev_vhostmq {
@@ -134,6 +150,7 @@ struct netdev_vhostmq {
                                  * nor receives (as netdev-dpdk). */
     atomic_int tx_map[VHOST_USER_MAX_QUEUE_PAIRS];  /* txq -> guest q. */
     struct vhostmq_txq txqs[VHOST_USER_MAX_QUEUE_PAIRS];
+    struct vhostmq_rxq_lock rxq_locks[VHOST_USER_MAX_QUEUE_PAIRS];
     struct vhostmq_sw_stats sw;
     struct vhostmq_offload_stats ol;
 
@@ -370,12 +387,32 @@ vhostmq_log(void *aux OVS_UNUSED, enum vhost_log_level level,
     }
 }
 
+/* Waits out any thread in vring 'i' of 'aux''s device: the data path reads
+ * a ring's live virtq and enabled flag only under the lock of its queue
+ * (the send batch's, the receive burst's), and holds it while it uses
+ * them. */
+static void
+vhostmq_quiesce_vring(void *aux, unsigned int i)
+{
+    struct netdev_vhostmq *dev = aux;
+    unsigned int q = vhost_vring_queue_pair(i);
+    struct ovs_mutex *lock;
+
+    ovs_assert(q < VHOST_USER_MAX_QUEUE_PAIRS);
+    lock = (vhost_vring_is_guest_tx(i)
+            ? &dev->rxq_locks[q].lock
+            : &dev->txqs[q].lock);
+    ovs_mutex_lock(lock);
+    ovs_mutex_unlock(lock);
+}
+
 static const struct vhost_device_ops vhostmq_device_ops = {
     .synchronize = vhostmq_synchronize,
     .defer = vhostmq_defer,
     .wake = vhostmq_wake,
     .changed = vhostmq_changed,
     .log = vhostmq_log,
+    .quiesce_vring = vhostmq_quiesce_vring,
 };
 
 /* Connection callbacks. */
@@ -524,26 +561,24 @@ report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
 /* A guest TX ring that is started but disabled is, as the spec asks,
  * consumed and its packets dropped (counted).  PMDs do not poll it (and
  * SET_VRING_ENABLE 0 waited for any PMD still inside it), so the main
- * thread does, every VHOSTMQ_DISCARD_MSEC while such a ring exists. */
+ * thread does, every VHOSTMQ_DISCARD_MSEC while such a ring exists, under
+ * the ring's lock as a PMD would (a PMD that read the flag just before the
+ * disable may still be finishing its burst). */
 static void
 discard_disabled_tx(struct netdev_vhostmq *dev)
 {
     unsigned int n_vrings = 2 * netdev_n_rxq(&dev->up);
     struct vhost_vring *vr;
     bool found = false;
-
-    if (vhost_device_is_holding(&dev->vdev)) {
-        /* A ring disabled just now may still be in a PMD's hands until
-         * the grace period the held message waits for has ended (the
-         * ThreadSanitizer run caught both threads in one ring): drain it
-         * after that. */
-        dev->disabled_tx_live = true;
-        return;
-    }
     for (unsigned int i = 1;
          i < n_vrings && (vr = vhost_device_vring(&dev->vdev, i)); i += 2) {
-        struct virtq *vq = vhost_vring_live(vr);
+        unsigned int q = vhost_vring_queue_pair(i);
+        struct ovs_mutex *lock = &dev->rxq_locks[q].lock;
+        struct virtq *vq;
 
+        /* (Under the ring's lock, as every use of a ring.) */
+        ovs_mutex_lock(lock);
+        vq = vhost_vring_live(vr);
         if (vq && !vhost_vring_enabled(vr)) {
             virtq_discard_burst(vq, vq->size);
             if (OVS_UNLIKELY(vq->error)) {
@@ -551,6 +586,7 @@ discard_disabled_tx(struct netdev_vhostmq *dev)
             }
             found = true;
         }
+        ovs_mutex_unlock(lock);
     }
     dev->disabled_tx_live = found;
 }
@@ -649,6 +685,7 @@ netdev_vhostmq_construct(struct netdev *netdev)
         /* Adaptive: a PMD that finds the queue taken (two OVS tx queues
          * on one guest queue) spins a little before it sleeps. */
         ovs_mutex_init_adaptive(&dev->txqs[i].lock);
+        ovs_mutex_init_adaptive(&dev->rxq_locks[i].lock);
     }
 
     vhost_device_init(&dev->vdev, netdev_get_name(netdev),
@@ -690,6 +727,7 @@ netdev_vhostmq_destruct(struct netdev *netdev)
     vhost_device_destroy(&dev->vdev);
     for (int i = 0; i < VHOST_USER_MAX_QUEUE_PAIRS; i++) {
         ovs_mutex_destroy(&dev->txqs[i].lock);
+        ovs_mutex_destroy(&dev->rxq_locks[i].lock);
     }
     ovs_mutex_lock(&dev->mutex);
     free(dev->socket_path);
@@ -1754,19 +1792,23 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
                         int *qfill)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
+    struct ovs_mutex *lock = &dev->rxq_locks[rxq->queue_id].lock;
     struct vhost_vring *vr = rxq_vring(rxq);
     struct eth_addr mac;
     struct virtq *vq;
     bool admin_up;
+    int error;
 
     if (qfill) {
         *qfill = 0;
     }
+    ovs_mutex_lock(lock);
     vq = vr ? vhost_vring_live(vr) : NULL;
     atomic_read_relaxed(&dev->admin_up, &admin_up);
     if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr) || !admin_up)) {
         /* Administratively down, the guest's frames stay in its ring, as
          * with netdev-dpdk (which counts nothing either). */
+        ovs_mutex_unlock(lock);
         return EAGAIN;
     }
 
@@ -1794,7 +1836,9 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     if (OVS_UNLIKELY(vq->error)) {
         report_ring_error(dev, vq);
     }
-    return dp_packet_batch_is_empty(batch) ? EAGAIN : 0;
+    error = dp_packet_batch_is_empty(batch) ? EAGAIN : 0;
+    ovs_mutex_unlock(lock);
+    return error;
 }
 
 /* ovs-appctl vhostmq/show [PORT]. */

@@ -270,13 +270,27 @@ grace_ended(const struct vhost_device *dev)
                                           __ATOMIC_ACQUIRE);
 }
 
-/* Waits for the data path to let go of what was unpublished: with
- * ops->defer, returns false after starting a grace period (the caller's
- * message is held and runs again once it ended, when this returns true);
- * without, synchronizes.  'async' false forces the latter. */
+/* Waits for the data path to let go of what it read of vrings 'first' to
+ * 'last' (excluded) before they were unpublished or disabled: with
+ * ops->quiesce_vring, waits out each ring's lock; else, with ops->defer,
+ * returns false after starting a grace period (the caller's message is
+ * held and runs again once it ended, when this returns true); else
+ * synchronizes.  'async' false rules out the grace period. */
 static bool
-data_path_let_go(struct vhost_device *dev, bool async)
+data_path_let_go(struct vhost_device *dev, unsigned int first,
+                 unsigned int last, bool async)
 {
+    if (dev->ops && dev->ops->quiesce_vring) {
+        for (unsigned int i = first; i < last; i++) {
+            const struct vhost_vring *vr = &dev->vrings[i];
+
+            /* (A ring neither running nor parked is no data path's.) */
+            if (vr->live || vr->parked) {
+                dev->ops->quiesce_vring(dev->aux, i);
+            }
+        }
+        return true;
+    }
     if (async && can_defer(dev)) {
         start_grace(dev);
         return false;
@@ -330,7 +344,7 @@ park_rings__(struct vhost_device *dev, unsigned int first, unsigned int last,
             unsafe = true;
         }
     }
-    if (unsafe && !data_path_let_go(dev, async)) {
+    if (unsafe && !data_path_let_go(dev, first, last, async)) {
         return false;
     }
     for (unsigned int i = first; i < last; i++) {
@@ -1023,7 +1037,10 @@ set_vring_enable(struct vhost_device *dev, struct vhost_user_msg *msg,
                 vhost_user_msg_vring_index(msg),
                 enable ? "enabled" : "disabled");
         changed(dev);
-        if (!enable && vr->live && !data_path_let_go(dev, true)) {
+        if (!enable && vr->live
+            && !data_path_let_go(dev, vhost_user_msg_vring_index(msg),
+                                 vhost_user_msg_vring_index(msg) + 1,
+                                 true)) {
             /* Once the front-end hears back, nothing more goes into the
              * ring: wait out a data path that read the flag before (run
              * again, the handler finds the ring disabled: done). */

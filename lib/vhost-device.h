@@ -15,9 +15,11 @@
  * acquire/relaxed atomics.  Whenever the control thread changes something a
  * live virtq uses (memory table, ring addresses, call fd) or stops a ring,
  * it first unpublishes the virtq, and changes it only once no data-path
- * thread can still be using it: after ops->synchronize() or, with
- * ops->defer, after a grace period during which the message that asked
- * for the change is held (the control thread never waits).
+ * thread can still be using it: after ops->quiesce_vring() of each ring
+ * (a data path that uses a ring under a lock of its own), or after
+ * ops->synchronize(), or, with ops->defer, after a grace period during
+ * which the message that asked for the change is held (the control thread
+ * never waits).
  *
  * No Open vSwitch dependency. */
 
@@ -104,6 +106,16 @@ struct vhost_device_ops {
      * has ended: the control thread should call vhost_device_resume()
      * soon.  Takes no 'aux': the device may be gone by then. */
     void (*wake)(void);
+    /* Returns once no data-path thread still uses what it read of vring
+     * 'i' before the call (its live virtq, its enabled flag): for a data
+     * path that reads them only under a lock of the ring's own, which this
+     * takes and releases.  Optional; preferred to a grace period.  With it
+     * a message that stops, disables or restarts running rings (GET_VRING_
+     * BASE, a disable, features, ring addresses, the memory table) is
+     * answered at once, after waiting out at most one data-path burst per
+     * ring, instead of being held: live migration's downtime is mostly
+     * the GET_VRING_BASEs of a stopping guest. */
+    void (*quiesce_vring)(void *aux, unsigned int i);
 };
 
 /* One vring. */
@@ -292,15 +304,6 @@ static inline uint64_t
 vhost_device_mapped_bytes(const struct vhost_device *dev)
 {
     return vhost_mem_mapped_bytes(dev->mem);
-}
-
-/* Whether a message waits for the data path to let go of rings it stopped:
- * until then a ring disabled or stopped just now may still be in a
- * data-path thread's hands. */
-static inline bool
-vhost_device_is_holding(const struct vhost_device *dev)
-{
-    return dev->holding;
 }
 
 /* The counters of vring 'i', or null if the device never had it.  They

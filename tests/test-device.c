@@ -30,6 +30,10 @@ struct fixture {
     uint8_t *hva;
     struct vhost_user_msg reply;
     bool has_reply;
+    uint64_t quiesced;          /* Vrings ops->quiesce_vring was called
+                                 * for (bit i: vring i). */
+    int n_quiesce_live;         /* Calls for a ring still live and enabled
+                                 * (pointless: nothing was taken away). */
 };
 
 static void
@@ -667,6 +671,100 @@ test_held_until_grace_period(void)
 }
 
 static void
+f_quiesce(void *aux, unsigned int i)
+{
+    struct fixture *f = aux;
+    const struct vhost_vring *vr = &f->dev.vrings[i];
+
+    f->quiesced |= 1ull << i;
+    if (vhost_vring_live(vr) && vhost_vring_enabled(vr)) {
+        f->n_quiesce_live++;
+    }
+}
+
+static const struct vhost_device_ops ops_quiesce = {
+    .synchronize = f_sync,
+    .changed = f_changed,
+    .log = f_log,
+    .defer = f_defer,
+    .wake = f_wake,
+    .quiesce_vring = f_quiesce,
+};
+
+/* With a quiesce op (a data path that uses each ring under a lock of its
+ * own) nothing is held and no grace period is waited for: a message that
+ * stops, disables or restarts rings waits out exactly those rings, once
+ * it took them from the data path, and is answered at once. */
+static void
+test_quiesced_in_place(void)
+{
+    struct vhost_user_vring_addr addr;
+    struct fixture f;
+
+    setup(&f, 2);
+    vhost_device_destroy(&f.dev);
+    vhost_device_init(&f.dev, "test", 2, &ops_quiesce, &f);
+    negotiate(&f, 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+    for (unsigned int i = 0; i < 4; i++) {
+        CHECK_EQ(start_vring(&f, i), VHOST_DEVICE_OK);
+    }
+    f.n_sync = 0;
+    f.quiesced = 0;
+
+    /* GET_VRING_BASE: answered at once, with where the ring stopped. */
+    vhost_vring_live(&f.dev.vrings[1])->last_avail_idx = 7;
+    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
+             VHOST_DEVICE_OK);
+    CHECK(f.has_reply);
+    CHECK_EQ(f.reply.payload.state.index, 1);
+    CHECK_EQ(f.reply.payload.state.num, 7);
+    CHECK_EQ(f.quiesced, 1ull << 1);
+    CHECK(!vhost_vring_live(&f.dev.vrings[1]));
+    CHECK(!f.dev.vrings[1].started);
+    CHECK(vhost_vring_live(&f.dev.vrings[0]));
+
+    /* A disable asked to be acked: acked at once. */
+    f.quiesced = 0;
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 1),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(f.quiesced, 0);
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_ENABLE, VHOST_USER_NEED_REPLY,
+                      &(struct vhost_user_vring_state) { 0, 0 }, 8, -1),
+             VHOST_DEVICE_OK);
+    CHECK(f.has_reply);
+    CHECK_EQ(f.reply.payload.u64, 0);
+    CHECK_EQ(f.quiesced, 1ull << 0);
+
+    /* New ring addresses: that ring restarts on them. */
+    f.quiesced = 0;
+    memset(&addr, 0, sizeof addr);
+    addr.index = 2;
+    addr.desc_user_addr = (uintptr_t) f.hva + 0x40000;
+    addr.avail_user_addr = (uintptr_t) f.hva + 0x41000;
+    addr.used_user_addr = (uintptr_t) f.hva + 0x42000;
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_ADDR, 0, &addr, sizeof addr,
+                      -1), VHOST_DEVICE_OK);
+    CHECK_EQ(f.quiesced, 1ull << 2);
+    CHECK(vhost_vring_live(&f.dev.vrings[2]));
+
+    /* A new memory table: every running ring (not the stopped one). */
+    f.quiesced = 0;
+    CHECK_EQ(send_mem_table(&f, MEM_SIZE / 2), VHOST_DEVICE_OK);
+    CHECK_EQ(f.quiesced, (1ull << 0) | (1ull << 2) | (1ull << 3));
+    CHECK_EQ(f.dev.mem->regions[0].size, MEM_SIZE / 2);
+    CHECK(vhost_vring_live(&f.dev.vrings[3]));
+
+    /* Nothing was held, deferred or synchronized; every ring was taken
+     * from the data path (or disabled) before it was waited out. */
+    CHECK(!f.dev.holding);
+    CHECK_EQ(f.dev.n_held, 0);
+    CHECK_EQ(f.n_deferred, 0);
+    CHECK_EQ(f.n_sync, 0);
+    CHECK_EQ(f.n_quiesce_live, 0);
+    teardown(&f);
+}
+
+static void
 test_mem_table_fd_too_small(void)
 {
     struct fixture f;
@@ -900,6 +998,7 @@ static const struct unit_test tests[] = {
     { "requests_need_their_features", test_requests_need_their_features },
     { "refusals_without_reply_ack", test_refusals_without_reply_ack },
     { "held_until_grace_period", test_held_until_grace_period },
+    { "quiesced_in_place", test_quiesced_in_place },
 };
 
 UNIT_SUITE(device_suite, tests);
