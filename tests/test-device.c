@@ -563,6 +563,34 @@ static const struct vhost_device_ops ops_async = {
     .wake = f_wake,
 };
 
+/* A device with 'ops', REPLY_ACK negotiated and 2 queue pairs running. */
+static void
+setup_running(struct fixture *f, const struct vhost_device_ops *dev_ops)
+{
+    setup(f, 2);
+    vhost_device_destroy(&f->dev);
+    vhost_device_init(&f->dev, "test", 2, dev_ops, f);
+    negotiate(f, 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+    for (unsigned int i = 0; i < 4; i++) {
+        CHECK_EQ(start_vring(f, i), VHOST_DEVICE_OK);
+    }
+    f->n_sync = 0;
+}
+
+/* Gives running vring 2 new addresses (at 0x40000 in guest memory). */
+static enum vhost_device_result
+move_ring_2(struct fixture *f)
+{
+    struct vhost_user_vring_addr addr;
+
+    memset(&addr, 0, sizeof addr);
+    addr.index = 2;
+    addr.desc_user_addr = (uintptr_t) f->hva + 0x40000;
+    addr.avail_user_addr = (uintptr_t) f->hva + 0x41000;
+    addr.used_user_addr = (uintptr_t) f->hva + 0x42000;
+    return send_req(f, VHOST_USER_SET_VRING_ADDR, 0, &addr, sizeof addr, -1);
+}
+
 /* Resumes the held message after the grace period; returns the result. */
 static enum vhost_device_result
 end_grace_and_resume(struct fixture *f)
@@ -586,18 +614,10 @@ end_grace_and_resume(struct fixture *f)
 static void
 test_held_until_grace_period(void)
 {
-    struct vhost_user_vring_addr addr;
     struct fixture f;
     int wake_fd;
 
-    setup(&f, 2);
-    vhost_device_destroy(&f.dev);
-    vhost_device_init(&f.dev, "test", 2, &ops_async, &f);
-    negotiate(&f, 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
-    for (unsigned int i = 0; i < 4; i++) {
-        CHECK_EQ(start_vring(&f, i), VHOST_DEVICE_OK);
-    }
-    f.n_sync = 0;
+    setup_running(&f, &ops_async);
 
     /* GET_VRING_BASE: the ring leaves the data path at once; the answer
      * (where it stopped) comes after the grace period. */
@@ -628,13 +648,7 @@ test_held_until_grace_period(void)
     CHECK_EQ(f.reply.payload.u64, 0);
 
     /* New ring addresses: the ring restarts on them. */
-    memset(&addr, 0, sizeof addr);
-    addr.index = 2;
-    addr.desc_user_addr = (uintptr_t) f.hva + 0x40000;
-    addr.avail_user_addr = (uintptr_t) f.hva + 0x41000;
-    addr.used_user_addr = (uintptr_t) f.hva + 0x42000;
-    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_ADDR, 0, &addr, sizeof addr,
-                      -1), VHOST_DEVICE_WAIT);
+    CHECK_EQ(move_ring_2(&f), VHOST_DEVICE_WAIT);
     CHECK_EQ(end_grace_and_resume(&f), VHOST_DEVICE_OK);
     CHECK(vhost_vring_live(&f.dev.vrings[2]));
     CHECK_EQ(f.dev.vrings[2].addr.desc_user_addr,
@@ -698,17 +712,9 @@ static const struct vhost_device_ops ops_quiesce = {
 static void
 test_quiesced_in_place(void)
 {
-    struct vhost_user_vring_addr addr;
     struct fixture f;
 
-    setup(&f, 2);
-    vhost_device_destroy(&f.dev);
-    vhost_device_init(&f.dev, "test", 2, &ops_quiesce, &f);
-    negotiate(&f, 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
-    for (unsigned int i = 0; i < 4; i++) {
-        CHECK_EQ(start_vring(&f, i), VHOST_DEVICE_OK);
-    }
-    f.n_sync = 0;
+    setup_running(&f, &ops_quiesce);
     f.quiesced = 0;
 
     /* GET_VRING_BASE: answered at once, with where the ring stopped. */
@@ -737,13 +743,7 @@ test_quiesced_in_place(void)
 
     /* New ring addresses: that ring restarts on them. */
     f.quiesced = 0;
-    memset(&addr, 0, sizeof addr);
-    addr.index = 2;
-    addr.desc_user_addr = (uintptr_t) f.hva + 0x40000;
-    addr.avail_user_addr = (uintptr_t) f.hva + 0x41000;
-    addr.used_user_addr = (uintptr_t) f.hva + 0x42000;
-    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_ADDR, 0, &addr, sizeof addr,
-                      -1), VHOST_DEVICE_OK);
+    CHECK_EQ(move_ring_2(&f), VHOST_DEVICE_OK);
     CHECK_EQ(f.quiesced, 1ull << 2);
     CHECK(vhost_vring_live(&f.dev.vrings[2]));
 
