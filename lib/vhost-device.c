@@ -209,144 +209,59 @@ publish(struct vhost_device *dev, unsigned int i)
     return true;
 }
 
-/* A grace period a held message waits for: ops->defer's callback ends it,
- * on whatever thread, so it holds no pointer to the device (which may be
- * destroyed first); the device and the callback each hold a reference. */
-struct vhost_grace {
-    int refs;                   /* Atomic. */
-    bool ended;                 /* Atomic. */
-    void (*wake)(void);
-};
-
-static void
-grace_unref(struct vhost_grace *g)
-{
-    if (g && __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-        free(g);
-    }
-}
-
-static void
-grace_end_cb(void *g_)
-{
-    struct vhost_grace *g = g_;
-    void (*wake)(void) = g->wake;
-
-    __atomic_store_n(&g->ended, true, __ATOMIC_RELEASE);
-    grace_unref(g);
-    if (wake) {
-        wake();
-    }
-}
-
-static bool
-can_defer(const struct vhost_device *dev)
-{
-    return dev->ops && dev->ops->defer;
-}
-
-/* Starts a grace period for what was just unpublished (one at a time: a
- * held message stops the connection until it ends). */
-static void
-start_grace(struct vhost_device *dev)
-{
-    struct vhost_grace *g = malloc(sizeof *g);
-
-    if (!g) {
-        abort();
-    }
-    grace_unref(dev->grace);
-    g->refs = 2;
-    g->ended = false;
-    g->wake = dev->ops->wake;
-    dev->grace = g;
-    dev->ops->defer(dev->aux, grace_end_cb, g);
-}
-
-static bool
-grace_ended(const struct vhost_device *dev)
-{
-    return !dev->grace || __atomic_load_n(&dev->grace->ended,
-                                          __ATOMIC_ACQUIRE);
-}
-
 /* Waits for the data path to let go of what it read of vrings 'first' to
  * 'last' (excluded) before they were unpublished or disabled: with
- * ops->quiesce_vring, waits out each ring's lock; else, with ops->defer,
- * returns false after starting a grace period (the caller's message is
- * held and runs again once it ended, when this returns true); else
- * synchronizes.  'async' false rules out the grace period. */
-static bool
+ * ops->quiesce_vring, waits out the lock of each such ring that 'parked'
+ * or ('disabled') was just disabled; else synchronizes. */
+static void
 data_path_let_go(struct vhost_device *dev, unsigned int first,
-                 unsigned int last, bool async)
+                 unsigned int last, bool disabled)
 {
     if (dev->ops && dev->ops->quiesce_vring) {
         for (unsigned int i = first; i < last; i++) {
             const struct vhost_vring *vr = &dev->vrings[i];
 
             /* (A ring neither running nor parked is no data path's.) */
-            if (vr->live || vr->parked) {
+            if (vr->parked || (disabled && vr->live)) {
                 dev->ops->quiesce_vring(dev->aux, i);
             }
         }
-        return true;
+    } else {
+        synchronize(dev);
     }
-    if (async && can_defer(dev)) {
-        start_grace(dev);
-        return false;
-    }
-    synchronize(dev);
-    return true;
 }
 
-/* Takes 'vr''s running virtq, if any, from the data path: it is 'parked'
- * until no data-path thread can be using it.  Returns true if there was
- * one.  (A ring is live or parked, never both: nothing is published while a
- * message that parked waits for its grace period.) */
-static bool
-unpublish(struct vhost_vring *vr)
-{
-    if (!vr->live) {
-        return false;
-    }
-    vr->parked = vr->live;
-    __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
-    return true;
-}
-
-/* Rings stop and start in two steps, so that one grace period covers any
- * number of them:
+/* Rings stop and start in two steps:
  *
  *   - park_rings() takes the running rings of a range from the data path
- *     ('live' to 'parked'), and once no data-path thread can use them
- *     (see data_path_let_go()), saves where each stopped in its 'base' and
- *     frees them.  'started' stays as it was.  Returns false if the caller
- *     must return WAIT: it is run again after the grace period, and then
- *     finds its rings parked and finishes.
+ *     ('live' to 'parked'), waits until no data-path thread can use them
+ *     (see data_path_let_go(): one wait covers them all), saves where each
+ *     stopped in its 'base' and frees them.  'started' stays as it was.
  *   - resume_rings() publishes again those still 'started', on the memory,
  *     features and fds the device has now; one that no longer fits stays
  *     stopped.
  *
  * A change to what running rings use (features, ring addresses, the memory
  * table) is park, change, resume; GET_VRING_BASE and a reset are park and
- * clear 'started'.  A handler parks before it changes anything, so that
- * running it again is running it once. */
-static bool
-park_rings__(struct vhost_device *dev, unsigned int first, unsigned int last,
-             bool async)
+ * clear 'started'. */
+static void
+park_rings(struct vhost_device *dev, unsigned int first, unsigned int last)
 {
-    bool unsafe = false;
+    bool any = false;
 
     for (unsigned int i = first; i < last; i++) {
         struct vhost_vring *vr = &dev->vrings[i];
 
-        if (unpublish(vr) || (vr->parked && !grace_ended(dev))) {
-            unsafe = true;
+        if (vr->live) {
+            vr->parked = vr->live;
+            __atomic_store_n(&vr->live, NULL, __ATOMIC_RELEASE);
+            any = true;
         }
     }
-    if (unsafe && !data_path_let_go(dev, first, last, async)) {
-        return false;
+    if (!any) {
+        return;
     }
+    data_path_let_go(dev, first, last, false);
     for (unsigned int i = first; i < last; i++) {
         struct vhost_vring *vr = &dev->vrings[i];
 
@@ -356,13 +271,6 @@ park_rings__(struct vhost_device *dev, unsigned int first, unsigned int last,
             vr->parked = NULL;
         }
     }
-    return true;
-}
-
-static bool
-park_rings(struct vhost_device *dev, unsigned int first, unsigned int last)
-{
-    return park_rings__(dev, first, last, true);
 }
 
 static void
@@ -375,17 +283,13 @@ resume_rings(struct vhost_device *dev, unsigned int first, unsigned int last)
     }
 }
 
-static bool
-stop_rings(struct vhost_device *dev, unsigned int first, unsigned int last,
-           bool async)
+static void
+stop_rings(struct vhost_device *dev, unsigned int first, unsigned int last)
 {
-    if (!park_rings__(dev, first, last, async)) {
-        return false;
-    }
+    park_rings(dev, first, last);
     for (unsigned int i = first; i < last; i++) {
         dev->vrings[i].started = false;
     }
-    return true;
 }
 
 /* What a disconnected front-end's device leaves for the data path to let
@@ -436,11 +340,9 @@ retire_all(struct vhost_device *dev)
         abort();
     }
     for (unsigned int i = 0; i < r->n; i++) {
-        /* Running, or parked by a held message: the data path may still
-         * use it. */
-        unpublish(&dev->vrings[i]);
-        r->vqs[i] = dev->vrings[i].parked;
-        dev->vrings[i].parked = NULL;
+        /* Running: the data path may still use it. */
+        r->vqs[i] = dev->vrings[i].live;
+        __atomic_store_n(&dev->vrings[i].live, NULL, __ATOMIC_RELEASE);
         dev->vrings[i].started = false;
         r->call_fds[i] = dev->vrings[i].call_fd;
         dev->vrings[i].call_fd = -1;
@@ -460,17 +362,11 @@ retire_all(struct vhost_device *dev)
 static void
 reset_device(struct vhost_device *dev, bool may_defer)
 {
-    if (may_defer && can_defer(dev)) {
+    if (may_defer && dev->ops && dev->ops->defer) {
         retire_all(dev);
     } else {
-        stop_rings(dev, 0, dev->max_vrings_allocated, false);
+        stop_rings(dev, 0, dev->max_vrings_allocated);
     }
-    if (dev->holding) {
-        vhost_user_msg_close_fds(&dev->held);
-        dev->holding = false;
-    }
-    grace_unref(dev->grace);
-    dev->grace = NULL;
     for (unsigned int i = 0; i < dev->max_vrings_allocated; i++) {
         struct vhost_vring *vr = &dev->vrings[i];
 
@@ -588,9 +484,6 @@ enum outcome {
     FATAL,              /* Refused, and the front-end must learn of it:
                          * without REPLY_ACK (or for a request owed a
                          * reply) the connection closes. */
-    WAIT,               /* Not yet: rings were taken from the data path,
-                         * which may still use them.  Nothing else changed;
-                         * the handler runs again after a grace period. */
 };
 
 typedef enum outcome handler_fn(struct vhost_device *,
@@ -648,9 +541,7 @@ set_features(struct vhost_device *dev, struct vhost_user_msg *msg,
     if (dev->features_set && dev->features == features) {
         return DONE;            /* Repeated by an old front-end. */
     }
-    if (!park_rings(dev, 0, dev->max_vrings)) {
-        return WAIT;
-    }
+    park_rings(dev, 0, dev->max_vrings);
     if ((dev->features ^ features) & (1ull << VHOST_F_LOG_ALL)) {
         /* QEMU turns it on when a migration starts, off when it ends or
          * fails: the rings resume below marking the log, or not. */
@@ -738,9 +629,7 @@ set_mem_table(struct vhost_device *dev, struct vhost_user_msg *msg,
         /* An old front-end repeats the table per queue pair. */
         return DONE;
     }
-    if (!park_rings(dev, 0, dev->max_vrings)) {
-        return WAIT;
-    }
+    park_rings(dev, 0, dev->max_vrings);
     error = vhost_mem_from_table(msg, dev->max_mem_bytes, &mem);
     return finish_mem_change(dev, error, mem, msg);
 }
@@ -758,9 +647,7 @@ add_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
         dev_log(dev, VHOST_LOG_DBG, "ADD_MEM_REG: region already mapped");
         return DONE;
     }
-    if (!park_rings(dev, 0, dev->max_vrings)) {
-        return WAIT;
-    }
+    park_rings(dev, 0, dev->max_vrings);
     error = vhost_mem_add_region(dev->mem, msg, dev->max_mem_bytes, &mem);
     return finish_mem_change(dev, error, mem, msg);
 }
@@ -780,9 +667,7 @@ rem_mem_reg(struct vhost_device *dev, struct vhost_user_msg *msg,
         dev_log(dev, VHOST_LOG_DBG, "REM_MEM_REG: no such region");
         return DONE;
     }
-    if (!park_rings(dev, 0, dev->max_vrings)) {
-        return WAIT;
-    }
+    park_rings(dev, 0, dev->max_vrings);
     error = vhost_mem_remove_region(dev->mem,
                                     &msg->payload.mem_single.region, &mem);
     return finish_mem_change(dev, error, mem, msg);
@@ -803,8 +688,8 @@ set_log_base(struct vhost_device *dev, struct vhost_user_msg *msg,
     struct vhost_log *log, *old;
 
     /* (Without LOG_ALL no ring holds the log: the rings keep running.) */
-    if (logging && !park_rings(dev, 0, dev->max_vrings)) {
-        return WAIT;
+    if (logging) {
+        park_rings(dev, 0, dev->max_vrings);
     }
     error = vhost_log_map(msg->n_fds ? msg->fds[0] : -1, l->mmap_size,
                           l->mmap_offset, dev->mem, &log);
@@ -906,9 +791,7 @@ set_vring_addr(struct vhost_device *dev, struct vhost_user_msg *msg,
     if (msg->payload.addr.flags & ~VHOST_VRING_F_LOG) {
         return refuse(dev, msg, IGNORED, "unknown vring address flags");
     }
-    if (!park_rings(dev, i, i + 1)) {
-        return WAIT;
-    }
+    park_rings(dev, i, i + 1);
     vr->addr = msg->payload.addr;
     vr->addr_set = true;
     vr->configured = true;
@@ -939,9 +822,7 @@ get_vring_base(struct vhost_device *dev, struct vhost_user_msg *msg,
     unsigned int i = vhost_user_msg_vring_index(msg);
     bool was_ready = vhost_device_is_ready(dev);
 
-    if (!stop_rings(dev, i, i + 1, true)) {
-        return WAIT;
-    }
+    stop_rings(dev, i, i + 1);
     reply->state.index = i;
     reply->state.num = dev->vrings[i].base;
     if (was_ready != vhost_device_is_ready(dev)) {
@@ -1037,14 +918,11 @@ set_vring_enable(struct vhost_device *dev, struct vhost_user_msg *msg,
                 vhost_user_msg_vring_index(msg),
                 enable ? "enabled" : "disabled");
         changed(dev);
-        if (!enable && vr->live
-            && !data_path_let_go(dev, vhost_user_msg_vring_index(msg),
-                                 vhost_user_msg_vring_index(msg) + 1,
-                                 true)) {
+        if (!enable && vr->live) {
             /* Once the front-end hears back, nothing more goes into the
-             * ring: wait out a data path that read the flag before (run
-             * again, the handler finds the ring disabled: done). */
-            return WAIT;
+             * ring: wait out a data path that read the flag before. */
+            data_path_let_go(dev, vhost_user_msg_vring_index(msg),
+                             vhost_user_msg_vring_index(msg) + 1, true);
         }
     }
     return DONE;
@@ -1215,7 +1093,7 @@ make_reply(struct vhost_user_msg *reply, const struct vhost_user_msg *msg,
     }
 }
 
-/* Runs the handler of validated 'msg' and answers it (or holds it). */
+/* Runs the handler of validated 'msg' and answers it. */
 static enum vhost_device_result
 dispatch(struct vhost_device *dev, struct vhost_user_msg *msg,
          enum outcome outcome, struct vhost_user_msg *reply, bool *has_reply)
@@ -1228,14 +1106,6 @@ dispatch(struct vhost_device *dev, struct vhost_user_msg *msg,
     }
     if (outcome == DONE) {
         outcome = handlers[msg->request](dev, msg, &payload);
-    }
-    if (outcome == WAIT) {
-        /* Keep it, fds and all, for vhost_device_resume(). */
-        dev->held = *msg;
-        dev->holding = true;
-        dev->n_held++;
-        msg->n_fds = 0;
-        return VHOST_DEVICE_WAIT;
     }
     vhost_user_msg_close_fds(msg);
 
@@ -1275,11 +1145,6 @@ vhost_device_handle(struct vhost_device *dev, struct vhost_user_msg *msg,
     dev_log(dev, VHOST_LOG_DBG, "%s (%"PRIu32"), flags 0x%"PRIx32", %"
             PRIu32" byte(s), %d fd(s)", vhost_user_request_name(msg->request),
             msg->request, msg->flags, msg->size, msg->n_fds);
-    if (dev->holding) {
-        /* The caller must not read on while a message is held. */
-        vhost_user_msg_close_fds(msg);
-        return VHOST_DEVICE_DISCONNECT;
-    }
     error = vhost_user_validate(msg, dev->max_vrings, &detail);
     if (error) {
         dev->errors.wire[error]++;
@@ -1292,24 +1157,4 @@ vhost_device_handle(struct vhost_device *dev, struct vhost_user_msg *msg,
         return dispatch(dev, msg, FATAL, reply, has_reply);
     }
     return dispatch(dev, msg, DONE, reply, has_reply);
-}
-
-enum vhost_device_result
-vhost_device_resume(struct vhost_device *dev, struct vhost_user_msg *reply,
-                    bool *has_reply)
-{
-    struct vhost_user_msg msg;
-
-    *has_reply = false;
-    if (!dev->holding) {
-        return VHOST_DEVICE_OK;
-    }
-    if (!grace_ended(dev)) {
-        return VHOST_DEVICE_WAIT;
-    }
-    msg = dev->held;
-    dev->holding = false;
-    memset(reply, 0, sizeof *reply);
-    reply->request = msg.request;
-    return dispatch(dev, &msg, DONE, reply, has_reply);
 }

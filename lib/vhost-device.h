@@ -16,10 +16,8 @@
  * live virtq uses (memory table, ring addresses, call fd) or stops a ring,
  * it first unpublishes the virtq, and changes it only once no data-path
  * thread can still be using it: after ops->quiesce_vring() of each ring
- * (a data path that uses a ring under a lock of its own), or after
- * ops->synchronize(), or, with ops->defer, after a grace period during
- * which the message that asked for the change is held (the control thread
- * never waits).
+ * (a data path that uses a ring under a lock of its own), or else after
+ * ops->synchronize().  Every message is answered before the next is read.
  *
  * No Open vSwitch dependency. */
 
@@ -95,26 +93,19 @@ struct vhost_device_ops {
     void (*log)(void *aux, enum vhost_log_level, const char *msg);
     /* Calls 'cb(arg)', from any thread, once no data-path thread can use
      * anything unpublished before this call, without waiting for that (OVS
-     * RCU's ovsrcu_postpone() in the switch).  Optional.  With it the
-     * device never waits for the data path: a replaced call fd is closed,
-     * and a disconnect frees rings, call fds and guest memory, later; a
-     * message that must stop running rings first (features, ring addresses,
-     * the memory table, GET_VRING_BASE, a disable) is held, see
-     * vhost_device_handle().  Without it the device calls synchronize. */
+     * RCU's ovsrcu_postpone() in the switch).  Optional.  With it a
+     * replaced call fd is closed, and a disconnect frees rings, call fds and
+     * guest memory, later, instead of after ops->synchronize(). */
     void (*defer)(void *aux, void (*cb)(void *), void *arg);
-    /* Called from any thread when a grace period a held message waits for
-     * has ended: the control thread should call vhost_device_resume()
-     * soon.  Takes no 'aux': the device may be gone by then. */
-    void (*wake)(void);
     /* Returns once no data-path thread still uses what it read of vring
      * 'i' before the call (its live virtq, its enabled flag): for a data
      * path that reads them only under a lock of the ring's own, which this
-     * takes and releases.  Optional; preferred to a grace period.  With it
-     * a message that stops, disables or restarts running rings (GET_VRING_
-     * BASE, a disable, features, ring addresses, the memory table) is
-     * answered at once, after waiting out at most one data-path burst per
-     * ring, instead of being held: live migration's downtime is mostly
-     * the GET_VRING_BASEs of a stopping guest. */
+     * takes and releases.  Optional; without it the device calls
+     * ops->synchronize().  With it a message that stops, disables or
+     * restarts running rings (GET_VRING_BASE, a disable, features, ring
+     * addresses, the memory table) waits out at most one data-path burst
+     * per ring, not a grace period: live migration's downtime is mostly the
+     * GET_VRING_BASEs of a stopping guest. */
     void (*quiesce_vring)(void *aux, unsigned int i);
 };
 
@@ -134,8 +125,8 @@ struct vhost_vring {
     /* Shared with the data path. */
     struct virtq *live;         /* Non-null while started and valid. */
     struct virtq *parked;       /* Taken from the data path, which may
-                                 * still use it until a grace period ends
-                                 * (control thread only). */
+                                 * still be using it (control thread only,
+                                 * within one message's handling). */
     bool enabled;               /* SET_VRING_ENABLE state. */
 
     /* Written by the thread that owns the queue, kept across restarts. */
@@ -151,8 +142,6 @@ struct vhost_device_errors {
     uint64_t memory_faults;     /* Guest memory shrank under the switch. */
     uint64_t log;               /* Dirty log (SET_LOG_BASE) refused. */
 };
-
-struct vhost_grace;
 
 struct vhost_device {
     const char *name;           /* For logs. */
@@ -186,13 +175,7 @@ struct vhost_device {
     uint8_t rarp_mac[6];
     bool rarp_pending;          /* Shared with the data path. */
 
-    /* A message held until the data path lets go of parked rings. */
-    bool holding;
-    struct vhost_user_msg held;
-    struct vhost_grace *grace;  /* The grace period it waits for. */
-
     uint64_t n_messages;
-    uint64_t n_held;            /* Messages that waited for the data path. */
     struct vhost_device_errors errors;
     char last_error[160];
 };
@@ -201,10 +184,6 @@ struct vhost_device {
 enum vhost_device_result {
     VHOST_DEVICE_OK,            /* Done; send 'reply' if '*has_reply'. */
     VHOST_DEVICE_DISCONNECT,    /* No way to go on: drop the connection. */
-    VHOST_DEVICE_WAIT,          /* Held until the data path lets go of the
-                                 * rings it stopped: read nothing more from
-                                 * the front-end, and call
-                                 * vhost_device_resume() after ops->wake. */
 };
 
 void vhost_device_init(struct vhost_device *, const char *name,
@@ -221,13 +200,6 @@ void vhost_device_offer_offloads(struct vhost_device *, bool);
  * If a reply is due, fills in 'reply' and sets '*has_reply'. */
 enum vhost_device_result vhost_device_handle(struct vhost_device *,
                                              struct vhost_user_msg *msg,
-                                             struct vhost_user_msg *reply,
-                                             bool *has_reply);
-
-/* While a message is held (VHOST_DEVICE_WAIT): finishes it if the grace
- * period it waits for has ended, with the same results as
- * vhost_device_handle(); VHOST_DEVICE_WAIT if not yet. */
-enum vhost_device_result vhost_device_resume(struct vhost_device *,
                                              struct vhost_user_msg *reply,
                                              bool *has_reply);
 

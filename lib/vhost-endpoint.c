@@ -71,8 +71,6 @@ struct vhost_endpoint {
                                  * owner and mode were last applied. */
     int conn_fd;                /* Connected front-end, or -1. */
     struct vhost_conn_reader reader;
-    bool holding;               /* Its owner holds a message: read no
-                                 * more until cbs->resume() is done. */
 
     /* Client: when to try connecting next. */
     long long int next_connect;
@@ -396,7 +394,6 @@ endpoint_disconnect(struct vhost_endpoint *ep, const char *why)
     }
     close(ep->conn_fd);
     ep->conn_fd = -1;
-    ep->holding = false;
     vhost_conn_reader_reset(&ep->reader);
     ep->n_disconnects++;
     VLOG_INFO("%s: vhost-user front-end disconnected (%s)", ep->name, why);
@@ -605,18 +602,13 @@ accept_frontend(struct vhost_endpoint *ep)
 }
 
 /* Sends the reply to a message the owner handled, or drops the connection
- * as it says.  Returns false if the connection can take no more messages
- * now (dropped, or a message held). */
+ * as it says.  Returns false if the connection was dropped. */
 static bool
 answer(struct vhost_endpoint *ep, enum vhost_endpoint_verdict verdict,
        uint32_t request, const struct vhost_user_msg *reply, bool has_reply)
 {
     int error;
 
-    ep->holding = verdict == VHOST_MSG_HELD;
-    if (verdict == VHOST_MSG_HELD) {
-        return false;
-    }
     if (verdict == VHOST_MSG_DROP) {
         set_error(ep, "%s refused", vhost_user_request_name(request));
         endpoint_disconnect(ep, "message refused");
@@ -636,16 +628,6 @@ answer(struct vhost_endpoint *ep, enum vhost_endpoint_verdict verdict,
 static void
 serve_connection(struct vhost_endpoint *ep)
 {
-    if (ep->holding) {
-        struct vhost_user_msg reply;
-        bool has_reply = false;
-        enum vhost_endpoint_verdict verdict;
-
-        verdict = ep->cbs->resume(ep->aux, &reply, &has_reply);
-        if (!answer(ep, verdict, reply.request, &reply, has_reply)) {
-            return;
-        }
-    }
     for (int i = 0; i < MAX_MESSAGES_PER_RUN && ep->conn_fd >= 0; i++) {
         enum vhost_user_wire_error wire_error;
         enum vhost_endpoint_verdict verdict;
@@ -724,8 +706,7 @@ vhost_endpoints_wait(void)
         if (ep->listen_fd >= 0) {
             poll_fd_wait(ep->listen_fd, POLLIN);
         }
-        if (ep->conn_fd >= 0 && !ep->holding) {
-            /* (While a message is held, its owner wakes the loop.) */
+        if (ep->conn_fd >= 0) {
             poll_fd_wait(ep->conn_fd, POLLIN);
         } else if (ep->conn_fd < 0 && ep->client) {
             poll_timer_wait_until(ep->next_connect);

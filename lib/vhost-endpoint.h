@@ -28,8 +28,6 @@ struct smap;
 /* What became of a message. */
 enum vhost_endpoint_verdict {
     VHOST_MSG_DONE,             /* Handled: send the reply, if any. */
-    VHOST_MSG_HELD,             /* Kept for later: read nothing more from
-                                 * this front-end until 'resume' is done. */
     VHOST_MSG_DROP,             /* Drop the connection. */
 };
 
@@ -40,12 +38,6 @@ struct vhost_endpoint_cbs {
                                            struct vhost_user_msg *msg,
                                            struct vhost_user_msg *reply,
                                            bool *has_reply);
-    /* Called on each pass while a message is held: finishes it if it can
-     * (VHOST_MSG_HELD: not yet; the owner wakes the main loop when it
-     * can). */
-    enum vhost_endpoint_verdict (*resume)(void *aux,
-                                          struct vhost_user_msg *reply,
-                                          bool *has_reply);
     /* A front-end connected. */
     void (*connected)(void *aux);
     /* The front-end went away (or was dropped). */

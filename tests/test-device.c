@@ -547,22 +547,6 @@ test_disconnect_defers(void)
     CHECK(f.n_sync > 0);
 }
 
-static int n_wakes;
-
-static void
-f_wake(void)
-{
-    n_wakes++;
-}
-
-static const struct vhost_device_ops ops_async = {
-    .synchronize = f_sync,
-    .changed = f_changed,
-    .log = f_log,
-    .defer = f_defer,
-    .wake = f_wake,
-};
-
 /* A device with 'ops', REPLY_ACK negotiated and 2 queue pairs running. */
 static void
 setup_running(struct fixture *f, const struct vhost_device_ops *dev_ops)
@@ -591,99 +575,6 @@ move_ring_2(struct fixture *f)
     return send_req(f, VHOST_USER_SET_VRING_ADDR, 0, &addr, sizeof addr, -1);
 }
 
-/* Resumes the held message after the grace period; returns the result. */
-static enum vhost_device_result
-end_grace_and_resume(struct fixture *f)
-{
-    int wakes = n_wakes;
-
-    CHECK(f->dev.holding);
-    /* Not before the grace period ended. */
-    CHECK_EQ(vhost_device_resume(&f->dev, &f->reply, &f->has_reply),
-             VHOST_DEVICE_WAIT);
-    CHECK(!f->has_reply);
-    run_deferred(f);
-    CHECK_EQ(n_wakes, wakes + 1);
-    return vhost_device_resume(&f->dev, &f->reply, &f->has_reply);
-}
-
-/* With a defer op the control thread never waits for the data path: a
- * message that must stop running rings is held (the caller reads nothing
- * more from the front-end) and finished after a grace period, as if it
- * had waited. */
-static void
-test_held_until_grace_period(void)
-{
-    struct fixture f;
-    int wake_fd;
-
-    setup_running(&f, &ops_async);
-
-    /* GET_VRING_BASE: the ring leaves the data path at once; the answer
-     * (where it stopped) comes after the grace period. */
-    vhost_vring_live(&f.dev.vrings[1])->last_avail_idx = 7;
-    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
-             VHOST_DEVICE_WAIT);
-    CHECK(!f.has_reply);
-    CHECK(!vhost_vring_live(&f.dev.vrings[1]));
-    CHECK(vhost_vring_live(&f.dev.vrings[0]));
-    CHECK_EQ(end_grace_and_resume(&f), VHOST_DEVICE_OK);
-    CHECK(f.has_reply);
-    CHECK_EQ(f.reply.request, VHOST_USER_GET_VRING_BASE);
-    CHECK_EQ(f.reply.payload.state.index, 1);
-    CHECK_EQ(f.reply.payload.state.num, 7);
-    CHECK(!f.dev.vrings[1].started);
-    CHECK(!f.dev.holding);
-
-    /* A disable asked to be acked: acked only after the grace period. */
-    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 1),
-             VHOST_DEVICE_OK);
-    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_ENABLE, VHOST_USER_NEED_REPLY,
-                      &(struct vhost_user_vring_state) { 0, 0 }, 8, -1),
-             VHOST_DEVICE_WAIT);
-    CHECK(!vhost_vring_enabled(&f.dev.vrings[0]));
-    CHECK_EQ(end_grace_and_resume(&f), VHOST_DEVICE_OK);
-    CHECK(f.has_reply);
-    CHECK_EQ(f.reply.request, VHOST_USER_SET_VRING_ENABLE);
-    CHECK_EQ(f.reply.payload.u64, 0);
-
-    /* New ring addresses: the ring restarts on them. */
-    CHECK_EQ(move_ring_2(&f), VHOST_DEVICE_WAIT);
-    CHECK_EQ(end_grace_and_resume(&f), VHOST_DEVICE_OK);
-    CHECK(vhost_vring_live(&f.dev.vrings[2]));
-    CHECK_EQ(f.dev.vrings[2].addr.desc_user_addr,
-             (uintptr_t) f.hva + 0x40000);
-
-    /* A new memory table: every running ring restarts on it, and its fd
-     * is kept while held. */
-    CHECK_EQ(send_mem_table(&f, MEM_SIZE / 2), VHOST_DEVICE_WAIT);
-    CHECK(!vhost_vring_live(&f.dev.vrings[0]));
-    CHECK_EQ(f.dev.held.n_fds, 1);
-    CHECK_EQ(end_grace_and_resume(&f), VHOST_DEVICE_OK);
-    CHECK_EQ(f.dev.mem->regions[0].size, MEM_SIZE / 2);
-    CHECK(vhost_vring_live(&f.dev.vrings[0]));
-    CHECK(vhost_vring_live(&f.dev.vrings[3]));
-    CHECK(!vhost_vring_live(&f.dev.vrings[1]));
-
-    /* The front-end goes while a message is held: the held message's fds
-     * are closed, the parked ring freed after the grace period. */
-    wake_fd = dup(f.memfd);
-    close(wake_fd);             /* The number the held fd will get. */
-    CHECK_EQ(send_mem_table(&f, MEM_SIZE), VHOST_DEVICE_WAIT);
-    CHECK(fcntl(wake_fd, F_GETFD) >= 0);
-    vhost_device_disconnect(&f.dev);
-    CHECK(!f.dev.holding);
-    CHECK(fcntl(wake_fd, F_GETFD) < 0);
-    run_deferred(&f);
-    CHECK_EQ(vhost_device_resume(&f.dev, &f.reply, &f.has_reply),
-             VHOST_DEVICE_OK);
-    CHECK(!f.has_reply);
-
-    /* The control thread never waited. */
-    CHECK_EQ(f.n_sync, 0);
-    teardown(&f);
-}
-
 static void
 f_quiesce(void *aux, unsigned int i)
 {
@@ -701,12 +592,11 @@ static const struct vhost_device_ops ops_quiesce = {
     .changed = f_changed,
     .log = f_log,
     .defer = f_defer,
-    .wake = f_wake,
     .quiesce_vring = f_quiesce,
 };
 
 /* With a quiesce op (a data path that uses each ring under a lock of its
- * own) nothing is held and no grace period is waited for: a message that
+ * own) no grace period is waited for: a message that
  * stops, disables or restarts rings waits out exactly those rings, once
  * it took them from the data path, and is answered at once. */
 static void
@@ -754,10 +644,8 @@ test_quiesced_in_place(void)
     CHECK_EQ(f.dev.mem->regions[0].size, MEM_SIZE / 2);
     CHECK(vhost_vring_live(&f.dev.vrings[3]));
 
-    /* Nothing was held, deferred or synchronized; every ring was taken
-     * from the data path (or disabled) before it was waited out. */
-    CHECK(!f.dev.holding);
-    CHECK_EQ(f.dev.n_held, 0);
+    /* Nothing was deferred or synchronized; every ring was taken from the
+     * data path (or disabled) before it was waited out. */
     CHECK_EQ(f.n_deferred, 0);
     CHECK_EQ(f.n_sync, 0);
     CHECK_EQ(f.n_quiesce_live, 0);
@@ -997,7 +885,6 @@ static const struct unit_test tests[] = {
     { "mtu_and_rarp", test_mtu_and_rarp },
     { "requests_need_their_features", test_requests_need_their_features },
     { "refusals_without_reply_ack", test_refusals_without_reply_ack },
-    { "held_until_grace_period", test_held_until_grace_period },
     { "quiesced_in_place", test_quiesced_in_place },
 };
 
