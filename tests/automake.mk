@@ -3,10 +3,14 @@
 
 # The scripted guest, one library for every tool that plays a guest:
 # vguest-ring.[ch], its memory and split rings, without a socket (the unit
-# tests, vhost-frontend, bench/core-bench), and vguest.[ch], a guest with
-# its vhost-user connection (vhost-hostile, vhost-swarm).
+# tests, vhost-frontend, bench/core-bench); vguest-conn.[ch], its vhost-user
+# connection (vhost-frontend, and through vguest.[ch]); and vguest.[ch], a
+# guest with a fixed layout that writes its rings byte by byte, with a
+# shadow of its memory (vhost-hostile, vhost-swarm).
 noinst_LTLIBRARIES += tests/libvguest.la
 tests_libvguest_la_SOURCES = \
+	tests/vguest-conn.c \
+	tests/vguest-conn.h \
 	tests/vguest-ring.c \
 	tests/vguest-ring.h \
 	tests/vguest.c \

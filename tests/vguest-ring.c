@@ -162,9 +162,10 @@ vg_mem_table(const struct vg_mem *m, struct vhost_user_mem_table *table,
 }
 
 /* Sets up 'vq' as an empty ring of 'size' entries (up to VG_VQ_MAX_SIZE)
- * at the given places of 'm' (each part within one region), with no descriptor on the free list:
- * a guest that keeps each descriptor for one buffer for good uses them by
- * index; one that chains them as it goes calls vg_vq_init_free_list().
+ * at the given places of 'm' (each part within one region), with no
+ * descriptor on the free list: a guest that keeps each descriptor for one
+ * buffer for good uses them by index; one that chains them as it goes
+ * calls vg_vq_init_free_list().
  * Returns false if 'size' is too big or a part is outside guest memory. */
 bool
 vg_vq_init(struct vg_vq *vq, const struct vg_mem *m, uint16_t size,

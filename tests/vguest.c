@@ -44,7 +44,7 @@ vg_init(struct vguest *g, const char *name, bool shadow)
 {
     memset(g, 0, sizeof *g);
     g->name = name;
-    g->sock = -1;
+    vg_conn_init(&g->conn, name);
     for (int i = 0; i < 2 * VG_MAX_PAIRS; i++) {
         g->rings[i].index = i;
         g->rings[i].kick = g->rings[i].call = -1;
@@ -85,155 +85,13 @@ vg_destroy(struct vguest *g)
             close(g->rings[i].call);
         }
     }
-    if (g->sock >= 0) {
-        close(g->sock);
-    }
+    vg_conn_close(&g->conn);
     munmap(g->mem, VG_MEM_SIZE);
     close(g->memfd);
     free(g->shadow);
     free(g->may_write);
     memset(g, 0, sizeof *g);
-    g->sock = g->memfd = -1;
-}
-
-/* Connects to the server socket 'path', trying for up to 'timeout_ms'.
- * Returns 0 or an errno value. */
-int
-vg_connect(struct vguest *g, const char *path, int timeout_ms)
-{
-    struct sockaddr_un sun;
-    int dirfd, error;
-
-    /* (A path too long for sun_path goes through its directory.) */
-    error = vhost_conn_sockaddr(path, &sun, &dirfd);
-    if (error) {
-        vg_fail(g, "socket path %s: %s", path, strerror(error));
-    }
-    g->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    for (int waited = 0; ; waited += 10) {
-        if (!connect(g->sock, (struct sockaddr *) &sun, sizeof sun)) {
-            error = 0;
-            break;
-        }
-        error = errno;
-        if (waited >= timeout_ms) {
-            break;
-        }
-        usleep(10 * 1000);
-    }
-    if (dirfd >= 0) {
-        close(dirfd);
-    }
-    return error;
-}
-
-void
-vg_send_raw(struct vguest *g, const void *buf, size_t len)
-{
-    if (write(g->sock, buf, len) != (ssize_t) len) {
-        vg_fail(g, "write: %s", strerror(errno));
-    }
-}
-
-void
-vg_send(struct vguest *g, uint32_t request, uint32_t flags,
-        const void *payload, uint32_t size, const int *fds, int n_fds)
-{
-    struct vhost_user_msg msg;
-    int error;
-
-    memset(&msg, 0, sizeof msg);
-    msg.request = request;
-    msg.flags = flags;
-    msg.size = size;
-    if (size) {
-        memcpy(&msg.payload, payload, size);
-    }
-    for (int i = 0; i < n_fds; i++) {
-        msg.fds[i] = fds[i];
-    }
-    msg.n_fds = n_fds;
-    error = vhost_conn_send(g->sock, &msg);
-    if (error) {
-        vg_fail(g, "send %s: %s", vhost_user_request_name(request),
-                strerror(error));
-    }
-}
-
-/* Reads the switch's answer within 5 s: 0 and the reply, or -1 if the
- * switch closed the connection. */
-int
-vg_read_answer(struct vguest *g, struct vhost_user_msg *reply)
-{
-    uint8_t buf[VHOST_USER_HDR_SIZE + sizeof reply->payload];
-    struct pollfd pfd = { .fd = g->sock, .events = POLLIN };
-    size_t have = 0, need = VHOST_USER_HDR_SIZE;
-
-    memset(reply, 0, sizeof *reply);
-    while (have < need) {
-        ssize_t n;
-
-        if (poll(&pfd, 1, 5000) != 1) {
-            vg_fail(g, "no answer from the switch in 5 s");
-        }
-        n = read(g->sock, buf + have, need - have);
-        if (n <= 0) {
-            return -1;
-        }
-        have += n;
-        if (have == VHOST_USER_HDR_SIZE) {
-            memcpy(&reply->request, buf, 4);
-            memcpy(&reply->flags, buf + 4, 4);
-            memcpy(&reply->size, buf + 8, 4);
-            if (reply->size > sizeof reply->payload) {
-                vg_fail(g, "reply of %"PRIu32" bytes", reply->size);
-            }
-            need += reply->size;
-        }
-    }
-    memcpy(&reply->payload, buf + VHOST_USER_HDR_SIZE, reply->size);
-    return 0;
-}
-
-/* A request the switch answers (GET_*): its u64. */
-uint64_t
-vg_get_u64(struct vguest *g, uint32_t request)
-{
-    struct vhost_user_msg reply;
-
-    vg_send(g, request, VHOST_USER_VERSION, NULL, 0, NULL, 0);
-    if (vg_read_answer(g, &reply) || reply.size != 8) {
-        vg_fail(g, "no answer to %s", vhost_user_request_name(request));
-    }
-    return reply.payload.u64;
-}
-
-/* A request with REPLY_ACK that must succeed. */
-void
-vg_must_ack(struct vguest *g, uint32_t request, const void *payload,
-            uint32_t size, const int *fds, int n_fds)
-{
-    struct vhost_user_msg reply;
-
-    vg_send(g, request, VG_ASK, payload, size, fds, n_fds);
-    if (vg_read_answer(g, &reply) || reply.payload.u64) {
-        vg_fail(g, "%s refused", vhost_user_request_name(request));
-    }
-}
-
-void
-vg_ack_u64(struct vguest *g, uint32_t request, uint64_t value)
-{
-    vg_must_ack(g, request, &value, 8, NULL, 0);
-}
-
-void
-vg_ack_state(struct vguest *g, uint32_t request, uint32_t index,
-             uint32_t num)
-{
-    struct vhost_user_vring_state st = { .index = index, .num = num };
-
-    vg_must_ack(g, request, &st, sizeof st, NULL, 0);
+    g->conn.sock = g->memfd = -1;
 }
 
 /* QEMU's start: features, protocol features with REPLY_ACK, owner.  The
@@ -241,24 +99,25 @@ vg_ack_state(struct vguest *g, uint32_t request, uint32_t index,
 void
 vg_negotiate(struct vguest *g, uint64_t extra)
 {
-    uint64_t features = vg_get_u64(g, VHOST_USER_GET_FEATURES);
-    uint64_t protocol = vg_get_u64(g, VHOST_USER_GET_PROTOCOL_FEATURES);
+    uint64_t protocol = (
+        (1ull << VHOST_USER_PROTOCOL_F_MQ)
+        | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)
+        | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+    unsigned int max_pairs;
+    uint64_t features;
 
-    protocol &= (1ull << VHOST_USER_PROTOCOL_F_MQ)
-                | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK)
-                | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
-    if (!(protocol & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
+    features = vg_conn_start(&g->conn, protocol, &max_pairs);
+    if (!(g->conn.protocol_features
+          & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
         vg_fail(g, "no REPLY_ACK offered");
     }
-    vg_send(g, VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_VERSION,
-            &protocol, 8, NULL, 0);
-    vg_must_ack(g, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0);
-    vg_ack_u64(g, VHOST_USER_SET_FEATURES,
-               features & ((1ull << VIRTIO_F_VERSION_1)
-                           | (1ull << VIRTIO_NET_F_MRG_RXBUF)
-                           | (1ull << VIRTIO_NET_F_MQ)
-                           | (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
-                           | extra));
+    vg_conn_must_ack(&g->conn, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0);
+    vg_conn_ack_u64(&g->conn, VHOST_USER_SET_FEATURES,
+                    features & ((1ull << VIRTIO_F_VERSION_1)
+                                | (1ull << VIRTIO_NET_F_MRG_RXBUF)
+                                | (1ull << VIRTIO_NET_F_MQ)
+                                | (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
+                                | extra));
 }
 
 struct vhost_user_mem_region
@@ -293,8 +152,8 @@ vg_send_mem_table(struct vguest *g, uint32_t flags,
     for (int i = 0; i < n_fds; i++) {
         fds[i] = g->memfd;
     }
-    vg_send(g, VHOST_USER_SET_MEM_TABLE, flags, &table,
-            8 + (uint32_t) sent * sizeof *r, fds, n_fds);
+    vg_conn_send(&g->conn, VHOST_USER_SET_MEM_TABLE, flags, &table,
+                 8 + (uint32_t) sent * sizeof *r, fds, n_fds);
 }
 
 /* The two regions of the layout in vguest.h. */
@@ -308,7 +167,7 @@ vg_set_up_memory(struct vguest *g)
     struct vhost_user_msg reply;
 
     vg_send_mem_table(g, VG_ASK, r, 2, 2);
-    if (vg_read_answer(g, &reply) || reply.payload.u64) {
+    if (vg_conn_read_answer(&g->conn, &reply) || reply.payload.u64) {
         vg_fail(g, "memory table refused");
     }
 }
@@ -503,12 +362,15 @@ vg_set_up_ring(struct vguest *g, unsigned int index)
     if (r->kick < 0 || r->call < 0) {
         vg_fail(g, "eventfd: %s", strerror(errno));
     }
-    vg_ack_state(g, VHOST_USER_SET_VRING_NUM, index, VG_RING_SIZE);
-    vg_ack_state(g, VHOST_USER_SET_VRING_BASE, index, 0);
-    vg_must_ack(g, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
-    vg_must_ack(g, VHOST_USER_SET_VRING_CALL, &idx, 8, &r->call, 1);
-    vg_must_ack(g, VHOST_USER_SET_VRING_KICK, &idx, 8, &r->kick, 1);
-    vg_ack_state(g, VHOST_USER_SET_VRING_ENABLE, index, 1);
+    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_NUM, index, VG_RING_SIZE);
+    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_BASE, index, 0);
+    vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr,
+                     NULL, 0);
+    vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_CALL, &idx, 8, &r->call,
+                     1);
+    vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_KICK, &idx, 8, &r->kick,
+                     1);
+    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, index, 1);
     r->set_up = true;
 }
 
@@ -539,9 +401,9 @@ vg_restart_ring(struct vguest *g, unsigned int index)
     uint64_t idx = index;
     int fd = eventfd(0, EFD_CLOEXEC);
 
-    vg_send(g, VHOST_USER_GET_VRING_BASE, VHOST_USER_VERSION, &st,
-            sizeof st, NULL, 0);
-    if (vg_read_answer(g, &reply) || reply.size != sizeof st) {
+    vg_conn_send(&g->conn, VHOST_USER_GET_VRING_BASE, VHOST_USER_VERSION, &st,
+                 sizeof st, NULL, 0);
+    if (vg_conn_read_answer(&g->conn, &reply) || reply.size != sizeof st) {
         vg_fail(g, "no answer to GET_VRING_BASE");
     }
     memcpy(&st, &reply.payload, sizeof st);
@@ -550,10 +412,10 @@ vg_restart_ring(struct vguest *g, unsigned int index)
                 " available", st.num, r->avail_idx);
     }
     vg_set_avail_idx(g, index, r->avail_idx);
-    vg_ack_state(g, VHOST_USER_SET_VRING_BASE, index, st.num);
+    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_BASE, index, st.num);
     close(r->kick);
     r->kick = fd;
-    vg_must_ack(g, VHOST_USER_SET_VRING_KICK, &idx, 8, &fd, 1);
+    vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_KICK, &idx, 8, &fd, 1);
 }
 
 /* The slot (0 to VG_SLOTS - 1) for the next buffer of 'ring', a ring of

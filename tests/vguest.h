@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vguest-conn.h"
 #include "vhost-user-wire.h"
 #include "virtq.h"
 
@@ -62,7 +63,7 @@ struct vg_ring {
 
 struct vguest {
     const char *name;           /* For messages. */
-    int sock;
+    struct vg_conn conn;        /* Its requests: vg_conn_*(&g->conn). */
     int memfd;
     uint8_t *mem;
     uint8_t *shadow;            /* What guest memory must hold... */
@@ -77,20 +78,8 @@ struct vguest {
 void vg_fail(const struct vguest *, const char *format, ...)
     __attribute__((noreturn, format(printf, 2, 3)));
 
-/* Connection. */
 void vg_init(struct vguest *, const char *name, bool shadow);
 void vg_destroy(struct vguest *);
-int vg_connect(struct vguest *, const char *path, int timeout_ms);
-void vg_send(struct vguest *, uint32_t request, uint32_t flags,
-             const void *payload, uint32_t size, const int *fds, int n_fds);
-void vg_send_raw(struct vguest *, const void *buf, size_t len);
-int vg_read_answer(struct vguest *, struct vhost_user_msg *reply);
-uint64_t vg_get_u64(struct vguest *, uint32_t request);
-void vg_must_ack(struct vguest *, uint32_t request, const void *payload,
-                 uint32_t size, const int *fds, int n_fds);
-void vg_ack_u64(struct vguest *, uint32_t request, uint64_t value);
-void vg_ack_state(struct vguest *, uint32_t request, uint32_t index,
-                  uint32_t num);
 
 /* Negotiation and memory. */
 void vg_negotiate(struct vguest *, uint64_t extra_features);

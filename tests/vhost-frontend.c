@@ -114,6 +114,7 @@
 #include "vhost-conn.h"
 #include "vhost-user-wire.h"
 #include "inet-csum.h"
+#include "vguest-conn.h"
 #include "vguest-ring.h"
 #include "virtq.h"
 #include "vnet-offload.h"
@@ -200,10 +201,9 @@ now_ms(void)
 
 struct guest {
     const char *name;
-    int sock;
+    struct vg_conn conn;
     struct vg_mem mem;
     uint64_t features;
-    uint64_t protocol_features;
     int hdr_len;
     const uint8_t *mac;
     const uint8_t *peer_mac;
@@ -291,154 +291,11 @@ vq_add(struct guest *g, struct vq *vq, const uint64_t *gpas,
     return head >= 0;
 }
 
-/* Messages. */
-
+/* What the connection cannot go on from ends the run as die() does. */
 static void
-send_msg(struct guest *g, struct vhost_user_msg *msg)
+conn_fail(const struct vg_conn *c, const char *msg)
 {
-    int error;
-
-    msg->flags |= VHOST_USER_VERSION;
-    error = vhost_conn_send(g->sock, msg);
-    if (error) {
-        die("%s: send %s: %s", g->name,
-            vhost_user_request_name(msg->request), strerror(error));
-    }
-}
-
-static bool
-read_full(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = read(fd, p, len);
-
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            return false;
-        }
-        p += n;
-        len -= n;
-    }
-    return true;
-}
-
-/* Reads a reply to 'request'.  Returns false if the switch closed the
- * connection. */
-static bool
-recv_reply(struct guest *g, uint32_t request, struct vhost_user_msg *reply)
-{
-    uint8_t hdr[VHOST_USER_HDR_SIZE];
-
-    memset(reply, 0, sizeof *reply);
-    if (!read_full(g->sock, hdr, sizeof hdr)) {
-        return false;
-    }
-    memcpy(&reply->request, hdr, 4);
-    memcpy(&reply->flags, hdr + 4, 4);
-    memcpy(&reply->size, hdr + 8, 4);
-    if (reply->request != request || !(reply->flags & VHOST_USER_REPLY_FLAG)
-        || reply->size > sizeof reply->payload) {
-        die("%s: bad reply to %s", g->name, vhost_user_request_name(request));
-    }
-    return read_full(g->sock, &reply->payload, reply->size);
-}
-
-/* Sends a request without payload-reply semantics; with REPLY_ACK waits for
- * the ack and checks it is 0. */
-static void
-request(struct guest *g, uint32_t req, const void *payload, uint32_t size,
-        const int *fds, int n_fds)
-{
-    struct vhost_user_msg msg;
-    bool ack = g->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
-
-    memset(&msg, 0, sizeof msg);
-    msg.request = req;
-    msg.size = size;
-    if (size) {
-        memcpy(&msg.payload, payload, size);
-    }
-    if (n_fds) {
-        memcpy(msg.fds, fds, n_fds * sizeof *fds);
-    }
-    msg.n_fds = n_fds;
-    if (ack) {
-        msg.flags |= VHOST_USER_NEED_REPLY;
-    }
-    send_msg(g, &msg);
-    if (ack) {
-        struct vhost_user_msg reply;
-
-        if (!recv_reply(g, req, &reply)) {
-            die("%s: switch closed the connection after %s", g->name,
-                vhost_user_request_name(req));
-        }
-        if (reply.payload.u64) {
-            die("%s: switch refused %s", g->name,
-                vhost_user_request_name(req));
-        }
-    }
-}
-
-static uint64_t
-request_u64(struct guest *g, uint32_t req)
-{
-    struct vhost_user_msg msg, reply;
-
-    memset(&msg, 0, sizeof msg);
-    msg.request = req;
-    send_msg(g, &msg);
-    if (!recv_reply(g, req, &reply)) {
-        die("%s: switch closed the connection after %s", g->name,
-            vhost_user_request_name(req));
-    }
-    return reply.payload.u64;
-}
-
-static void
-request_u64_set(struct guest *g, uint32_t req, uint64_t value)
-{
-    request(g, req, &value, sizeof value, NULL, 0);
-}
-
-static void
-set_vring_state(struct guest *g, uint32_t req, uint32_t index, uint32_t num)
-{
-    struct vhost_user_vring_state s = { index, num };
-
-    request(g, req, &s, sizeof s, NULL, 0);
-}
-
-static int
-connect_to(const char *path)
-{
-    struct sockaddr_un sun;
-    long long deadline = now_ms() + timeout_s * 1000LL;
-    int dirfd, error, fd;
-
-    /* (A path too long for sun_path goes through its directory.) */
-    error = vhost_conn_sockaddr(path, &sun, &dirfd);
-    if (error) {
-        die("socket path %s: %s", path, strerror(error));
-    }
-    for (;;) {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (!connect(fd, (struct sockaddr *) &sun, sizeof sun)) {
-            if (dirfd >= 0) {
-                close(dirfd);
-            }
-            return fd;
-        }
-        close(fd);
-        if (now_ms() > deadline) {
-            die("cannot connect to %s: %s", path, strerror(errno));
-        }
-        usleep(50000);
-    }
+    die("%s: %s", c->name, msg);
 }
 
 static void
@@ -460,8 +317,8 @@ send_mem_table(struct guest *g)
     int fds[MAX_REGIONS];
     uint32_t size = vg_mem_table(&g->mem, &table, fds);
 
-    request(g, VHOST_USER_SET_MEM_TABLE, &table, size, fds,
-            g->mem.n_regions);
+    vg_conn_request(&g->conn, VHOST_USER_SET_MEM_TABLE, &table, size, fds,
+                    g->mem.n_regions);
 }
 
 /* Posts RX buffers until the ring is full.  Each head slot owns one
@@ -862,43 +719,40 @@ poll_rx(struct flow *f)
 static void
 set_up(struct guest *g, const char *path)
 {
-    uint64_t features = 0, protocol;
+    uint64_t features = 0;
+    int error;
     int pairs_enabled = n_enable < 0 ? n_pairs : n_enable;
 
-    g->sock = connect_to(path);
+    vg_conn_init(&g->conn, g->name);
+    g->conn.fail = conn_fail;
+    g->conn.answer_ms = timeout_s * 1000;
+    error = vg_conn_connect(&g->conn, path, timeout_s * 1000);
+    if (error) {
+        die("cannot connect to %s: %s", path, strerror(error));
+    }
     guest_memory_init(g);
 
     /* Negotiation, as QEMU's vhost-user back-end init does it. */
     for (int rep = 0; rep < (legacy ? n_pairs : 1); rep++) {
-        features = request_u64(g, VHOST_USER_GET_FEATURES);
-        if (!(features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES))) {
-            die("%s: no protocol features", g->name);
-        }
-        protocol = request_u64(g, VHOST_USER_GET_PROTOCOL_FEATURES);
-        protocol &= (1ull << VHOST_USER_PROTOCOL_F_MQ)
-                    | (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)
-                    | (use_status ? 1ull << VHOST_USER_PROTOCOL_F_STATUS : 0)
-                    | (reply_ack ? 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK
-                                 : 0);
-        /* SET_PROTOCOL_FEATURES itself is sent before REPLY_ACK is on. */
-        g->protocol_features = 0;
-        request_u64_set(g, VHOST_USER_SET_PROTOCOL_FEATURES, protocol);
-        g->protocol_features = protocol;
-        if (protocol & (1ull << VHOST_USER_PROTOCOL_F_MQ)) {
-            uint64_t max = request_u64(g, VHOST_USER_GET_QUEUE_NUM);
+        uint64_t protocol = (
+            (1ull << VHOST_USER_PROTOCOL_F_MQ)
+            | (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)
+            | (use_status ? 1ull << VHOST_USER_PROTOCOL_F_STATUS : 0)
+            | (reply_ack ? 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK : 0));
+        unsigned int max;
 
-            if (n_pairs > (int) max && !ignore_queue_num) {
-                if (expect_refused) {
-                    printf("ok: %s offers %"PRIu64" queue pairs, fewer "
-                           "than the %d asked: refused as QEMU does\n",
-                           g->name, max, n_pairs);
-                    exit(n_failures ? 1 : 0);
-                }
-                die("%s: you are asking more queues than supported (%d > "
-                    "%"PRIu64")", g->name, n_pairs, max);
+        features = vg_conn_start(&g->conn, protocol, &max);
+        if (max && n_pairs > (int) max && !ignore_queue_num) {
+            if (expect_refused) {
+                printf("ok: %s offers %u queue pairs, fewer than the %d "
+                       "asked: refused as QEMU does\n", g->name, max,
+                       n_pairs);
+                exit(n_failures ? 1 : 0);
             }
+            die("%s: you are asking more queues than supported (%d > %u)",
+                g->name, n_pairs, max);
         }
-        request(g, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0);
+        vg_conn_request(&g->conn, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0);
     }
     if (expect_refused && !ignore_queue_num) {
         fail("%s: switch accepted %d queue pairs", g->name, n_pairs);
@@ -921,11 +775,11 @@ set_up(struct guest *g, const char *path)
     g->hdr_len = mrg ? 12 : 10;
 
     for (int rep = 0; rep < (legacy ? n_pairs : 1); rep++) {
-        request_u64_set(g, VHOST_USER_SET_FEATURES, g->features);
+        vg_conn_request_u64(&g->conn, VHOST_USER_SET_FEATURES, g->features);
         send_mem_table(g);
     }
-    if (g->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)) {
-        request_u64_set(g, VHOST_USER_NET_SET_MTU, 9000);
+    if (g->conn.protocol_features & (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)) {
+        vg_conn_request_u64(&g->conn, VHOST_USER_NET_SET_MTU, 9000);
     }
 
     for (int i = 0; i < 2 * n_pairs; i++) {
@@ -935,17 +789,21 @@ set_up(struct guest *g, const char *path)
 
         vq_init(g, vq, i);
         g->vqs[i] = vq;
-        set_vring_state(g, VHOST_USER_SET_VRING_NUM, i, ring_size);
-        set_vring_state(g, VHOST_USER_SET_VRING_BASE, i, 0);
+        vg_conn_request_state(&g->conn, VHOST_USER_SET_VRING_NUM, i,
+                              ring_size);
+        vg_conn_request_state(&g->conn, VHOST_USER_SET_VRING_BASE, i, 0);
         memset(&addr, 0, sizeof addr);
         addr.index = i;
         addr.desc_user_addr = (uintptr_t) vq->ring.desc;
         addr.avail_user_addr = (uintptr_t) vq->ring.avail;
         addr.used_user_addr = (uintptr_t) vq->ring.used;
-        request(g, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
+        vg_conn_request(&g->conn, VHOST_USER_SET_VRING_ADDR, &addr,
+                        sizeof addr, NULL, 0);
         u = i;
-        request(g, VHOST_USER_SET_VRING_KICK, &u, 8, &vq->kick_fd, 1);
-        request(g, VHOST_USER_SET_VRING_CALL, &u, 8, &vq->call_fd, 1);
+        vg_conn_request(&g->conn, VHOST_USER_SET_VRING_KICK, &u, 8,
+                        &vq->kick_fd, 1);
+        vg_conn_request(&g->conn, VHOST_USER_SET_VRING_CALL, &u, 8,
+                        &vq->call_fd, 1);
         vq->unfilled = (vq->rx && g == unfilled_guest
                         && (unfilled_first > 0 || i / 2 != fill_only));
         if (vq->rx) {
@@ -955,25 +813,28 @@ set_up(struct guest *g, const char *path)
     for (int q = 0; q < n_pairs; q++) {
         bool on = q < pairs_enabled;
 
-        set_vring_state(g, VHOST_USER_SET_VRING_ENABLE, 2 * q, on);
-        set_vring_state(g, VHOST_USER_SET_VRING_ENABLE, 2 * q + 1, on);
+        vg_conn_request_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, 2 * q,
+                              on);
+        vg_conn_request_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, 2 * q + 1,
+                              on);
         g->vqs[2 * q]->enabled = g->vqs[2 * q + 1]->enabled = on;
     }
-    if (g->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_STATUS)) {
+    if (g->conn.protocol_features & (1ull << VHOST_USER_PROTOCOL_F_STATUS)) {
         /* ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK. */
-        request_u64_set(g, VHOST_USER_SET_STATUS, 0xf);
+        vg_conn_request_u64(&g->conn, VHOST_USER_SET_STATUS, 0xf);
     }
     printf("ok: %s set up: %d queue pair(s), %d enabled, features 0x%"PRIx64
            ", protocol features 0x%"PRIx64"%s\n", g->name, n_pairs,
-           pairs_enabled, g->features, g->protocol_features,
+           pairs_enabled, g->features, g->conn.protocol_features,
            legacy ? ", device-wide messages per pair" : "");
 }
 
 static void
 set_pair_enabled(struct guest *g, int q, bool on)
 {
-    set_vring_state(g, VHOST_USER_SET_VRING_ENABLE, 2 * q, on);
-    set_vring_state(g, VHOST_USER_SET_VRING_ENABLE, 2 * q + 1, on);
+    vg_conn_request_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, 2 * q, on);
+    vg_conn_request_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, 2 * q + 1,
+                          on);
     g->vqs[2 * q]->enabled = g->vqs[2 * q + 1]->enabled = on;
     /* With REPLY_ACK the switch has taken the change when it answered:
      * whatever its used index says now is all it may have delivered. */
@@ -1902,7 +1763,7 @@ main(int argc, char *argv[])
 
     printf("%s: %d check(s) failed\n", n_failures ? "FAIL" : "ok",
            n_failures);
-    close(a.sock);
-    close(b.sock);
+    vg_conn_close(&a.conn);
+    vg_conn_close(&b.conn);
     return n_failures ? 1 : 0;
 }

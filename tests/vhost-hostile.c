@@ -75,13 +75,13 @@ struct hostile_case {
 static void
 c_unknown_request(void)
 {
-    vg_send(g, 99, VG_ASK, NULL, 0, NULL, 0);
+    vg_conn_send(&g->conn, 99, VG_ASK, NULL, 0, NULL, 0);
 }
 
 static void
 c_request_zero(void)
 {
-    vg_send(g, 0, VG_ASK, NULL, 0, NULL, 0);
+    vg_conn_send(&g->conn, 0, VG_ASK, NULL, 0, NULL, 0);
 }
 
 static void
@@ -93,7 +93,7 @@ c_bad_version(void)
     memcpy(hdr, &req, 4);
     memcpy(hdr + 4, &flags, 4);
     memcpy(hdr + 8, &size, 4);
-    vg_send_raw(g, hdr, sizeof hdr);
+    vg_conn_send_raw(&g->conn, hdr, sizeof hdr);
 }
 
 static void
@@ -105,7 +105,7 @@ c_oversized(void)
     memcpy(hdr, &req, 4);
     memcpy(hdr + 4, &flags, 4);
     memcpy(hdr + 8, &size, 4);
-    vg_send_raw(g, hdr, sizeof hdr);
+    vg_conn_send_raw(&g->conn, hdr, sizeof hdr);
 }
 
 static void
@@ -113,7 +113,7 @@ c_short_payload(void)
 {
     uint32_t v = 0;
 
-    vg_send(g, VHOST_USER_SET_FEATURES, VG_ASK, &v, 4, NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_FEATURES, VG_ASK, &v, 4, NULL, 0);
 }
 
 static void
@@ -121,7 +121,7 @@ c_long_payload(void)
 {
     uint64_t v[2] = { 0, 0 };
 
-    vg_send(g, VHOST_USER_SET_FEATURES, VG_ASK, v, 16, NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_FEATURES, VG_ASK, v, 16, NULL, 0);
 }
 
 static void
@@ -129,7 +129,7 @@ c_features_not_offered(void)
 {
     uint64_t v = 1ull << 63 | 1ull << VIRTIO_F_VERSION_1;
 
-    vg_send(g, VHOST_USER_SET_FEATURES, VG_ASK, &v, 8, NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_FEATURES, VG_ASK, &v, 8, NULL, 0);
 }
 
 static void
@@ -168,8 +168,8 @@ c_mem_table_too_many(void)
     memset(&table, 0, sizeof table);
     memcpy(table.regions, r, sizeof r);
     table.nregions = VHOST_USER_MAX_MEM_REGIONS + 1;     /* Says 9, has 8. */
-    vg_send(g, VHOST_USER_SET_MEM_TABLE, VG_ASK, &table, 8 + sizeof r, fds,
-             VHOST_USER_MAX_MEM_REGIONS);
+    vg_conn_send(&g->conn, VHOST_USER_SET_MEM_TABLE, VG_ASK, &table,
+                 8 + sizeof r, fds, VHOST_USER_MAX_MEM_REGIONS);
 }
 
 static void
@@ -211,7 +211,8 @@ c_vring_index_out_of_range(void)
 {
     struct vhost_user_vring_state st = { .index = 1000, .num = 256 };
 
-    vg_send(g, VHOST_USER_SET_VRING_NUM, VG_ASK, &st, sizeof st, NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_VRING_NUM, VG_ASK, &st, sizeof st,
+                 NULL, 0);
 }
 
 static void
@@ -219,7 +220,8 @@ c_ring_size(uint32_t num)
 {
     struct vhost_user_vring_state st = { .index = 0, .num = num };
 
-    vg_send(g, VHOST_USER_SET_VRING_NUM, VG_ASK, &st, sizeof st, NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_VRING_NUM, VG_ASK, &st, sizeof st,
+                 NULL, 0);
 }
 
 static void c_ring_size_zero(void) { c_ring_size(0); }
@@ -232,7 +234,7 @@ c_kick_two_fds(void)
     uint64_t idx = 0;
     int fds[2] = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC) };
 
-    vg_send(g, VHOST_USER_SET_VRING_KICK, VG_ASK, &idx, 8, fds, 2);
+    vg_conn_send(&g->conn, VHOST_USER_SET_VRING_KICK, VG_ASK, &idx, 8, fds, 2);
 }
 
 static void
@@ -241,8 +243,8 @@ c_kick_before_mem_table(void)
     uint64_t idx = 0;
     int fd = eventfd(0, EFD_CLOEXEC);
 
-    vg_ack_state(g, VHOST_USER_SET_VRING_NUM, 0, 256);
-    vg_send(g, VHOST_USER_SET_VRING_KICK, VG_ASK, &idx, 8, &fd, 1);
+    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_NUM, 0, 256);
+    vg_conn_send(&g->conn, VHOST_USER_SET_VRING_KICK, VG_ASK, &idx, 8, &fd, 1);
 }
 
 /* Sets ring 0 up at the front-end addresses 'desc', 'avail', 'used' (all
@@ -260,10 +262,11 @@ start_ring_at(uint64_t desc, uint64_t avail, uint64_t used)
     uint64_t idx = 0;
     int fd = eventfd(0, EFD_CLOEXEC);
 
-    vg_ack_state(g, VHOST_USER_SET_VRING_NUM, 0, 256);
-    vg_ack_state(g, VHOST_USER_SET_VRING_BASE, 0, 0);
-    vg_must_ack(g, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr, NULL, 0);
-    vg_send(g, VHOST_USER_SET_VRING_KICK, VG_ASK, &idx, 8, &fd, 1);
+    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_NUM, 0, 256);
+    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_BASE, 0, 0);
+    vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr,
+                     NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_VRING_KICK, VG_ASK, &idx, 8, &fd, 1);
 }
 
 static void
@@ -287,7 +290,8 @@ c_enable_bad_value(void)
 {
     struct vhost_user_vring_state st = { .index = 0, .num = 7 };
 
-    vg_send(g, VHOST_USER_SET_VRING_ENABLE, VG_ASK, &st, sizeof st, NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_VRING_ENABLE, VG_ASK, &st, sizeof st,
+                 NULL, 0);
 }
 
 static void
@@ -295,7 +299,8 @@ c_protocol_not_offered(void)
 {
     uint64_t v = 1ull << 62;
 
-    vg_send(g, VHOST_USER_SET_PROTOCOL_FEATURES, VG_ASK, &v, 8, NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_PROTOCOL_FEATURES, VG_ASK, &v, 8,
+                 NULL, 0);
 }
 
 static void
@@ -304,7 +309,7 @@ c_log_base(void)
     uint64_t v[2] = { 4096, 0 };
     int fd = g->memfd;
 
-    vg_send(g, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd, 1);
+    vg_conn_send(&g->conn, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd, 1);
 }
 
 /* SET_LOG_BASE with LOG_SHMFD negotiated, a log of 'size' bytes at
@@ -320,7 +325,8 @@ send_log_base(uint64_t size, uint64_t offset, uint64_t file_size)
     uint64_t v[2] = { size, offset };
     int fd = -1;
 
-    vg_must_ack(g, VHOST_USER_SET_PROTOCOL_FEATURES, &protocol, 8, NULL, 0);
+    vg_conn_must_ack(&g->conn, VHOST_USER_SET_PROTOCOL_FEATURES, &protocol, 8,
+                     NULL, 0);
     if (file_size) {
         fd = memfd_create("hostile-log", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0 || ftruncate(fd, file_size)
@@ -328,7 +334,8 @@ send_log_base(uint64_t size, uint64_t offset, uint64_t file_size)
             vg_fail(g, "memfd: %s", strerror(errno));
         }
     }
-    vg_send(g, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd, fd >= 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd,
+                 fd >= 0);
     if (fd >= 0) {
         close(fd);
     }
@@ -372,8 +379,9 @@ c_log_base_unsealed(void)
     if (fd < 0 || ftruncate(fd, 4096)) {
         vg_fail(g, "memfd: %s", strerror(errno));
     }
-    vg_must_ack(g, VHOST_USER_SET_PROTOCOL_FEATURES, &protocol, 8, NULL, 0);
-    vg_send(g, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd, 1);
+    vg_conn_must_ack(&g->conn, VHOST_USER_SET_PROTOCOL_FEATURES, &protocol, 8,
+                     NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_SET_LOG_BASE, VG_ASK, v, 16, &fd, 1);
     close(fd);
 }
 
@@ -392,14 +400,15 @@ c_add_mem_reg_overlap(void)
     };
     int fd = g->memfd;
 
-    vg_send(g, VHOST_USER_ADD_MEM_REG, VG_ASK, &p, sizeof p, &fd, 1);
+    vg_conn_send(&g->conn, VHOST_USER_ADD_MEM_REG, VG_ASK, &p, sizeof p, &fd,
+                 1);
 }
 
 static void
 c_reply_flag_on_request(void)
 {
-    vg_send(g, VHOST_USER_GET_FEATURES, VHOST_USER_VERSION
-             | VHOST_USER_REPLY_FLAG, NULL, 0, NULL, 0);
+    vg_conn_send(&g->conn, VHOST_USER_GET_FEATURES,
+                 VHOST_USER_VERSION | VHOST_USER_REPLY_FLAG, NULL, 0, NULL, 0);
 }
 
 static void
@@ -408,7 +417,7 @@ c_call_with_stray_bits(void)
     uint64_t idx = 0x12340000;
     int fd = eventfd(0, EFD_CLOEXEC);
 
-    vg_send(g, VHOST_USER_SET_VRING_CALL, VG_ASK, &idx, 8, &fd, 1);
+    vg_conn_send(&g->conn, VHOST_USER_SET_VRING_CALL, VG_ASK, &idx, 8, &fd, 1);
 }
 
 /* SET_VRING_CALL with a call fd that is no eventfd: the switch would write
@@ -422,7 +431,7 @@ send_call_fd(int fd)
     if (fd < 0) {
         vg_fail(g, "creating the call fd: %s", strerror(errno));
     }
-    vg_send(g, VHOST_USER_SET_VRING_CALL, VG_ASK, &idx, 8, &fd, 1);
+    vg_conn_send(&g->conn, VHOST_USER_SET_VRING_CALL, VG_ASK, &idx, 8, &fd, 1);
     close(fd);
 }
 
@@ -482,8 +491,8 @@ c_mem_table_2tib(void)
     memset(&table, 0, sizeof table);
     table.nregions = 1;
     table.regions[0] = r;
-    vg_send(g, VHOST_USER_SET_MEM_TABLE, VG_ASK, &table, 8 + sizeof r, &fd,
-            1);
+    vg_conn_send(&g->conn, VHOST_USER_SET_MEM_TABLE, VG_ASK, &table,
+                 8 + sizeof r, &fd, 1);
     close(fd);
 }
 
@@ -498,7 +507,8 @@ c_add_mem_reg_over_limit(void)
     int fd = sparse_memfd(1ull << 40);
 
     p.region.userspace_addr = (uintptr_t) g->mem + (1ull << 30);
-    vg_send(g, VHOST_USER_ADD_MEM_REG, VG_ASK, &p, sizeof p, &fd, 1);
+    vg_conn_send(&g->conn, VHOST_USER_ADD_MEM_REG, VG_ASK, &p, sizeof p, &fd,
+                 1);
     close(fd);
 }
 
@@ -507,9 +517,9 @@ c_truncated_then_close(void)
 {
     uint8_t hdr[6] = { VHOST_USER_GET_FEATURES, 0, 0, 0, 1, 0 };
 
-    vg_send_raw(g, hdr, sizeof hdr);
-    close(g->sock);
-    g->sock = -1;
+    vg_conn_send_raw(&g->conn, hdr, sizeof hdr);
+    close(g->conn.sock);
+    g->conn.sock = -1;
 }
 
 static const struct hostile_case cases[] = {
@@ -988,9 +998,9 @@ check_main_thread(const char *when)
 {
     struct vhost_user_msg reply;
 
-    vg_send(g, VHOST_USER_GET_FEATURES, VHOST_USER_VERSION, NULL, 0, NULL,
-            0);
-    if (vg_read_answer(g, &reply) || reply.size != 8) {
+    vg_conn_send(&g->conn, VHOST_USER_GET_FEATURES, VHOST_USER_VERSION, NULL,
+                 0, NULL, 0);
+    if (vg_conn_read_answer(&g->conn, &reply) || reply.size != 8) {
         vg_fail(g, "%s: no answer to GET_FEATURES", when);
     }
 }
@@ -1011,7 +1021,7 @@ run_call_jammed_case(const struct ring_case *c)
          * notifies the guest. */
         struct vring_used_elem e;
 
-        vg_ack_state(g, VHOST_USER_SET_VRING_ENABLE, TX, 0);
+        vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, TX, 0);
         jam_call_fd(TX);
         for (int i = 0; i < 2; i++) {
             vg_send_probe(g, 0, ++g->probe_seq);
@@ -1021,7 +1031,7 @@ run_call_jammed_case(const struct ring_case *c)
             }
             check_main_thread("after draining the disabled TX ring");
         }
-        vg_ack_state(g, VHOST_USER_SET_VRING_ENABLE, TX, 1);
+        vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, TX, 1);
     }
     check_main_thread("at the end");
     vg_check_memory(g, "after the jammed call fd");
@@ -1053,14 +1063,14 @@ run_ring_case(const struct ring_case *c)
         }
         /* The switch must drop the connection (and must not crash: a
          * crash closes it too, so a new front-end must get answers). */
-        if (!vg_read_answer(g, &reply)) {
+        if (!vg_conn_read_answer(&g->conn, &reply)) {
             vg_fail(g, "the switch sent something unasked");
         }
         vg_init(&g2, c->name, false);
-        if (vg_connect(&g2, socket_path, 2000)) {
+        if (vg_conn_connect(&g2.conn, socket_path, 2000)) {
             vg_fail(g, "the switch is gone");
         }
-        vg_get_u64(&g2, VHOST_USER_GET_FEATURES);
+        vg_conn_get_u64(&g2.conn, VHOST_USER_GET_FEATURES);
         vg_destroy(&g2);
         printf("ok: %s: front-end dropped; the switch answers the next\n",
                c->name);
@@ -1146,7 +1156,7 @@ now_ms(void)
 static void
 storm_wait_writable(void)
 {
-    struct pollfd pfd = { .fd = g->sock, .events = POLLOUT };
+    struct pollfd pfd = { .fd = g->conn.sock, .events = POLLOUT };
 
     if (poll(&pfd, 1, 10000) != 1) {
         vg_fail(g, "the switch stopped reading for 10 s");
@@ -1157,7 +1167,8 @@ static void
 storm_send(uint32_t request, const void *payload, uint32_t size)
 {
     storm_wait_writable();
-    vg_send(g, request, VHOST_USER_VERSION, payload, size, NULL, 0);
+    vg_conn_send(&g->conn, request, VHOST_USER_VERSION, payload, size, NULL,
+                 0);
 }
 
 static void
@@ -1188,7 +1199,7 @@ run_storm(int seconds)
         rounds++;
     }
     /* In step: the answer to this comes after everything sent before. */
-    if (!(vg_get_u64(g, VHOST_USER_GET_FEATURES)
+    if (!(vg_conn_get_u64(&g->conn, VHOST_USER_GET_FEATURES)
           & (1ull << VIRTIO_F_VERSION_1))) {
         vg_fail(g, "features after the storm");
     }
@@ -1268,7 +1279,7 @@ main(int argc, char *argv[])
     }
     if (argc == 4 && !strcmp(argv[2], "storm")) {
         vg_init(g, "storm", false);
-        error = vg_connect(g, argv[1], 10000);
+        error = vg_conn_connect(&g->conn, argv[1], 10000);
         if (error) {
             vg_fail(g, "connect to %s: %s", argv[1], strerror(error));
         }
@@ -1277,7 +1288,7 @@ main(int argc, char *argv[])
     }
     if (argc == 4 && !strcmp(argv[2], "rx-flood")) {
         vg_init(g, "rx-flood", false);
-        error = vg_connect(g, argv[1], 10000);
+        error = vg_conn_connect(&g->conn, argv[1], 10000);
         if (error) {
             vg_fail(g, "connect to %s: %s", argv[1], strerror(error));
         }
@@ -1305,7 +1316,7 @@ main(int argc, char *argv[])
     if (!c && !rc) {
         vg_fail(g, "no such case");
     }
-    error = vg_connect(g, argv[1], 10000);
+    error = vg_conn_connect(&g->conn, argv[1], 10000);
     if (error) {
         vg_fail(g, "connect to %s: %s", argv[1], strerror(error));
     }
@@ -1319,11 +1330,11 @@ main(int argc, char *argv[])
         vg_set_up_memory(g);
     }
     c->run();
-    if (g->sock < 0) {
+    if (g->conn.sock < 0) {
         printf("ok: %s: sent, connection closed\n", c->name);
         return 0;
     }
-    answer = vg_read_answer(g, &reply);
+    answer = vg_conn_read_answer(&g->conn, &reply);
     if (answer < 0) {
         if (c->expect != DROP) {
             vg_fail(g, "switch dropped the connection; it should have "

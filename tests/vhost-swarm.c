@@ -64,7 +64,7 @@ port_connect(struct port *p)
     int error;
 
     vg_init(&p->g, p->name, false);
-    error = vg_connect(&p->g, p->path, 10000);
+    error = vg_conn_connect(&p->g.conn, p->path, 10000);
     if (error) {
         vg_fail(&p->g, "connect to %s: %s", p->path, strerror(error));
     }
