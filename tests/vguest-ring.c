@@ -49,12 +49,31 @@ vg_mem_init(struct vg_mem *m, const char *name, int n_regions,
     return 0;
 }
 
+/* Adds a region of guest memory that the caller mapped, at 'hva', from
+ * 'fd' (the caller unmaps and closes them), at guest-physical 'gpa': for a
+ * layout of the caller's own, with holes.  'm' starts zeroed. */
+void
+vg_mem_add_view(struct vg_mem *m, int fd, uint8_t *hva, uint64_t gpa,
+                uint64_t size)
+{
+    struct vg_mem_region *r = &m->regions[m->n_regions++];
+
+    r->fd = fd;
+    r->hva = hva;
+    r->gpa = gpa;
+    r->size = size;
+    r->borrowed = true;
+    m->size += size;
+}
+
 void
 vg_mem_destroy(struct vg_mem *m)
 {
     for (int i = 0; i < m->n_regions; i++) {
-        munmap(m->regions[i].hva, m->regions[i].size);
-        close(m->regions[i].fd);
+        if (!m->regions[i].borrowed) {
+            munmap(m->regions[i].hva, m->regions[i].size);
+            close(m->regions[i].fd);
+        }
     }
     memset(m, 0, sizeof *m);
 }
@@ -161,15 +180,15 @@ vg_mem_table(const struct vg_mem *m, struct vhost_user_mem_table *table,
     return 8 + m->n_regions * sizeof table->regions[0];
 }
 
-/* Sets up 'vq' as an empty ring of 'size' entries (up to VG_VQ_MAX_SIZE)
- * at the given places of 'm' (each part within one region), with no
- * descriptor on the free list: a guest that keeps each descriptor for one
- * buffer for good uses them by index; one that chains them as it goes
- * calls vg_vq_init_free_list().
- * Returns false if 'size' is too big or a part is outside guest memory. */
+/* Sets up 'vq' for a ring of 'size' entries (up to VG_VQ_MAX_SIZE) at the
+ * given places of 'm' (each part within one region), without writing guest
+ * memory, and with no descriptor on the free list: a guest that keeps each
+ * descriptor for one buffer for good uses them by index; one that chains
+ * them as it goes calls vg_vq_init_free_list().  Returns false if 'size' is
+ * too big or a part is outside guest memory. */
 bool
-vg_vq_init(struct vg_vq *vq, const struct vg_mem *m, uint16_t size,
-           uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa)
+vg_vq_attach(struct vg_vq *vq, const struct vg_mem *m, uint16_t size,
+             uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa)
 {
     memset(vq, 0, sizeof *vq);
     if (size > VG_VQ_MAX_SIZE) {
@@ -182,7 +201,15 @@ vg_vq_init(struct vg_vq *vq, const struct vg_mem *m, uint16_t size,
     vq->desc = (void *) vg_mem_ptr(m, desc_gpa);
     vq->avail = (void *) vg_mem_ptr(m, avail_gpa);
     vq->used = (void *) vg_mem_ptr(m, used_gpa);
-    if (!vq->desc || !vq->avail || !vq->used) {
+    return vq->desc && vq->avail && vq->used;
+}
+
+/* vg_vq_attach(), and the ring's memory cleared: an empty ring. */
+bool
+vg_vq_init(struct vg_vq *vq, const struct vg_mem *m, uint16_t size,
+           uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa)
+{
+    if (!vg_vq_attach(vq, m, size, desc_gpa, avail_gpa, used_gpa)) {
         return false;
     }
     memset(vq->desc, 0, 16 * size);

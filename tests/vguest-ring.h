@@ -37,6 +37,7 @@ struct vg_mem_region {
     uint8_t *hva;
     uint64_t gpa;
     uint64_t size;
+    bool borrowed;              /* The caller's mapping and fd. */
 };
 
 struct vg_mem {
@@ -49,6 +50,8 @@ struct vg_mem {
 
 int vg_mem_init(struct vg_mem *, const char *name, int n_regions,
                 uint64_t gpa_base, uint64_t region_size);
+void vg_mem_add_view(struct vg_mem *, int fd, uint8_t *hva, uint64_t gpa,
+                     uint64_t size);
 void vg_mem_destroy(struct vg_mem *);
 const struct vg_mem_region *vg_mem_find(const struct vg_mem *, uint64_t gpa);
 uint8_t *vg_mem_ptr(const struct vg_mem *, uint64_t gpa);
@@ -85,6 +88,8 @@ struct vg_vq {
 
 bool vg_vq_init(struct vg_vq *, const struct vg_mem *, uint16_t size,
                 uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa);
+bool vg_vq_attach(struct vg_vq *, const struct vg_mem *, uint16_t size,
+                  uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa);
 void vg_vq_init_free_list(struct vg_vq *);
 void vg_vq_destroy(struct vg_vq *);
 void vg_vq_set_desc(struct vg_vq *, uint16_t i, uint64_t addr, uint32_t len,

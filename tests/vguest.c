@@ -22,6 +22,26 @@
 
 #include "vhost-conn.h"
 
+static uint64_t
+avail_gpa(unsigned int ring)
+{
+    return VG_RING_GPA(ring) + 0x1000;
+}
+
+static uint64_t
+used_gpa(unsigned int ring)
+{
+    return VG_RING_GPA(ring) + 0x2000;
+}
+
+/* Points vring 'i''s vg_vq at its place in the layout, indexes at 0. */
+static void
+attach_ring(struct vguest *g, unsigned int i)
+{
+    vg_vq_attach(&g->rings[i].vq, &g->layout, VG_RING_SIZE, VG_RING_GPA(i),
+                 avail_gpa(i), used_gpa(i));
+}
+
 void
 vg_fail(const struct vguest *g, const char *format, ...)
 {
@@ -60,6 +80,12 @@ vg_init(struct vguest *g, const char *name, bool shadow)
                   g->memfd, 0);
     if (g->mem == MAP_FAILED) {
         vg_fail(g, "mmap: %s", strerror(errno));
+    }
+    vg_mem_add_view(&g->layout, g->memfd, g->mem, 0, VG_REGION_A_SIZE);
+    vg_mem_add_view(&g->layout, g->memfd, g->mem + VG_REGION_B_OFF,
+                    VG_REGION_B_GPA, VG_REGION_B_SIZE);
+    for (int i = 0; i < 2 * VG_MAX_PAIRS; i++) {
+        attach_ring(g, i);
     }
     if (shadow) {
         g->shadow = malloc(VG_MEM_SIZE);
@@ -177,14 +203,12 @@ vg_set_up_memory(struct vguest *g)
 static size_t
 gpa_offset(const struct vguest *g, uint64_t gpa, uint64_t len)
 {
-    if (gpa < VG_REGION_A_SIZE && len <= VG_REGION_A_SIZE - gpa) {
-        return gpa;
+    const struct vg_mem_region *r = vg_mem_find(&g->layout, gpa);
+
+    if (!r || len > r->size - (gpa - r->gpa)) {
+        vg_fail(g, "test bug: GPA 0x%"PRIx64" not in guest memory", gpa);
     }
-    if (gpa >= VG_REGION_B_GPA && gpa - VG_REGION_B_GPA < VG_REGION_B_SIZE
-        && len <= VG_REGION_B_SIZE - (gpa - VG_REGION_B_GPA)) {
-        return VG_REGION_B_OFF + gpa - VG_REGION_B_GPA;
-    }
-    vg_fail(g, "test bug: GPA 0x%"PRIx64" not in guest memory", gpa);
+    return (r->hva - g->mem) + (gpa - r->gpa);
 }
 
 void *
@@ -231,6 +255,16 @@ vg_check_memory(const struct vguest *g, const char *when)
     }
 }
 
+/* The guest wrote 'len' bytes at 'p', in its memory, through a vg_vq:
+ * the shadow learns of them. */
+static void
+wrote(struct vguest *g, const void *p, size_t len)
+{
+    if (g->shadow) {
+        memcpy(g->shadow + ((const uint8_t *) p - g->mem), p, len);
+    }
+}
+
 static void
 set_table_entry(struct vguest *g, uint64_t table, uint16_t i, uint64_t addr,
                 uint32_t len, uint16_t flags, uint16_t next)
@@ -245,7 +279,10 @@ void
 vg_set_desc(struct vguest *g, unsigned int ring, uint16_t i, uint64_t addr,
             uint32_t len, uint16_t flags, uint16_t next)
 {
-    set_table_entry(g, VG_RING_GPA(ring), i, addr, len, flags, next);
+    struct vg_vq *vq = &g->rings[ring].vq;
+
+    vg_vq_set_desc(vq, i, addr, len, flags, next);
+    wrote(g, &vq->desc[i], sizeof vq->desc[i]);
 }
 
 void
@@ -253,18 +290,6 @@ vg_set_table_desc(struct vguest *g, uint64_t table, uint16_t i,
                   uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
     set_table_entry(g, table, i, addr, len, flags, next);
-}
-
-static uint64_t
-avail_gpa(unsigned int ring)
-{
-    return VG_RING_GPA(ring) + 0x1000;
-}
-
-static uint64_t
-used_gpa(unsigned int ring)
-{
-    return VG_RING_GPA(ring) + 0x2000;
 }
 
 void
@@ -277,48 +302,65 @@ vg_kick(struct vguest *g, unsigned int ring)
     }
 }
 
-/* Stores the guest's avail index of 'ring' as 'idx', whatever it was. */
+/* Stores the guest's avail index of 'ring' as 'idx', whatever it made
+ * available. */
 void
 vg_set_avail_idx(struct vguest *g, unsigned int ring, uint16_t idx)
 {
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    vg_write(g, avail_gpa(ring) + 2, &idx, 2);
+    struct vg_vq *vq = &g->rings[ring].vq;
+
+    __atomic_store_n(&vq->avail->idx, idx, __ATOMIC_RELEASE);
+    wrote(g, &vq->avail->idx, sizeof vq->avail->idx);
+}
+
+/* Puts chain 'head' into the next avail entry of 'ring', not yet visible
+ * to the switch. */
+void
+vg_post_avail(struct vguest *g, unsigned int ring, uint16_t head)
+{
+    struct vg_vq *vq = &g->rings[ring].vq;
+
+    vg_vq_post(vq, head);
+    wrote(g, &vq->avail->ring[(uint16_t) (vq->avail_idx - 1) % vq->size],
+          sizeof vq->avail->ring[0]);
+}
+
+/* Makes what vg_post_avail() put into 'ring' visible to the switch. */
+void
+vg_publish_avail(struct vguest *g, unsigned int ring)
+{
+    struct vg_vq *vq = &g->rings[ring].vq;
+
+    vg_vq_publish(vq);
+    wrote(g, &vq->avail->idx, sizeof vq->avail->idx);
 }
 
 /* Makes chain 'head' available on 'ring' and kicks. */
 void
 vg_make_avail(struct vguest *g, unsigned int ring, uint16_t head)
 {
-    struct vg_ring *r = &g->rings[ring];
-
-    vg_write(g, avail_gpa(ring) + 4 + (r->avail_idx % VG_RING_SIZE) * 2,
-             &head, 2);
-    r->avail_idx++;
-    vg_set_avail_idx(g, ring, r->avail_idx);
+    vg_post_avail(g, ring, head);
+    vg_publish_avail(g, ring);
     vg_kick(g, ring);
 }
 
 uint16_t
 vg_used_idx(const struct vguest *g, unsigned int ring)
 {
-    const struct vring_used *u = vg_ptr(g, used_gpa(ring), 4);
-
-    return __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
+    return vg_vq_used_idx(&g->rings[ring].vq);
 }
 
 /* Takes the next used entry of 'ring' into '*e', if there is one. */
 static bool
 take_used(struct vguest *g, unsigned int ring, struct vring_used_elem *e)
 {
-    struct vg_ring *r = &g->rings[ring];
-    const struct vring_used *u;
+    struct vg_vq *vq = &g->rings[ring].vq;
 
-    if (vg_used_idx(g, ring) == r->used_seen) {
+    if (vg_vq_used_idx(vq) == vq->last_used) {
         return false;
     }
-    u = vg_ptr(g, used_gpa(ring), 4 + 8 * VG_RING_SIZE);
-    memcpy(e, &u->ring[r->used_seen % VG_RING_SIZE], sizeof *e);
-    r->used_seen++;
+    memcpy(e, vg_vq_next_used(vq), sizeof *e);
+    vq->last_used++;
     return true;
 }
 
@@ -356,6 +398,7 @@ vg_set_up_ring(struct vguest *g, unsigned int index)
 
     vg_write(g, VG_RING_GPA(index), zero, sizeof zero);
     vg_switch_may_write(g, used_gpa(index), 0x1000);
+    attach_ring(g, index);
 
     r->kick = eventfd(0, EFD_CLOEXEC);
     r->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -407,11 +450,11 @@ vg_restart_ring(struct vguest *g, unsigned int index)
         vg_fail(g, "no answer to GET_VRING_BASE");
     }
     memcpy(&st, &reply.payload, sizeof st);
-    if (st.num != r->avail_idx) {
+    if (st.num != r->vq.avail_idx) {
         vg_fail(g, "GET_VRING_BASE says %"PRIu32", the guest made %"PRIu16
-                " available", st.num, r->avail_idx);
+                " available", st.num, r->vq.avail_idx);
     }
-    vg_set_avail_idx(g, index, r->avail_idx);
+    vg_set_avail_idx(g, index, r->vq.avail_idx);
     vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_BASE, index, st.num);
     close(r->kick);
     r->kick = fd;

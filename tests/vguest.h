@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "vguest-conn.h"
+#include "vguest-ring.h"
 #include "vhost-user-wire.h"
 #include "virtq.h"
 
@@ -52,8 +53,10 @@
 
 struct vg_ring {
     unsigned int index;
-    uint16_t avail_idx;         /* The guest's next avail index. */
-    uint16_t used_seen;         /* Used entries the guest has looked at. */
+    struct vg_vq vq;            /* Its layout and indexes: 'avail_idx', the
+                                 * guest's next avail index, and
+                                 * 'last_used', the used entries the guest
+                                 * has looked at. */
     int kick;
     int call;
     bool set_up;
@@ -66,6 +69,7 @@ struct vguest {
     struct vg_conn conn;        /* Its requests: vg_conn_*(&g->conn). */
     int memfd;
     uint8_t *mem;
+    struct vg_mem layout;       /* The two regions, views of 'mem'. */
     uint8_t *shadow;            /* What guest memory must hold... */
     uint8_t *may_write;         /* ...except where these are non-zero. */
     int n_pairs;
@@ -106,6 +110,8 @@ void vg_set_table_desc(struct vguest *, uint64_t table, uint16_t i,
                        uint64_t addr, uint32_t len, uint16_t flags,
                        uint16_t next);
 void vg_set_avail_idx(struct vguest *, unsigned int ring, uint16_t idx);
+void vg_post_avail(struct vguest *, unsigned int ring, uint16_t head);
+void vg_publish_avail(struct vguest *, unsigned int ring);
 void vg_make_avail(struct vguest *, unsigned int ring, uint16_t head);
 void vg_kick(struct vguest *, unsigned int ring);
 uint16_t vg_used_idx(const struct vguest *, unsigned int ring);

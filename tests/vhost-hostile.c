@@ -1080,13 +1080,13 @@ run_ring_case(const struct ring_case *c)
         /* The guest's index runs a ring and more ahead of what it made
          * available. */
         vg_set_avail_idx(g, c->ring,
-                         g->rings[c->ring].avail_idx + VG_RING_SIZE + 100);
+                         g->rings[c->ring].vq.avail_idx + VG_RING_SIZE + 100);
         vg_kick(g, c->ring);
         if (c->ring == RX) {
             send_frame_for_rx();
         }
         usleep(200 * 1000);
-        if (vg_used_idx(g, c->ring) != g->rings[c->ring].used_seen) {
+        if (vg_used_idx(g, c->ring) != g->rings[c->ring].vq.last_used) {
             vg_fail(g, "the switch used entries of a ring whose avail index "
                     "jumped");
         }
@@ -1230,18 +1230,14 @@ run_rx_flood(int seconds)
         vg_make_avail(g, RX, 0);
     }
     while (now_ms() < end) {
-        struct vg_ring *r = &g->rings[RX];
         int n = 0;
 
         while (vg_wait_used(g, RX, 0, &e)) {
-            uint16_t head = 0;
-
-            vg_write(g, VG_RING_GPA(RX) + 16 * VG_RING_SIZE + 4
-                     + (r->avail_idx++ % VG_RING_SIZE) * 2, &head, 2);
+            vg_post_avail(g, RX, 0);
             n++;
         }
         if (n) {
-            vg_set_avail_idx(g, RX, r->avail_idx);
+            vg_publish_avail(g, RX);
             returned += n;
         }
         usleep(1000);
