@@ -486,6 +486,14 @@ move_server_sockets(void)
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
+/* A counter of the core's (struct virtq_stats), which the thread that
+ * owns its ring adds to: a relaxed atomic read. */
+static uint64_t
+read_stat(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 /* Logs, rate-limited, the last thing the guest got wrong on 'vq' (already
  * counted by the virtq layer) and clears it.  Called by whichever thread
  * owns 'vq', after a burst in which 'vq->error' was set. */
@@ -508,7 +516,7 @@ report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
                       virtq_error_name(error), vq->error_head,
                       error == VIRTQ_ERR_CALL_BLOCKED
                       ? ", no more through this fd" : "",
-                      __atomic_load_n(&st->notify_errors, __ATOMIC_RELAXED));
+                      read_stat(&st->notify_errors));
             return;
         }
         VLOG_WARN("%s: guest %s vring %u: %s (%s %"PRIu16"); %s "
@@ -523,9 +531,8 @@ report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
                   ? "vring stopped until the front-end restarts it"
                   : i & 1 ? "chain returned, frame dropped"
                   : "chain returned empty, frame dropped",
-                  __atomic_load_n(&st->bad_chain, __ATOMIC_RELAXED),
-                  __atomic_load_n(&st->too_long, __ATOMIC_RELAXED),
-                  __atomic_load_n(&st->broken, __ATOMIC_RELAXED));
+                  read_stat(&st->bad_chain), read_stat(&st->too_long),
+                  read_stat(&st->broken));
     }
 }
 
@@ -1400,12 +1407,6 @@ static long long int
 netdev_vhostmq_get_carrier_resets(const struct netdev *netdev)
 {
     return netdev_vhostmq_cast(netdev)->link_resets;
-}
-
-static uint64_t
-read_stat(const uint64_t *p)
-{
-    return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
 static uint64_t
