@@ -9,7 +9,7 @@ bench_core_bench_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 bench_core_bench_CFLAGS = $(CORE_CFLAGS)
 bench_core_bench_LDADD = tests/libvguest.la lib/libvhostmq-core.la
 
-EXTRA_DIST += bench/core-bench-callgrind
+EXTRA_DIST += bench/core-bench-callgrind bench/pmd-callgrind
 
 # Frame sizes "make bench-core" measures, and extra options for core-bench
 # (e.g. BENCH_CORE_FLAGS='--packets 500000 --burst 64').
@@ -34,3 +34,12 @@ BENCH_FLAGS =
 bench: all
 	$(srcdir)/bench/run --builddir $(abs_builddir) $(BENCH_FLAGS)
 .PHONY: bench
+
+# Instructions per packet of the whole PMD iteration, OVS's datapath
+# included (bench/pmd-callgrind --help), for each frame size.
+bench-pmd: all
+	@for size in $(BENCH_CORE_SIZES); do \
+	  $(srcdir)/bench/pmd-callgrind --builddir $(abs_builddir) \
+	    --size $$size || exit 1; \
+	done
+.PHONY: bench-pmd
