@@ -171,6 +171,9 @@ struct netdev_vhostmq {
     enum netdev_flags flags OVS_GUARDED;
     int requested_n_queues OVS_GUARDED; /* For the next reconfigure. */
     int reconnect_msec OVS_GUARDED;     /* options:reconnect-interval. */
+    char *ignored_options OVS_GUARDED;  /* What set_config ignored, and
+                                         * why (status:ignored_options),
+                                         * or NULL. */
 
     /* Read by PMD threads. */
     atomic_int tx_retries_max;
@@ -738,6 +741,8 @@ netdev_vhostmq_destruct(struct netdev *netdev)
     ovs_mutex_lock(&dev->mutex);
     free(dev->socket_path);
     dev->socket_path = NULL;
+    free(dev->ignored_options);
+    dev->ignored_options = NULL;
     ovs_mutex_unlock(&dev->mutex);
     ovs_mutex_destroy(&dev->mutex);
 }
@@ -773,6 +778,26 @@ parse_int_option(const char *name, const struct smap *args, const char *key,
     return true;
 }
 
+/* Options netdev-dpdk's vhost-user ports accept or once accepted, which
+ * mean nothing to a vhostmq port: a configuration written for OVS-DPDK
+ * brings a vhostmq port up with them ignored (as netdev-dpdk ignores them,
+ * or every option of a dpdkvhostuser port), each named in a warning and in
+ * status:ignored_options.  Any other unknown key is ignored the same way:
+ * OVSDB takes any key, and netdev-dpdk refuses none. */
+static const char *const dpdk_only_options[] = {
+    "n_rxq", "n_txq", "n_rxq_desc", "n_txq_desc", "dq-zero-copy",
+    "dpdk-devargs", "dpdk-lsc-interrupt", "rx-flow-ctrl", "tx-flow-ctrl",
+    "flow-ctrl-autoneg", "rx-steering", "tx-steering", "rx-checksum-offload",
+    "vhost-postcopy-support",
+};
+
+/* Adds 'key' to the list of ignored options 'ds', with 'why'. */
+static void
+ignore_option(struct ds *ds, const char *key, const char *why)
+{
+    ds_put_format(ds, "%s%s (%s)", ds->length ? ", " : "", key, why);
+}
+
 static int
 netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
                           char **errp)
@@ -789,25 +814,48 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     int reconnect_msec = VHOSTMQ_DEFAULT_RECONNECT_MSEC;
     int max_mem_mb = VHOST_DEVICE_DEFAULT_MAX_MEM >> 20;
     const char *path = smap_get(args, "vhost-server-path");
-    struct smap_node *node;
+    const struct smap_node **nodes;
+    struct ds ignored = DS_EMPTY_INITIALIZER;
+    char *tx_retries_error = NULL;
     bool new_endpoint;
     char *error = NULL;
 
-    SMAP_FOR_EACH (node, args) {
+    /* (Sorted, so that the list says the same whatever OVSDB's order.) */
+    nodes = smap_sort(args);
+    for (size_t n = 0; n < smap_count(args); n++) {
+        const char *key = nodes[n]->key;
         size_t i;
 
         for (i = 0; i < ARRAY_SIZE(known); i++) {
-            if (!strcmp(node->key, known[i])) {
+            if (!strcmp(key, known[i])) {
                 break;
             }
         }
-        if (i == ARRAY_SIZE(known)) {
-            *errp = xasprintf("%s: unknown option \"%s\" for a %s port",
-                              name, node->key, type);
-            return EINVAL;
+        if (i < ARRAY_SIZE(known)) {
+            continue;
+        }
+        for (i = 0; i < ARRAY_SIZE(dpdk_only_options); i++) {
+            if (!strcmp(key, dpdk_only_options[i])) {
+                break;
+            }
+        }
+        ignore_option(&ignored, key, i < ARRAY_SIZE(dpdk_only_options)
+                      ? "an OVS-DPDK option that does not apply"
+                      : "unknown option");
+    }
+    free(nodes);
+
+    if (!dev->client) {
+        /* A server port names its own socket, and does not reconnect:
+         * netdev-dpdk's dpdkvhostuser ports ignore every option. */
+        if (path) {
+            ignore_option(&ignored, "vhost-server-path", "for client ports");
+            path = NULL;
+        }
+        if (smap_get(args, "reconnect-interval")) {
+            ignore_option(&ignored, "reconnect-interval", "for client ports");
         }
     }
-
     if (dev->client) {
         if (!path || !path[0]) {
             *errp = xasprintf("%s: a %s port needs "
@@ -815,31 +863,45 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
                               "vhost-user socket", name, type);
             return EINVAL;
         }
-    } else if (path) {
-        *errp = xasprintf("%s: options:vhost-server-path is for client "
-                          "ports; a %s port listens on its own socket",
-                          name, type);
-        return EINVAL;
     }
 
+    /* tx-retries-max out of range falls back to the default, as with
+     * netdev-dpdk. */
+    if (!parse_int_option(name, args, "tx-retries-max", 0,
+                          VHOSTMQ_MAX_TX_RETRIES, &tx_retries_max,
+                          &tx_retries_error)) {
+        ignore_option(&ignored, "tx-retries-max", "not an integer between 0 "
+                      "and " OVS_STRINGIZE(VHOSTMQ_MAX_TX_RETRIES)
+                      "; the default, " OVS_STRINGIZE(
+                          VHOSTMQ_DEFAULT_TX_RETRIES) ", applies");
+        free(tx_retries_error);
+        tx_retries_max = VHOSTMQ_DEFAULT_TX_RETRIES;
+    }
     if (!parse_int_option(name, args, "max-queue-pairs", 1,
                           VHOST_USER_MAX_QUEUE_PAIRS, &max_queue_pairs, errp)
-        || !parse_int_option(name, args, "tx-retries-max", 0,
-                             VHOSTMQ_MAX_TX_RETRIES, &tx_retries_max, errp)
-        || !parse_int_option(name, args, "reconnect-interval", 10, 3600000,
-                             &reconnect_msec, errp)
+        || (dev->client
+            && !parse_int_option(name, args, "reconnect-interval", 10,
+                                 3600000, &reconnect_msec, errp))
         || !parse_int_option(name, args, "max-guest-memory", 1,
                              VHOSTMQ_MAX_GUEST_MEMORY_MB, &max_mem_mb,
                              errp)) {
-        return EINVAL;
-    }
-    if (!dev->client && smap_get(args, "reconnect-interval")) {
-        *errp = xasprintf("%s: options:reconnect-interval is for client "
-                          "ports", name);
+        ds_destroy(&ignored);
         return EINVAL;
     }
 
     ovs_mutex_lock(&dev->mutex);
+    if (!nullable_string_is_equal(dev->ignored_options,
+                                  ignored.length ? ds_cstr(&ignored) : NULL)) {
+        /* Once per change, not on every reconfiguration. */
+        free(dev->ignored_options);
+        dev->ignored_options = (ignored.length ? ds_steal_cstr(&ignored)
+                                : NULL);
+        if (dev->ignored_options) {
+            VLOG_WARN("%s: ignoring options of this %s port: %s", name, type,
+                      dev->ignored_options);
+        }
+    }
+    ds_destroy(&ignored);
     new_endpoint = !dev->endpoint;
     if (dev->client && (!dev->socket_path || strcmp(dev->socket_path, path))) {
         free(dev->socket_path);
@@ -1631,6 +1693,9 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
     smap_add(args, "status", connected ? "connected" : "disconnected");
     smap_add(args, "socket", dev->socket_path);
     smap_add_format(args, "max_queue_pairs", "%d", dev->max_queue_pairs);
+    if (dev->ignored_options) {
+        smap_add(args, "ignored_options", dev->ignored_options);
+    }
     ovs_mutex_unlock(&dev->mutex);
 
     if (connected) {

@@ -251,11 +251,14 @@ vhost_vring_is_guest_tx(unsigned int vring)
     return vring & 1;
 }
 
-/* Vring 'i' of 'dev', or null if beyond the port's queue pairs. */
+/* Vring 'i' of 'dev', or null if beyond those the device was created
+ * with.  Any thread: that number never changes, where the limit
+ * vhost_device_set_limits() sets does (a vring beyond it never starts,
+ * since the front-end's messages for it are refused). */
 static inline struct vhost_vring *
 vhost_device_vring(const struct vhost_device *dev, unsigned int i)
 {
-    return i < dev->max_vrings ? &dev->vrings[i] : NULL;
+    return i < dev->max_vrings_allocated ? &dev->vrings[i] : NULL;
 }
 
 /* The queue pairs the device offers now (vhost_device_set_limits()). */
