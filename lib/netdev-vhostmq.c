@@ -1858,7 +1858,8 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
     struct vhostmq_rxq_lock *lock = &dev->rxq_locks[rxq->queue_id];
-    struct vhost_vring *vr = rxq_vring(rxq);
+    struct vhost_vring *vr
+        = vhost_device_vring(&dev->vdev, vhost_guest_tx_vring(rxq->queue_id));
     struct eth_addr mac;
     struct virtq *vq;
     bool admin_up;
