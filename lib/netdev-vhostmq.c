@@ -79,6 +79,12 @@ static struct vlog_rate_limit info_rl = VLOG_RATE_LIMIT_INIT(60, 600);
 /* options:max-guest-memory, in MiB: at most a 47-bit address space. */
 #define VHOSTMQ_MAX_GUEST_MEMORY_MB (128 << 20)
 
+/* mtu_request: netdev-dpdk's range on every port (its frames are at most
+ * 9728 bytes with the CRC), so that a configuration moves between the two
+ * either way.  (A guest's own MTU, NET_SET_MTU, may go up to 65535.) */
+#define VHOSTMQ_MIN_MTU 68
+#define VHOSTMQ_MAX_MTU 9710
+
 /* options:reconnect-interval of client ports, in milliseconds. */
 #define VHOSTMQ_DEFAULT_RECONNECT_MSEC 1000
 
@@ -954,6 +960,14 @@ netdev_vhostmq_get_config(const struct netdev *netdev, struct smap *args)
     int tx_retries_max;
 
     ovs_mutex_lock(&dev->mutex);
+    /* What netdev-dpdk reports for a vhost port (dpctl/show prints it). */
+    smap_add_format(args, "requested_rx_queues", "%d",
+                    dev->requested_n_queues);
+    smap_add_format(args, "configured_rx_queues", "%d", netdev_n_rxq(netdev));
+    smap_add_format(args, "requested_tx_queues", "%d",
+                    dev->requested_n_queues);
+    smap_add_format(args, "configured_tx_queues", "%d", netdev_n_txq(netdev));
+    smap_add_format(args, "mtu", "%d", dev->mtu);
     if (dev->client) {
         smap_add(args, "vhost-server-path", dev->socket_path);
     }
@@ -1470,10 +1484,10 @@ netdev_vhostmq_set_mtu(struct netdev *netdev, int mtu)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
 
-    if (mtu < VHOST_USER_MIN_MTU || mtu > VHOST_USER_MAX_MTU) {
+    if (mtu < VHOSTMQ_MIN_MTU || mtu > VHOSTMQ_MAX_MTU) {
         VLOG_WARN_RL(&rl, "%s: unsupported MTU %d (%d to %d)",
-                     netdev_get_name(netdev), mtu, VHOST_USER_MIN_MTU,
-                     VHOST_USER_MAX_MTU);
+                     netdev_get_name(netdev), mtu, VHOSTMQ_MIN_MTU,
+                     VHOSTMQ_MAX_MTU);
         return EINVAL;
     }
     ovs_mutex_lock(&dev->mutex);
