@@ -26,6 +26,7 @@ tests_test_vhostmq_core_SOURCES = \
 	tests/test-vhostmq-core.c \
 	tests/test-device.c \
 	tests/test-log.c \
+	tests/test-meter.c \
 	tests/test-mem.c \
 	tests/test-offload.c \
 	tests/test-virtq.c \

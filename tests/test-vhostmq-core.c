@@ -25,6 +25,7 @@ extern const struct unit_suite device_suite;
 extern const struct unit_suite mem_suite;
 extern const struct unit_suite log_suite;
 extern const struct unit_suite offload_suite;
+extern const struct unit_suite meter_suite;
 
 static const struct unit_suite *const suites[] = {
     &wire_suite,
@@ -33,6 +34,7 @@ static const struct unit_suite *const suites[] = {
     &mem_suite,
     &log_suite,
     &offload_suite,
+    &meter_suite,
 };
 
 int
