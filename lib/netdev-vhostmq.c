@@ -33,6 +33,7 @@
 #include "dpif-netdev.h"
 #include "netdev-provider.h"
 #include "netdev-vhostmq-offload.h"
+#include "netdev-vhostmq-qos.h"
 #include "openvswitch/dynamic-string.h"
 #include "openvswitch/poll-loop.h"
 #include "openvswitch/vlog.h"
@@ -59,6 +60,8 @@ COVERAGE_DEFINE(vhostmq_tx_dropped_admin_down);
 COVERAGE_DEFINE(vhostmq_rx_bad_offload);
 COVERAGE_DEFINE(vhostmq_tx_failure_drops);
 COVERAGE_DEFINE(vhostmq_tx_mtu_exceeded_drops);
+COVERAGE_DEFINE(vhostmq_rx_qos_drops);
+COVERAGE_DEFINE(vhostmq_tx_qos_drops);
 COVERAGE_DEFINE(vhostmq_control_errors);
 COVERAGE_DEFINE(vhostmq_reconfigure_deferred);
 
@@ -180,6 +183,8 @@ struct netdev_vhostmq {
     char *ignored_options OVS_GUARDED;  /* What set_config ignored, and
                                          * why (status:ignored_options),
                                          * or NULL. */
+    struct vhostmq_qos qos;             /* Policing and egress QoS (its
+                                         * settings under 'mutex'). */
 
     /* Read by PMD threads. */
     atomic_int tx_retries_max;
@@ -691,6 +696,7 @@ netdev_vhostmq_construct(struct netdev *netdev)
     dev->requested_n_queues = 1;
     dev->fewer_since = LLONG_MIN;
     dev->reconnect_msec = VHOSTMQ_DEFAULT_RECONNECT_MSEC;
+    vhostmq_qos_init(&dev->qos);
     ovs_mutex_unlock(&dev->mutex);
 
     atomic_init(&dev->tx_retries_max, VHOSTMQ_DEFAULT_TX_RETRIES);
@@ -749,6 +755,7 @@ netdev_vhostmq_destruct(struct netdev *netdev)
     dev->socket_path = NULL;
     free(dev->ignored_options);
     dev->ignored_options = NULL;
+    vhostmq_qos_destroy(&dev->qos);
     ovs_mutex_unlock(&dev->mutex);
     ovs_mutex_destroy(&dev->mutex);
 }
@@ -1290,6 +1297,13 @@ pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
     dp_packet_delete(packet);
 }
 
+/* pkt_free() for a policer's drops. */
+static void
+pkt_drop(void *cache, struct dp_packet *packet)
+{
+    pkt_free(cache, packet);
+}
+
 /* Puts a frame into a guest's RX ring, retrying (after publishing what was
  * sent so far) while the guest has no buffers, up to a budget per batch. */
 struct send_ctx {
@@ -1372,6 +1386,18 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
         }
         dp_packet_delete_batch(batch, true);
         return 0;
+    }
+
+    struct vhostmq_policer *policer
+        = ovsrcu_get(struct vhostmq_policer *, &dev->qos.egress);
+    if (OVS_UNLIKELY(policer)) {
+        uint64_t bytes = 0;
+        size_t dropped = vhostmq_policer_run(policer, batch, pkt_drop, cache,
+                                             &bytes);
+
+        vhostmq_counter_add(&dev->qos.tx_drops, dropped);
+        COVERAGE_ADD(vhostmq_tx_qos_drops, dropped);
+        n = dp_packet_batch_size(batch);
     }
 
     atomic_read_relaxed(&dev->max_frame_len, &max_frame_len);
@@ -1501,6 +1527,56 @@ netdev_vhostmq_set_mtu(struct netdev *netdev, int mtu)
 }
 
 static int
+netdev_vhostmq_set_policing(struct netdev *netdev, unsigned int kbits_rate,
+                            unsigned int kbits_burst, unsigned int kpkts_rate,
+                            unsigned int kpkts_burst)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int error;
+
+    ovs_mutex_lock(&dev->mutex);
+    error = vhostmq_qos_set_policing(&dev->qos, netdev_get_name(netdev),
+                                     kbits_rate, kbits_burst, kpkts_rate,
+                                     kpkts_burst);
+    ovs_mutex_unlock(&dev->mutex);
+    return error;
+}
+
+static int
+netdev_vhostmq_get_qos_types(const struct netdev *netdev OVS_UNUSED,
+                             struct sset *types)
+{
+    return vhostmq_qos_get_types(types);
+}
+
+static int
+netdev_vhostmq_get_qos(const struct netdev *netdev, const char **typep,
+                       struct smap *details)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int error;
+
+    ovs_mutex_lock(&dev->mutex);
+    error = vhostmq_qos_get(&dev->qos, typep, details);
+    ovs_mutex_unlock(&dev->mutex);
+    return error;
+}
+
+static int
+netdev_vhostmq_set_qos(struct netdev *netdev, const char *type,
+                       const struct smap *details)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int error;
+
+    ovs_mutex_lock(&dev->mutex);
+    error = vhostmq_qos_set(&dev->qos, netdev_get_name(netdev), type,
+                            details);
+    ovs_mutex_unlock(&dev->mutex);
+    return error;
+}
+
+static int
 netdev_vhostmq_get_carrier(const struct netdev *netdev, bool *carrier)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
@@ -1530,6 +1606,10 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     uint64_t mtu_drops = read_sw(&dev->sw.tx_mtu_exceeded_drops);
+    /* (Read before the rings' counters, which count a policed frame
+     * first.) */
+    uint64_t rx_qos_drops = read_sw(&dev->qos.rx_drops);
+    uint64_t rx_qos_bytes = read_sw(&dev->qos.rx_drop_bytes);
 
     memset(stats, 0, sizeof *stats);
     const struct virtq_stats *s;
@@ -1562,7 +1642,13 @@ netdev_vhostmq_get_stats(const struct netdev *netdev,
                         + read_sw(&dev->sw.tx_unfilled_drops)
                         + read_sw(&dev->sw.tx_link_down_drops)
                         + read_sw(&dev->sw.tx_admin_down_drops) + mtu_drops
-                        + read_sw(&dev->ol.tx_bad);
+                        + read_sw(&dev->ol.tx_bad)
+                        + read_sw(&dev->qos.tx_drops);
+    /* Policed frames are dropped, not received (as netdev-dpdk counts
+     * them; the per-queue counters count them as the ring gave them). */
+    stats->rx_packets -= MIN(stats->rx_packets, rx_qos_drops);
+    stats->rx_bytes -= MIN(stats->rx_bytes, rx_qos_bytes);
+    stats->rx_dropped += rx_qos_drops;
     stats->rx_errors += read_sw(&dev->ol.rx_bad);
     stats->rx_length_errors = 0;
     return 0;
@@ -1635,8 +1721,8 @@ netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
                     + read_sw(&dev->sw.tx_unfilled_drops));
     VHOSTMQ_SW_STAT("ovs_tx_mtu_exceeded_drops",
                     read_sw(&dev->sw.tx_mtu_exceeded_drops));
-    VHOSTMQ_SW_STAT("ovs_tx_qos_drops", 0);
-    VHOSTMQ_SW_STAT("ovs_rx_qos_drops", 0);
+    VHOSTMQ_SW_STAT("ovs_tx_qos_drops", read_sw(&dev->qos.tx_drops));
+    VHOSTMQ_SW_STAT("ovs_rx_qos_drops", read_sw(&dev->qos.rx_drops));
     VHOSTMQ_SW_STAT("ovs_tx_invalid_hwol_drops", read_sw(&dev->ol.tx_bad));
     if (dev->offloads) {
         /* Offloads (other_config:userspace-tso-enable=true). */
@@ -1915,6 +2001,17 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     if (OVS_UNLIKELY(ctx.acc.rx_csum | ctx.acc.rx_sw_csum | ctx.acc.rx_bad)) {
         rx_offload_done(dev, rxq, &ctx.acc);
     }
+    struct vhostmq_policer *policer
+        = ovsrcu_get(struct vhostmq_policer *, &dev->qos.ingress);
+    if (OVS_UNLIKELY(policer) && !dp_packet_batch_is_empty(batch)) {
+        uint64_t bytes = 0;
+        size_t dropped = vhostmq_policer_run(policer, batch, pkt_drop,
+                                             ctx.cache, &bytes);
+
+        vhostmq_counter_add(&dev->qos.rx_drops, dropped);
+        vhostmq_counter_add(&dev->qos.rx_drop_bytes, bytes);
+        COVERAGE_ADD(vhostmq_rx_qos_drops, dropped);
+    }
     if (OVS_UNLIKELY(vq->error)) {
         report_ring_error(dev, vq);
     }
@@ -2127,6 +2224,10 @@ static const struct netdev_class netdev_vhostmq_template = {
     .get_etheraddr = netdev_vhostmq_get_etheraddr,
     .get_mtu = netdev_vhostmq_get_mtu,
     .set_mtu = netdev_vhostmq_set_mtu,
+    .set_policing = netdev_vhostmq_set_policing,
+    .get_qos_types = netdev_vhostmq_get_qos_types,
+    .get_qos = netdev_vhostmq_get_qos,
+    .set_qos = netdev_vhostmq_set_qos,
     .get_carrier = netdev_vhostmq_get_carrier,
     .get_carrier_resets = netdev_vhostmq_get_carrier_resets,
     .get_stats = netdev_vhostmq_get_stats,

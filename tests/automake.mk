@@ -51,6 +51,7 @@ TESTSUITE_AT = \
 	tests/datapath.at \
 	tests/offload.at \
 	tests/testpmd.at \
+	tests/qos.at \
 	tests/reconnect.at \
 	tests/operability.at \
 	tests/qemu.at \
