@@ -495,6 +495,7 @@ vhost_endpoint_create(const char *name, const char *path, bool client,
     ovs_list_push_back(&endpoints, &ep->node);
 
     if (client) {
+        VLOG_INFO("%s: vhost-user client of %s", name, path);
         try_connect(ep);
     } else {
         VLOG_INFO("%s: vhost-user server listening on %s", name, path);

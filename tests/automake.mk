@@ -71,6 +71,23 @@ check-local: tests/atconfig tests/atlocal $(TESTSUITE) $(check_PROGRAMS) $(sbin_
 
 clean-local:
 	test ! -f '$(TESTSUITE)' || $(SHELL) '$(TESTSUITE)' -C tests --clean
+	test ! -f tests/upstream-dpdk || $(SHELL) tests/upstream-dpdk -C tests --clean
+
+# OVS's own tests of OVS-DPDK's vhost-user ports (OVS_SRCDIR's
+# tests/system-dpdk.at), run against vhostmq: `make check-upstream-dpdk`.
+# Built here (tests/upstream-dpdk), not in the source tree: they are the
+# OVS tree's.  They use
+# fixed names (namespaces, a tap device), so they run one at a time.
+UPSTREAM_AT = tests/upstream/testsuite.at tests/upstream/macros.at
+EXTRA_DIST += $(UPSTREAM_AT) tests/upstream/dpdk-vhost-tests
+tests/upstream/system-dpdk-vhost.at: $(srcdir)/tests/upstream/dpdk-vhost-tests $(OVS_SRCDIR)/tests/system-dpdk.at
+	$(AM_V_GEN)mkdir -p tests/upstream && $(PYTHON3) $(srcdir)/tests/upstream/dpdk-vhost-tests '$(OVS_SRCDIR)' $@.tmp && mv $@.tmp $@
+tests/upstream-dpdk: package.m4 $(UPSTREAM_AT) tests/upstream/system-dpdk-vhost.at $(OVS_SRCDIR)/tests/ovs-macros.at
+	$(AM_V_GEN)$(AUTOTEST) -I '$(builddir)' -I '$(srcdir)' -I '$(OVS_SRCDIR)' -o $@.tmp $(srcdir)/tests/upstream/testsuite.at && mv $@.tmp $@
+CLEANFILES += tests/upstream/system-dpdk-vhost.at tests/upstream-dpdk
+check-upstream-dpdk: tests/atconfig tests/atlocal tests/upstream-dpdk $(sbin_PROGRAMS)
+	$(SHELL) tests/upstream-dpdk -C tests AUTOTEST_PATH='$(AUTOTEST_PATH)' $(TESTSUITEFLAGS)
+.PHONY: check-upstream-dpdk
 
 AUTOTEST = $(AUTOM4TE) -l autotest
 $(TESTSUITE): package.m4 $(TESTSUITE_AT) $(OVS_SRCDIR)/tests/ovs-macros.at
