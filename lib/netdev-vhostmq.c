@@ -2176,6 +2176,9 @@ format_port(struct ds *ds, struct netdev_vhostmq *dev)
                   read_sw(&dev->sw.tx_admin_down_drops),
                   read_sw(&dev->sw.tx_unfilled_drops),
                   read_sw(&dev->sw.tx_retries));
+    ds_put_format(ds, "  policed: guest to switch %"PRIu64", switch to "
+                  "guest %"PRIu64"\n", read_sw(&dev->qos.rx_drops),
+                  read_sw(&dev->qos.tx_drops));
     ds_put_format(ds, "  protocol errors %"PRIu64,
                   port_protocol_errors(dev));
     if (vdev->last_error[0]) {
