@@ -32,6 +32,7 @@
 #include "dp-packet.h"
 #include "dpif-netdev.h"
 #include "netdev-provider.h"
+#include "netdev-vhostmq-numa.h"
 #include "netdev-vhostmq-offload.h"
 #include "netdev-vhostmq-qos.h"
 #include "openvswitch/dynamic-string.h"
@@ -185,6 +186,9 @@ struct netdev_vhostmq {
                                          * or NULL. */
     struct vhostmq_qos qos;             /* Policing and egress QoS (its
                                          * settings under 'mutex'). */
+    int numa_id OVS_GUARDED;            /* NUMA node OVS polls it from. */
+    int requested_numa_id OVS_GUARDED;  /* The guest's, for the next
+                                         * reconfigure. */
 
     /* Read by PMD threads. */
     atomic_int tx_retries_max;
@@ -210,6 +214,8 @@ struct netdev_vhostmq {
     bool reconfigure_pending;           /* ...at a queue change waiting. */
     bool disabled_tx_live;              /* A started guest TX ring is
                                          * disabled: drain it. */
+    const struct vhost_mem *numa_mem;   /* The memory table whose node was
+                                         * last looked up. */
 };
 
 struct netdev_rxq_vhostmq {
@@ -374,6 +380,28 @@ update_queue_count(struct netdev_vhostmq *dev)
     ovs_mutex_unlock(&dev->mutex);
 }
 
+/* Has OVS poll the port from the NUMA node of the guest's memory (see
+ * netdev-vhostmq-numa.h), once its rings run. */
+static void
+update_numa(struct netdev_vhostmq *dev)
+{
+    int node = vhostmq_numa_of_guest(&dev->vdev);
+
+    dev->numa_mem = dev->vdev.mem;
+    if (node < 0) {
+        return;
+    }
+    ovs_mutex_lock(&dev->mutex);
+    if (node != dev->requested_numa_id) {
+        VLOG_INFO("%s: guest memory on NUMA node %d (was %d): polling the "
+                  "port from there", netdev_get_name(&dev->up), node,
+                  dev->requested_numa_id);
+        dev->requested_numa_id = node;
+        netdev_request_reconfigure(&dev->up);
+    }
+    ovs_mutex_unlock(&dev->mutex);
+}
+
 static void
 vhostmq_changed(void *aux)
 {
@@ -388,6 +416,9 @@ vhostmq_changed(void *aux)
         dev->link_resets++;
         VLOG_INFO("%s: link %s", netdev_get_name(&dev->up),
                   ready ? "up" : "down");
+    }
+    if (ready && (!was_ready || dev->numa_mem != dev->vdev.mem)) {
+        update_numa(dev);
     }
 
     update_queue_count(dev);
@@ -998,9 +1029,15 @@ netdev_vhostmq_get_config(const struct netdev *netdev, struct smap *args)
 }
 
 static int
-netdev_vhostmq_get_numa_id(const struct netdev *netdev OVS_UNUSED)
+netdev_vhostmq_get_numa_id(const struct netdev *netdev)
 {
-    return 0;
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int numa_id;
+
+    ovs_mutex_lock(&dev->mutex);
+    numa_id = dev->numa_id;
+    ovs_mutex_unlock(&dev->mutex);
+    return numa_id;
 }
 
 static int
@@ -1015,6 +1052,7 @@ netdev_vhostmq_reconfigure(struct netdev *netdev)
     }
     netdev->n_rxq = dev->requested_n_queues;
     netdev->n_txq = dev->requested_n_queues;
+    dev->numa_id = dev->requested_numa_id;
     ovs_mutex_unlock(&dev->mutex);
     update_tx_map(dev);
     netdev_change_seq_changed(netdev);
@@ -1787,8 +1825,10 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     const struct vhost_device *vdev = &dev->vdev;
     bool connected = vhost_endpoint_is_connected(dev->endpoint);
+    int numa_id;
 
     ovs_mutex_lock(&dev->mutex);
+    numa_id = dev->numa_id;
     smap_add(args, "mode", dev->client ? "client" : "server");
     smap_add(args, "status", connected ? "connected" : "disconnected");
     smap_add(args, "socket", dev->socket_path);
@@ -1807,7 +1847,7 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
         if (vdev->mtu) {
             smap_add_format(args, "mtu", "%d", vdev->mtu);
         }
-        smap_add(args, "numa", "0");
+        smap_add_format(args, "numa", "%d", numa_id);
         if (dev->offloads) {
             format_offloads(args, vdev->features);
         }
