@@ -22,6 +22,18 @@
  *     dropped.  Both must be set, 1 to VHOST_METER_MAX; otherwise the
  *     port has no QoS and set_qos fails with EINVAL, as in netdev-dpdk.
  *
+ *   - Egress QoS type "trtcm-policer": RFC 4115's two-rate three-color
+ *     marker, a committed bucket (cir, cbs) and an excess one (eir, ebs)
+ *     for the port and for each of its queues (Queue other_config, the
+ *     same keys; queue 0 without settings takes the port's).  A frame goes
+ *     to the queue its skb_priority names (OpenFlow set_queue), or queue
+ *     0; the queue marks it color-blind (green from the committed bucket,
+ *     else yellow from the excess one, else red), then the port
+ *     color-aware (a yellow frame may take only from its excess bucket);
+ *     red frames are dropped.  At least one rate must be set, and each
+ *     rate set needs its burst, or the settings are refused (EINVAL).
+ *     Each queue counts the frames it passed and dropped (queue stats).
+ *
  * Both count bytes of a frame less its Ethernet header, as netdev-dpdk's
  * meters do (vswitch.xml defines cir that way).  Drops are counted
  * (ovs_rx_qos_drops, ovs_tx_qos_drops) and in rx_dropped and tx_dropped.
@@ -38,6 +50,7 @@
 #include "ovs-atomic.h"
 #include "ovs-rcu.h"
 
+struct netdev_queue_stats;
 struct smap;
 struct sset;
 struct vhostmq_policer;
@@ -61,7 +74,9 @@ struct vhostmq_qos {
     uint32_t kbits_rate, kbits_burst;
     uint32_t kpkts_rate, kpkts_burst;
     const struct vhostmq_qos_type *type;        /* NULL: no egress QoS. */
-    uint64_t cir, cbs;
+    struct vhostmq_qos_params {
+        uint64_t cir, cbs, eir, ebs;
+    } params;
 };
 
 void vhostmq_qos_init(struct vhostmq_qos *);
@@ -76,6 +91,17 @@ int vhostmq_qos_get(const struct vhostmq_qos *, const char **typep,
                     struct smap *details);
 int vhostmq_qos_set(struct vhostmq_qos *, const char *name, const char *type,
                     const struct smap *details);
+int vhostmq_qos_get_queue(const struct vhostmq_qos *, unsigned int queue_id,
+                          struct smap *details);
+int vhostmq_qos_set_queue(struct vhostmq_qos *, const char *name,
+                          unsigned int queue_id, const struct smap *details);
+int vhostmq_qos_delete_queue(struct vhostmq_qos *, unsigned int queue_id);
+int vhostmq_qos_get_queue_stats(const struct vhostmq_qos *,
+                                unsigned int queue_id,
+                                struct netdev_queue_stats *);
+/* The ids of the egress QoS's queues, in order (to free()); returns how
+ * many. */
+size_t vhostmq_qos_queue_ids(const struct vhostmq_qos *, unsigned int **idsp);
 
 /* Polices 'batch': the frames that pass stay in it, in order; each other
  * one goes to 'drop'.  Returns how many were dropped and adds their bytes

@@ -1615,6 +1615,130 @@ netdev_vhostmq_set_qos(struct netdev *netdev, const char *type,
 }
 
 static int
+netdev_vhostmq_get_queue(const struct netdev *netdev, unsigned int queue_id,
+                         struct smap *details)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int error;
+
+    ovs_mutex_lock(&dev->mutex);
+    error = vhostmq_qos_get_queue(&dev->qos, queue_id, details);
+    ovs_mutex_unlock(&dev->mutex);
+    return error;
+}
+
+static int
+netdev_vhostmq_set_queue(struct netdev *netdev, unsigned int queue_id,
+                         const struct smap *details)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int error;
+
+    ovs_mutex_lock(&dev->mutex);
+    error = vhostmq_qos_set_queue(&dev->qos, netdev_get_name(netdev),
+                                  queue_id, details);
+    ovs_mutex_unlock(&dev->mutex);
+    return error;
+}
+
+static int
+netdev_vhostmq_delete_queue(struct netdev *netdev, unsigned int queue_id)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int error;
+
+    ovs_mutex_lock(&dev->mutex);
+    error = vhostmq_qos_delete_queue(&dev->qos, queue_id);
+    ovs_mutex_unlock(&dev->mutex);
+    return error;
+}
+
+static int
+netdev_vhostmq_get_queue_stats(const struct netdev *netdev,
+                               unsigned int queue_id,
+                               struct netdev_queue_stats *stats)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    int error;
+
+    ovs_mutex_lock(&dev->mutex);
+    error = vhostmq_qos_get_queue_stats(&dev->qos, queue_id, stats);
+    ovs_mutex_unlock(&dev->mutex);
+    return error;
+}
+
+/* A dump of a port's queues: their ids when it started. */
+struct vhostmq_queue_dump {
+    unsigned int *ids;
+    size_t n, next;
+};
+
+static int
+netdev_vhostmq_queue_dump_start(const struct netdev *netdev, void **statep)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    struct vhostmq_queue_dump *dump = xzalloc(sizeof *dump);
+
+    ovs_mutex_lock(&dev->mutex);
+    dump->n = vhostmq_qos_queue_ids(&dev->qos, &dump->ids);
+    ovs_mutex_unlock(&dev->mutex);
+    *statep = dump;
+    return 0;
+}
+
+static int
+netdev_vhostmq_queue_dump_next(const struct netdev *netdev, void *state,
+                               unsigned int *queue_id, struct smap *details)
+{
+    struct vhostmq_queue_dump *dump = state;
+
+    while (dump->next < dump->n) {
+        *queue_id = dump->ids[dump->next++];
+        smap_clear(details);
+        if (!netdev_vhostmq_get_queue(netdev, *queue_id, details)) {
+            return 0;
+        }
+    }
+    return EOF;
+}
+
+static int
+netdev_vhostmq_queue_dump_done(const struct netdev *netdev OVS_UNUSED,
+                               void *state)
+{
+    struct vhostmq_queue_dump *dump = state;
+
+    free(dump->ids);
+    free(dump);
+    return 0;
+}
+
+static int
+netdev_vhostmq_dump_queue_stats(const struct netdev *netdev,
+                                void (*cb)(unsigned int queue_id,
+                                           struct netdev_queue_stats *,
+                                           void *aux),
+                                void *aux)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    unsigned int *ids;
+    size_t n;
+
+    ovs_mutex_lock(&dev->mutex);
+    n = vhostmq_qos_queue_ids(&dev->qos, &ids);
+    ovs_mutex_unlock(&dev->mutex);
+    for (size_t i = 0; i < n; i++) {
+        struct netdev_queue_stats stats;
+
+        if (!netdev_vhostmq_get_queue_stats(netdev, ids[i], &stats)) {
+            cb(ids[i], &stats, aux);
+        }
+    }
+    free(ids);
+    return 0;
+}
+
+static int
 netdev_vhostmq_get_carrier(const struct netdev *netdev, bool *carrier)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
@@ -2271,6 +2395,14 @@ static const struct netdev_class netdev_vhostmq_template = {
     .get_qos_types = netdev_vhostmq_get_qos_types,
     .get_qos = netdev_vhostmq_get_qos,
     .set_qos = netdev_vhostmq_set_qos,
+    .get_queue = netdev_vhostmq_get_queue,
+    .set_queue = netdev_vhostmq_set_queue,
+    .delete_queue = netdev_vhostmq_delete_queue,
+    .get_queue_stats = netdev_vhostmq_get_queue_stats,
+    .queue_dump_start = netdev_vhostmq_queue_dump_start,
+    .queue_dump_next = netdev_vhostmq_queue_dump_next,
+    .queue_dump_done = netdev_vhostmq_queue_dump_done,
+    .dump_queue_stats = netdev_vhostmq_dump_queue_stats,
     .get_carrier = netdev_vhostmq_get_carrier,
     .get_carrier_resets = netdev_vhostmq_get_carrier_resets,
     .get_stats = netdev_vhostmq_get_stats,
