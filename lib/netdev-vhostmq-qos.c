@@ -481,6 +481,7 @@ vhostmq_qos_delete_queue(struct vhostmq_qos *qos, unsigned int queue_id)
 {
     struct vhostmq_policer *p = trtcm_policer(qos);
     struct trtcm_queue *q;
+    int error = ENOENT;
 
     if (!p) {
         return EOPNOTSUPP;
@@ -490,9 +491,10 @@ vhostmq_qos_delete_queue(struct vhostmq_qos *qos, unsigned int queue_id)
     if (q) {
         hmap_remove(&p->queues, &q->node);
         free(q);
+        error = 0;
     }
     ovs_mutex_unlock(&p->mutex);
-    return q ? 0 : ENOENT;
+    return error;
 }
 
 int
