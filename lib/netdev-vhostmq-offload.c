@@ -51,18 +51,10 @@ vhostmq_offload_from_guest(struct dp_packet *packet,
     }
     if (off.csum) {
         acc->rx_csum++;
-        if (off.layers.l4_proto == IPPROTO_TCP) {
-            dp_packet_hwol_set_csum_tcp(packet);
-        } else {
-            dp_packet_hwol_set_csum_udp(packet);
-        }
-        if (off.layers.ip_version == 4) {
-            dp_packet_hwol_set_tx_ipv4(packet);
-        } else {
-            dp_packet_hwol_set_tx_ipv6(packet);
-        }
+        vhostmq_ol_set_partial(packet, off.layers.l4_proto,
+                               off.layers.ip_version,
+                               off.tso ? off.gso_size : 0);
         if (off.tso) {
-            dp_packet_hwol_set_tcp_seg(packet);
             acc->rx_tso++;
         }
     }
@@ -109,27 +101,41 @@ vhostmq_offload_to_guest(struct dp_packet *packet, uint64_t features,
     bool guest_csum = features & (1ull << VIRTIO_NET_F_GUEST_CSUM);
     uint8_t *data = dp_packet_data(packet);
     uint32_t size = dp_packet_size(packet);
-    bool tso = dp_packet_hwol_is_tso(packet);
+    bool tso = vhostmq_ol_tso(packet);
+    int want_proto = vhostmq_ol_l4_proto(packet);
     struct virtio_net_hdr hdr;
     struct vnet_layers l;
-    uint8_t want_proto;
 
-    want_proto = (tso || dp_packet_hwol_l4_is_tcp(packet) ? IPPROTO_TCP
-                  : dp_packet_hwol_l4_is_udp(packet) ? IPPROTO_UDP
-                  : 0);
-    if (!vnet_parse_layers(data, size, &l) || !l.l4_ofs
-        || l.l4_proto != want_proto) {
+    if (!vnet_parse_layers(data, size, &l)
+        || (want_proto && (!l.l4_ofs || l.l4_proto != want_proto))) {
         /* Flags for a layer the packet does not have (SCTP, which the
          * port does not take, included). */
         acc->tx_bad++;
         return EINVAL;
+    }
+    if (vhostmq_ol_ip_csum(packet) && l.ip_version == 4) {
+        /* Virtio has no offload for it: always done here. */
+        vnet_ipv4_csum_fill(data, &l);
+    }
+    if (!want_proto) {
+        /* Nothing else was left to do. */
+        if (size > max_frame_len) {
+            return EMSGSIZE;
+        }
+        return enqueue(aux, NULL, data, size);
     }
 
     if (tso) {
         uint32_t hdrs = l.l4_ofs + l.l4_len;
         int ip_mtu = max_frame_len - ETH_HEADER_LEN - VLAN_HEADER_LEN;
         int mss = ip_mtu - (int) (hdrs - l.l3_ofs);
+        int segsz = vhostmq_ol_tso_segsz(packet);
 
+        /* The sender's segment size where OVS keeps it (3.3 and later),
+         * unless the port's MTU asks for smaller. */
+        if (segsz > 0 && segsz < mss) {
+            mss = segsz;
+        }
         if (mss < 1) {
             return EMSGSIZE;
         }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "dp-packet.h"
+#include "netdev-vhostmq-ovs.h"
 #include "ovs-atomic.h"
 #include "vnet-offload.h"
 
@@ -81,13 +82,12 @@ bool vhostmq_offload_from_guest(struct dp_packet *packet,
                                 uint64_t features,
                                 struct vhostmq_offload_acc *acc);
 
-/* Whether 'packet' carries offload flags: one load and test, inline, as the
- * send path asks it of every packet. */
+/* Whether 'packet' carries offload flags: inline, as the send path asks it
+ * of every packet. */
 static inline bool
 vhostmq_offload_pending(const struct dp_packet *packet)
 {
-    return (*dp_packet_ol_flags_ptr(packet)
-            & (DP_PACKET_OL_TX_TCP_SEG | DP_PACKET_OL_TX_L4_MASK)) != 0;
+    return vhostmq_ol_pending(packet);
 }
 
 /* Puts one frame into the guest's ring: 0, or an errno value as

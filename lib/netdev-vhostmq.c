@@ -1265,7 +1265,7 @@ pkt_reuse(struct dp_packet *packet)
     dp_packet_set_size(packet, 0);
     dp_packet_reset_offsets(packet);
     dp_packet_reset_cutlen(packet);
-    dp_packet_reset_offload(packet);
+    vhostmq_ol_reset(packet);
     packet->packet_type = htonl(PT_ETH);
     return packet;
 }
@@ -1388,7 +1388,7 @@ send_offloaded(struct netdev_vhostmq *dev, struct virtq *vq,
     if (OVS_UNLIKELY(error == EINVAL)) {
         VLOG_WARN_RL(&rl, "%s: packet dropped: offload flags 0x%"PRIx64
                      " that do not fit it", netdev_get_name(&dev->up),
-                     (uint64_t) *dp_packet_ol_flags_ptr(packet));
+                     vhostmq_ol_flags(packet));
     }
     return error;
 }

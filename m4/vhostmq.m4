@@ -61,8 +61,8 @@ Run build-aux/prepare-ovs to unpack and build one from Debian's openvswitch-sour
   OVS_VERSION=`$SED -n 's/^#define PACKAGE_VERSION "\(.*\)"$/\1/p' "$OVS_BUILDDIR/config.h"`
   AC_MSG_RESULT([$OVS_VERSION])
   AS_CASE([$OVS_VERSION],
-    [3.1.*], [],
-    [AC_MSG_WARN([vhostmq is developed against Open vSwitch 3.1; $OVS_VERSION is untested])])
+    [3.1.*|3.3.*|3.7.*], [],
+    [AC_MSG_WARN([vhostmq is tested against Open vSwitch 3.1, 3.3 and 3.7; $OVS_VERSION is not one of them])])
 
   dnl The flags OVS adds to its own compile and link lines (DPDK's include
   dnl directories and libraries in a DPDK build) are in its Makefile.
@@ -73,6 +73,8 @@ Run build-aux/prepare-ovs to unpack and build one from Debian's openvswitch-sour
         [OVS_HAVE_DPDK=yes], [OVS_HAVE_DPDK=no])
   AC_MSG_RESULT([$OVS_HAVE_DPDK])
   AM_CONDITIONAL([OVS_HAVE_DPDK], [test $OVS_HAVE_DPDK = yes])
+
+  VHOSTMQ_CHECK_OVS_API
 
   AC_SUBST([OVS_SRCDIR])
   AC_SUBST([OVS_BUILDDIR])
@@ -112,4 +114,44 @@ AC_DEFUN([VHOSTMQ_CHECK_CC_OPTIONS], [
     CFLAGS=$save_CFLAGS
   done
   AC_SUBST([WARNING_FLAGS])
+])
+
+# VHOSTMQ_OVS_HAS(NAME, HEADER, EXPRESSION)
+# -----------------------------------------
+# Whether EXPRESSION compiles against Open vSwitch's HEADER; substitutes
+# NAME as 1 or 0 (lib/vhostmq-ovs-api.h.in takes it).
+AC_DEFUN([VHOSTMQ_OVS_HAS], [
+  AC_MSG_CHECKING([whether Open vSwitch's $2 has $3])
+  save_CPPFLAGS=$CPPFLAGS
+  CPPFLAGS="$CPPFLAGS -I$OVS_BUILDDIR -I$OVS_SRCDIR/include -I$OVS_BUILDDIR/include -I$OVS_SRCDIR/lib -I$OVS_BUILDDIR/lib -I$OVS_SRCDIR $OVS_EXTRA_CFLAGS"
+  AC_COMPILE_IFELSE(
+    [AC_LANG_PROGRAM([[#include <config.h>
+#include "$2"]], [[(void) ($3);]])],
+    [$1=1; AC_MSG_RESULT([yes])],
+    [$1=0; AC_MSG_RESULT([no])])
+  CPPFLAGS=$save_CPPFLAGS
+  AC_SUBST([$1])
+])
+
+# VHOSTMQ_CHECK_OVS_API
+# ---------------------
+# The provider API differences between the Open vSwitch releases vhostmq
+# builds against, found in OVS's headers (lib/netdev-vhostmq-ovs.h keeps
+# what the code does with them).
+AC_DEFUN([VHOSTMQ_CHECK_OVS_API], [
+  dnl 3.3: packets carry their TSO segment size.
+  VHOSTMQ_OVS_HAS([HAVE_DP_PACKET_SET_TSO_SEGSZ], [dp-packet.h],
+                  [dp_packet_set_tso_segsz])
+  dnl 3.5: checksum states (good, bad, partial) in place of TX flags.
+  VHOSTMQ_OVS_HAS([HAVE_DP_PACKET_L4_CHECKSUM_PARTIAL], [dp-packet.h],
+                  [dp_packet_l4_checksum_set_partial])
+  AC_CONFIG_FILES([lib/vhostmq-ovs-api.h])
+
+  dnl 3.3 renamed other_config:pmd-maxsleep to pmd-sleep-max (the old name
+  dnl still works, with a warning in the log, which the tests check).
+  AC_MSG_CHECKING([the name of OVS's PMD sleep setting])
+  AS_IF([$GREP -q '"pmd-sleep-max"' "$OVS_SRCDIR/lib/dpif-netdev.c"],
+        [OVS_PMD_SLEEP_MAX=pmd-sleep-max], [OVS_PMD_SLEEP_MAX=pmd-maxsleep])
+  AC_MSG_RESULT([$OVS_PMD_SLEEP_MAX])
+  AC_SUBST([OVS_PMD_SLEEP_MAX])
 ])
