@@ -378,6 +378,9 @@ endpoint_connected(struct vhost_endpoint *ep, int fd)
     ep->conn_fd = fd;
     ep->n_connects++;
     ep->connect_failed_logged = false;
+    /* Why the port was not connected no longer holds. */
+    free(ep->last_error);
+    ep->last_error = NULL;
     vhost_conn_reader_init(&ep->reader);
     VLOG_INFO("%s: vhost-user front-end connected (%s %s)", ep->name,
               ep->client ? "client of" : "server on", ep->path);

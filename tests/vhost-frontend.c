@@ -82,6 +82,11 @@
  *                      whole, once, in order of sequence
  *   --port-mtu N       the switch port's MTU that segments must fit
  *                      (default 1500)
+ *   --gso-mtu N        A's TSO frames ask for segments that fit an MTU of
+ *                      N (default: the port's), and B expects segments of
+ *                      that size where the switch's OVS keeps a packet's
+ *                      segment size (with --gso-kept), else of the port's
+ *   --gso-kept         (see --gso-mtu)
  *   --bad-headers      then A sends frames whose virtio-net headers lie
  *                      (each kind once); none may reach B
  *   (--hold MS         at the end, keep the connections MS ms.)
@@ -851,6 +856,9 @@ set_pair_enabled(struct guest *g, int q, bool on)
 #define OL_ROUNDS 3
 
 static int port_mtu = 1500;
+static int gso_mtu;             /* What A's segment sizes are for. */
+static int seg_mtu;             /* What B's segments must be sized for. */
+static bool gso_kept;
 static bool bad_headers;
 
 /* What A sends: one case per kind of frame a guest sends. */
@@ -981,7 +989,7 @@ ol_build(const struct guest *g, const struct ol_case *c, int instance,
     if (c->tso) {
         hdr->gso_type = (c->ipv == 4 ? VIRTIO_NET_HDR_GSO_TCPV4
                          : VIRTIO_NET_HDR_GSO_TCPV6);
-        hdr->gso_size = port_mtu - (l4 - l3) - l4_len;
+        hdr->gso_size = gso_mtu - (l4 - l3) - l4_len;
         hdr->hdr_len = c->hdr_len;
     }
     return end;
@@ -1095,7 +1103,7 @@ check_offload_frame(struct flow *f, int q, const struct virtio_net_hdr *hdr,
         res->valid_frames++;
     }
     if (hdr->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-        uint32_t mss = port_mtu - (r.l4_ofs - r.l3_ofs)
+        uint32_t mss = seg_mtu - (r.l4_ofs - r.l3_ofs)
                        - (r.payload_ofs - r.l4_ofs);
         int need = (hdr->gso_type == VIRTIO_NET_HDR_GSO_TCPV4
                     ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6);
@@ -1232,7 +1240,7 @@ run_offload_test(struct flow *f)
     bool rx_csum = features & (1ull << VIRTIO_NET_F_GUEST_CSUM);
     for (uint32_t k = 0; k < OL_N_CASES; k++) {
         const struct ol_case *c = &ol_cases[k];
-        uint32_t mss = port_mtu - (c->ipv == 4 ? 20 : 40)
+        uint32_t mss = seg_mtu - (c->ipv == 4 ? 20 : 40)
                        - (c->proto == 6 ? OL_TCP_HDR : 8);
         bool rx_tso = features & (1ull << (c->ipv == 4
                                            ? VIRTIO_NET_F_GUEST_TSO4
@@ -1573,6 +1581,8 @@ main(int argc, char *argv[])
         { "offloads-b", required_argument, NULL, 'P' },
         { "offload-test", no_argument, NULL, 'Z' },
         { "port-mtu", required_argument, NULL, 'm' },
+        { "gso-mtu", required_argument, NULL, 'g' },
+        { "gso-kept", no_argument, NULL, 'k' },
         { "bad-headers", no_argument, NULL, 'B' },
         { NULL, 0, NULL, 0 },
     };
@@ -1620,10 +1630,16 @@ main(int argc, char *argv[])
         case 'P': b.offloads = parse_offloads(optarg); break;
         case 'Z': offload_test = true; one_way = true; break;
         case 'm': port_mtu = atoi(optarg); break;
+        case 'g': gso_mtu = atoi(optarg); break;
+        case 'k': gso_kept = true; break;
         case 'B': bad_headers = true; break;
         default: die("bad option (see the comment at the top of the file)");
         }
     }
+    if (!gso_mtu || gso_mtu > port_mtu) {
+        gso_mtu = port_mtu;
+    }
+    seg_mtu = gso_kept ? gso_mtu : port_mtu;
     if (argc - optind != 2 && !(expect_refused && argc - optind == 1)) {
         die("usage: vhost-frontend [OPTION]... SOCKET_A SOCKET_B");
     }
