@@ -122,6 +122,7 @@ vhostmq_offload_to_guest(struct dp_packet *packet, uint64_t features,
         if (size > max_frame_len) {
             return EMSGSIZE;
         }
+        acc->tx_sw_csum++;
         return enqueue(aux, NULL, data, size);
     }
 
