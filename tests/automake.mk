@@ -56,11 +56,13 @@ TESTSUITE_AT = \
 	tests/operability.at \
 	tests/qemu.at \
 	tests/migration.at \
+	tests/ovn.at \
 	tests/hostile.at \
 	tests/soak.at
 TESTSUITE = $(srcdir)/tests/testsuite
 EXTRA_DIST += $(TESTSUITE_AT) $(TESTSUITE) tests/atlocal.in \
-	tests/guest/build-guest tests/guest/init tests/vhostmq-qemu-ctl
+	tests/guest/build-guest tests/guest/init tests/vhostmq-qemu-ctl \
+	tests/vhostmq-ovn
 DISTCLEANFILES += tests/atconfig tests/atlocal
 
 # The project's ovs-vswitchd comes first, then OVS's own programs.
