@@ -34,8 +34,9 @@
  *                      then enable it again
  *   --mac-a MAC, --mac-b MAC   source MACs (defaults 02:00:00:00:00:0a/0b)
  *   --expect-refused   expect the switch to refuse the queue count
- *   --hold MS          with --toggle, keep the pair disabled MS ms (for
- *                      the test to look at the switch meanwhile)
+ *   --hold MS          with --toggle, keep the pair disabled MS ms, or
+ *                      until SIGUSR1, whichever comes first (for the test
+ *                      to look at the switch meanwhile)
  *   --churn MS         after a first round, B enables and disables its
  *                      queue pairs (a random non-empty set each time, as
  *                      `ethtool -L` would, but faster) for MS ms while A
@@ -89,7 +90,8 @@
  *   --gso-kept         (see --gso-mtu)
  *   --bad-headers      then A sends frames whose virtio-net headers lie
  *                      (each kind once); none may reach B
- *   (--hold MS         at the end, keep the connections MS ms.)
+ *   (--hold MS         at the end, keep the connections MS ms, or until
+ *                      SIGUSR1, whichever comes first.)
  *
  * Every used ring entry the switch returns, on every queue, must name a
  * head the front-end made available and has not had back yet (a Linux
@@ -104,6 +106,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -111,6 +114,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -154,6 +158,14 @@ static bool ignore_queue_num;
 static bool use_status = true;
 static int timeout_s = 20;
 static int hold_ms;
+static volatile sig_atomic_t hold_end;
+
+static void
+hold_ended(int sig)
+{
+    (void) sig;
+    hold_end = 1;
+}
 static int churn_ms;
 static int fill_only = -1;
 static int unfilled_first;              /* --unfilled-first N. */
@@ -1640,6 +1652,13 @@ main(int argc, char *argv[])
         gso_mtu = port_mtu;
     }
     seg_mtu = gso_kept ? gso_mtu : port_mtu;
+    if (hold_ms) {
+        /* Ends a hold early; anywhere else it is ignored. */
+        struct sigaction sa = { .sa_handler = hold_ended,
+                                .sa_flags = SA_RESTART };
+
+        sigaction(SIGUSR1, &sa, NULL);
+    }
     if (argc - optind != 2 && !(expect_refused && argc - optind == 1)) {
         die("usage: vhost-frontend [OPTION]... SOCKET_A SOCKET_B");
     }
@@ -1705,10 +1724,28 @@ main(int argc, char *argv[])
     if (offload_test) {
         run_offload_test(&ab);
         if (hold_ms) {
-            /* For the test to look at the ports while connected. */
+            /* For the test to look at the ports while connected: it says
+             * when it is done with SIGUSR1, so a slow machine does not
+             * make the hold too short. */
+            long long until = now_ms() + hold_ms;
+            sigset_t usr1, old;
+
+            sigemptyset(&usr1);
+            sigaddset(&usr1, SIGUSR1);
+            sigprocmask(SIG_BLOCK, &usr1, &old);
             printf("holding for %d ms\n", hold_ms);
             fflush(stdout);
-            usleep(hold_ms * 1000);
+            while (!hold_end && now_ms() < until) {
+                long long left = until - now_ms();
+                struct timespec ts = { .tv_sec = left / 1000,
+                                       .tv_nsec = left % 1000 * 1000000 };
+
+                /* SIGUSR1 is let in only while asleep here. */
+                pselect(0, NULL, NULL, NULL, &ts, &old);
+            }
+            if (hold_end) {
+                printf("hold ended by SIGUSR1\n");
+            }
         }
         printf("%s: %d check(s) failed\n", n_failures ? "FAIL" : "ok",
                n_failures);
@@ -1754,10 +1791,13 @@ main(int argc, char *argv[])
             printf("holding with queue pair %d disabled for %d ms\n",
                    toggle_q, hold_ms);
             fflush(stdout);
-            while (now_ms() < until) {
+            while (!hold_end && now_ms() < until) {
                 poll_rx(&ab);
                 poll_rx(&ba);
                 usleep(1000);
+            }
+            if (hold_end) {
+                printf("hold ended by SIGUSR1\n");
             }
         }
         set_pair_enabled(&b, toggle_q, true);
