@@ -2,7 +2,8 @@
  * Copyright (c) 2026 The vhostmq authors.
  *
  * Virtio's own definitions (virtio 1.x), as a net device's back-end needs
- * them: feature bits, the split ring's layout and the virtio-net header.
+ * them: feature bits, the split and packed rings' layouts and the
+ * virtio-net header.
  * vhost-user (lib/vhost-user-wire.h) carries them, but they are virtio's. */
 
 #ifndef VIRTIO_H
@@ -69,6 +70,33 @@ struct vring_used {
 };
 
 #define VRING_USED_F_NO_NOTIFY 1
+
+/* Packed ring layout (virtio 1.1, VIRTIO_F_RING_PACKED): one ring of
+ * descriptors that the driver makes available and the device marks used
+ * in place, and two event suppression structures, the driver's (read by
+ * the device: whether to interrupt) and the device's (written by it:
+ * whether to be kicked).  A chain is a run of consecutive descriptors with
+ * VRING_DESC_F_NEXT on all but the last, which holds the buffer id. */
+struct vring_packed_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t id;
+    uint16_t flags;
+};
+
+#define VRING_PACKED_DESC_F_AVAIL (1 << 7)
+#define VRING_PACKED_DESC_F_USED  (1 << 15)
+
+struct vring_packed_event {
+    uint16_t off_wrap;          /* Descriptor index (bits 0-14) and wrap
+                                 * counter (bit 15), with
+                                 * VRING_PACKED_EVENT_DESC. */
+    uint16_t flags;
+};
+
+#define VRING_PACKED_EVENT_ENABLE  0
+#define VRING_PACKED_EVENT_DISABLE 1
+#define VRING_PACKED_EVENT_DESC    2    /* Only with EVENT_IDX. */
 
 /* The virtio-net header. */
 struct virtio_net_hdr {

@@ -2,7 +2,8 @@
  * Copyright (c) 2026 The vhostmq authors.
  *
  * The split virtqueue data path: frames taken from a guest's TX ring and
- * given to its RX ring, every descriptor checked. */
+ * given to its RX ring, every descriptor checked.  Each entry point hands
+ * a packed ring to virtq-packed.c. */
 
 #include "virtq.h"
 
@@ -12,21 +13,7 @@
 #include <unistd.h>
 
 #include "vhost-notify.h"
-
-#define LIKELY(X) __builtin_expect(!!(X), 1)
-#define UNLIKELY(X) __builtin_expect(!!(X), 0)
-
-/* Guest memory is shared with a guest that runs concurrently.  Indexes are
- * read and written with explicit atomics and fences; descriptors and ring
- * entries are copied out once and only the copies are used. */
-#define LOAD_ACQUIRE(P) __atomic_load_n(P, __ATOMIC_ACQUIRE)
-#define LOAD_RELAXED(P) __atomic_load_n(P, __ATOMIC_RELAXED)
-#define STORE_RELEASE(P, V) __atomic_store_n(P, V, __ATOMIC_RELEASE)
-#define STORE_RELAXED(P, V) __atomic_store_n(P, V, __ATOMIC_RELAXED)
-
-/* Counters have one writer: a relaxed load and store, no locked add. */
-#define STAT_ADD(S, FIELD, N) \
-    STORE_RELAXED(&(S)->FIELD, LOAD_RELAXED(&(S)->FIELD) + (N))
+#include "virtq-private.h"
 
 const char *
 virtq_init_error_name(enum virtq_init_error error)
@@ -36,6 +23,7 @@ virtq_init_error_name(enum virtq_init_error error)
     case VIRTQ_INIT_BAD_SIZE: return "ring size not a power of 2 up to 32768";
     case VIRTQ_INIT_BAD_ADDR: return "ring outside guest memory";
     case VIRTQ_INIT_MISALIGNED: return "ring misaligned";
+    case VIRTQ_INIT_BAD_BASE: return "ring base beyond the ring";
     }
     return "unknown";
 }
@@ -81,10 +69,29 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
            uint64_t desc, uint64_t avail, uint64_t used, uint16_t base,
            uint64_t features, int call_fd, struct virtq_stats *stats)
 {
+    bool packed = features & (1ull << VIRTIO_F_RING_PACKED);
+
     memset(vq, 0, sizeof *vq);
-    if (!size || size > VIRTQ_MAX_SIZE || size & (size - 1)) {
+    if (!size || size > VIRTQ_MAX_SIZE
+        || (!packed && size & (size - 1))) {
         return VIRTQ_INIT_BAD_SIZE;
     }
+    vq->size = size;
+    vq->event_idx = features & (1ull << VIRTIO_RING_F_EVENT_IDX);
+    vq->mrg_rxbuf = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
+    vq->indirect = features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+    vq->hdr_len = (features & ((1ull << VIRTIO_F_VERSION_1)
+                               | (1ull << VIRTIO_NET_F_MRG_RXBUF))
+                   ? 12 : 10);
+    vq->rx_fast_hdr = vq->hdr_len == 12 ? 12 : 0;
+    vq->features = features;
+    vq->call_fd = call_fd;
+    vq->mem = mem;
+    vq->stats = stats;
+    if (packed) {
+        return virtq_packed_init(vq, mem, desc, avail, used, base);
+    }
+
     vq->desc = vhost_mem_qva_to_hva(mem, desc,
                                     (uint64_t) size * sizeof *vq->desc);
     vq->avail = vhost_mem_qva_to_hva(mem, avail, 6 + 2 * (uint64_t) size);
@@ -97,19 +104,7 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
         return VIRTQ_INIT_MISALIGNED;
     }
 
-    vq->size = size;
     vq->mask = size - 1;
-    vq->event_idx = features & (1ull << VIRTIO_RING_F_EVENT_IDX);
-    vq->mrg_rxbuf = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
-    vq->indirect = features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
-    vq->hdr_len = (features & ((1ull << VIRTIO_F_VERSION_1)
-                               | (1ull << VIRTIO_NET_F_MRG_RXBUF))
-                   ? 12 : 10);
-    vq->rx_fast_hdr = vq->hdr_len == 12 ? 12 : 0;
-    vq->features = features;
-    vq->call_fd = call_fd;
-    vq->mem = mem;
-    vq->stats = stats;
 
     /* Resume where the guest's used ring says the last back-end stopped:
      * a front-end that could not ask a dead back-end for its base restores
@@ -137,7 +132,9 @@ virtq_set_log(struct virtq *vq, struct vhost_log *log, bool log_used,
     vq->log_used = log && log_used;
     vq->log_used_gpa = used_gpa;
     vq->rx_fast_hdr = !log && vq->hdr_len == 12 ? 12 : 0;
-    if (vq->log_used) {
+    if (vq->packed) {
+        virtq_packed_set_log(vq);
+    } else if (vq->log_used) {
         /* virtq_init() wrote the used ring's flags. */
         vhost_log_mark(log, used_gpa, sizeof vq->used->flags);
     }
@@ -164,62 +161,6 @@ log_used(struct virtq *vq, uint16_t from, uint16_t to)
     }
     vhost_log_mark(vq->log, vq->log_used_gpa
                    + offsetof(struct vring_used, idx), sizeof vq->used->idx);
-}
-
-static inline void
-acc_count(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
-{
-    a->packets++;
-    a->bytes += len;
-    if (dst && dst[0] & 1) {
-        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-
-        if (!memcmp(dst, bcast, sizeof bcast)) {
-            a->broadcast++;
-        } else {
-            a->multicast++;
-        }
-    }
-    a->bins[len < 64 ? 0
-            : len == 64 ? 1
-            : len <= 127 ? 2
-            : len <= 255 ? 3
-            : len <= 511 ? 4
-            : len <= 1023 ? 5
-            : len <= 1518 ? 6 : 7]++;
-}
-
-static void
-acc_flush(struct virtq_stats *s, const struct virtq_stats_acc *a)
-{
-    if (!a->packets) {
-        return;
-    }
-    STAT_ADD(s, packets, a->packets);
-    STAT_ADD(s, bytes, a->bytes);
-    if (a->multicast) {
-        STAT_ADD(s, multicast, a->multicast);
-    }
-    if (a->broadcast) {
-        STAT_ADD(s, broadcast, a->broadcast);
-    }
-    uint64_t *bins[8] = {
-        &s->undersize, &s->size_64, &s->size_65_127, &s->size_128_255,
-        &s->size_256_511, &s->size_512_1023, &s->size_1024_1518,
-        &s->size_1519_max,
-    };
-    for (int i = 0; i < 8; i++) {
-        if (a->bins[i]) {
-            STORE_RELAXED(bins[i], LOAD_RELAXED(bins[i]) + a->bins[i]);
-        }
-    }
-}
-
-static void
-record_error(struct virtq *vq, enum virtq_error error, uint16_t head)
-{
-    vq->error = error;
-    vq->error_head = head;
 }
 
 /* The number of entries the guest made available, or -1 (and the ring
@@ -330,7 +271,6 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
 
     for (;;) {
         struct vring_desc d;
-        uint64_t addr, left;
 
         if (idx >= table_size) {
             return (visited || indirect ? VIRTQ_ERR_NEXT_RANGE
@@ -393,29 +333,12 @@ walk_chain(struct virtq *vq, uint16_t head, bool write,
         if (!(d.flags & VRING_DESC_F_WRITE) != !write) {
             return VIRTQ_ERR_DIRECTION;
         }
-        if (*len + d.len > limit) {
+        enum virtq_error error = add_buffer(vq, d.addr, d.len, pieces, n,
+                                            len, limit);
+        if (error == VIRTQ_ERR_TOO_LONG) {
             goto too_long;
-        }
-        *len += d.len;
-
-        for (addr = d.addr, left = d.len; left; ) {
-            uint64_t avail, chunk;
-            uint8_t *p;
-
-            p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, addr, &avail);
-            if (!p) {
-                return VIRTQ_ERR_ADDR;
-            }
-            if (*n >= VIRTQ_MAX_PIECES) {
-                goto too_long;
-            }
-            chunk = left < avail ? left : avail;
-            pieces[*n].base = p;
-            pieces[*n].len = chunk;
-            pieces[*n].gpa = addr;
-            (*n)++;
-            addr += chunk;
-            left -= chunk;
+        } else if (error != VIRTQ_ERR_NONE) {
+            return error;
         }
 
         if (*len >= enough || !(d.flags & VRING_DESC_F_NEXT)) {
@@ -462,8 +385,8 @@ guest_wants_interrupt(const struct virtq *vq, uint16_t old_idx,
  * blocked would block again, each time for VHOST_NOTIFY_TIMEOUT_MS: the
  * ring stops notifying through that fd (unless the control thread has
  * replaced it meanwhile). */
-static void __attribute__((noinline, cold))
-notify_failed(struct virtq *vq, int call_fd, int error)
+void __attribute__((noinline, cold))
+virtq_notify_failed(struct virtq *vq, int call_fd, int error)
 {
     STAT_ADD(vq->stats, notify_errors, 1);
     if (error == EAGAIN) {
@@ -481,6 +404,11 @@ void
 virtq_flush(struct virtq *vq)
 {
     uint16_t old_idx = vq->used_published;
+
+    if (UNLIKELY(vq->packed)) {
+        virtq_packed_flush(vq);
+        return;
+    }
 
     if (vq->used_idx == old_idx) {
         return;
@@ -506,55 +434,9 @@ virtq_flush(struct virtq *vq)
         if (LIKELY(!error)) {
             STAT_ADD(vq->stats, notifications, 1);
         } else {
-            notify_failed(vq, call_fd, error);
+            virtq_notify_failed(vq, call_fd, error);
         }
     }
-}
-
-/* Drops the first 'skip' bytes (the virtio-net header) of 'pieces'.
- * Returns the number of pieces left, from '*first'. */
-static int
-skip_header(struct virtq_piece *pieces, int n, uint32_t skip, int *first)
-{
-    int i = 0;
-
-    while (i < n && skip >= pieces[i].len) {
-        skip -= pieces[i].len;
-        i++;
-    }
-    if (i < n && skip) {
-        pieces[i].base += skip;
-        pieces[i].len -= skip;
-    }
-    *first = i;
-    return n - i;
-}
-
-/* Copies the first 'len' bytes of 'pieces' (which hold at least that
- * many) to 'dst'. */
-static void
-gather(const struct virtq_piece *pieces, int n, uint8_t *dst, uint32_t len)
-{
-    for (int i = 0; i < n && len; i++) {
-        uint32_t chunk = pieces[i].len < len ? pieces[i].len : len;
-
-        memcpy(dst, pieces[i].base, chunk);
-        dst += chunk;
-        len -= chunk;
-    }
-}
-
-/* The fields of a guest's virtio-net header the switch reads (all but
- * 'num_buffers', which means nothing in a transmitted frame). */
-#define VIRTQ_HDR_READ offsetof(struct virtio_net_hdr, num_buffers)
-
-/* Copies the header at 'raw' into '*hdr' and returns 'hdr'. */
-static inline const struct virtio_net_hdr *
-read_hdr(struct virtio_net_hdr *hdr, const uint8_t *raw)
-{
-    memcpy(hdr, raw, VIRTQ_HDR_READ);
-    hdr->num_buffers = 0;
-    return hdr;
 }
 
 /* The fast path's test: whether chain 'head' is one descriptor, neither
@@ -655,6 +537,10 @@ prefetch_entries(struct virtq *vq, int n, bool write)
 void
 virtq_prefetch_rx(struct virtq *vq, int n)
 {
+    if (UNLIKELY(vq->packed)) {
+        virtq_packed_prefetch_rx(vq, n);
+        return;
+    }
     int have = virtq_is_broken(vq) ? 0 : avail_at_least(vq, n);
 
     if (have > 0) {
@@ -667,10 +553,14 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                     void *aux)
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
-    int n_avail = avail_burst(vq, max);
     uint32_t burst_visits = 0;
+    int n_avail;
     int i;
 
+    if (UNLIKELY(vq->packed)) {
+        return virtq_packed_dequeue_burst(vq, max, cb, aux);
+    }
+    n_avail = avail_burst(vq, max);
     if (!n_avail) {
         return 0;
     }
@@ -764,8 +654,12 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
 int
 virtq_discard_burst(struct virtq *vq, int max)
 {
-    int n_avail = avail_burst(vq, max);
+    int n_avail;
 
+    if (vq->packed) {
+        return virtq_packed_discard_burst(vq, max);
+    }
+    n_avail = avail_burst(vq, max);
     if (!n_avail) {
         return 0;
     }
@@ -777,48 +671,12 @@ virtq_discard_burst(struct virtq *vq, int max)
     return n_avail;
 }
 
-/* Copies 'len' bytes of 'src' into 'pieces' from byte 'offset' on. */
-static void
-scatter(const struct virtq_piece *pieces, int n, uint64_t offset,
-        const uint8_t *src, uint64_t len)
-{
-    for (int i = 0; i < n && len; i++) {
-        uint64_t chunk;
-
-        if (offset >= pieces[i].len) {
-            offset -= pieces[i].len;
-            continue;
-        }
-        chunk = pieces[i].len - offset;
-        if (chunk > len) {
-            chunk = len;
-        }
-        memcpy(pieces[i].base + offset, src, chunk);
-        src += chunk;
-        len -= chunk;
-        offset = 0;
-    }
-}
-
-/* Marks in the log the first 'len' bytes of 'pieces'. */
-static void
-log_pieces(struct vhost_log *log, const struct virtq_piece *pieces, int n,
-           uint64_t len)
-{
-    for (int i = 0; i < n && len; i++) {
-        uint64_t chunk = pieces[i].len < len ? pieces[i].len : len;
-
-        vhost_log_mark(log, pieces[i].gpa, chunk);
-        len -= chunk;
-    }
-}
-
 /* The guest-physical address of 'p', a buffer single_desc() translated
  * (in one region).  Found from the local address, not the descriptor
  * again, which the guest may have changed meanwhile: the page marked is the
  * page written. */
-static uint64_t
-hva_to_gpa(const struct vhost_mem *mem, const uint8_t *p)
+uint64_t
+virtq_hva_to_gpa(const struct vhost_mem *mem, const uint8_t *p)
 {
     for (unsigned int i = 0; i < mem->n_regions; i++) {
         const struct vhost_mem_region *r = &mem->regions[i];
@@ -840,7 +698,7 @@ enqueue_one_logged(struct virtq *vq, uint16_t head, uint8_t *p,
 {
     struct virtio_net_hdr hdr = hdr_ ? *hdr_ : (struct virtio_net_hdr) { 0 };
     uint32_t need = vq->hdr_len + len;
-    uint64_t gpa = hva_to_gpa(vq->mem, p);
+    uint64_t gpa = virtq_hva_to_gpa(vq->mem, p);
 
     hdr.num_buffers = 1;
     memcpy(p, &hdr, vq->hdr_len);
@@ -1032,6 +890,9 @@ enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
 int
 virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
 {
+    if (UNLIKELY(vq->packed)) {
+        return virtq_packed_enqueue(vq, NULL, data, len);
+    }
     return enqueue(vq, NULL, data, len);
 }
 
@@ -1039,5 +900,8 @@ int
 virtq_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
                   const void *data, uint32_t len)
 {
+    if (UNLIKELY(vq->packed)) {
+        return virtq_packed_enqueue(vq, hdr, data, len);
+    }
     return enqueue(vq, hdr, data, len);
 }

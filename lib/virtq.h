@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Copyright (c) 2026 The vhostmq authors.
  *
- * The split virtqueue data path. */
+ * The virtqueue data path, split and packed rings. */
 
 #ifndef VIRTQ_H
 #define VIRTQ_H 1
 
-/* The split virtqueue data path: descriptors to packets and back.
+/* The virtqueue data path: descriptors to packets and back, for split
+ * rings (virtq.c) and packed rings (virtq-packed.c, VIRTIO_F_RING_PACKED)
+ * alike: the caller does not care which the guest chose.
  *
  * A 'struct virtq' is a started vring as the data path sees it: ring
  * pointers already translated and bounds-checked, the guest memory table it
@@ -33,7 +35,7 @@
 #include "vhost-mem.h"
 #include "virtio.h"
 
-#define VIRTQ_MAX_SIZE 32768    /* Largest split ring. */
+#define VIRTQ_MAX_SIZE 32768    /* Largest ring. */
 #define VIRTQ_MAX_PIECES 128    /* Pieces of one packet's buffers. */
 /* Descriptors visited for one frame at most, over all its chains, indirect
  * descriptors and zero-length ones included: however a guest lays out its
@@ -96,11 +98,25 @@ struct virtq_piece {
 
 struct virtq {
     /* Fixed at virtq_init(). */
-    struct vring_desc *desc;
-    struct vring_avail *avail;
-    struct vring_used *used;
+    union {
+        struct vring_desc *desc;                /* Split ring. */
+        struct vring_packed_desc *ring;         /* Packed ring. */
+    };
+    union {
+        struct vring_avail *avail;
+        struct vring_packed_event *driver_event; /* Read: interrupts. */
+    };
+    union {
+        struct vring_used *used;
+        struct vring_packed_event *device_event; /* Written: kicks. */
+    };
+    bool packed;                /* VIRTIO_F_RING_PACKED negotiated.  The
+                                 * indexes below are then positions in the
+                                 * ring with the wrap counter in bit 15
+                                 * (VIRTQ_PACKED_WRAP), as vhost-user's
+                                 * ring base has them. */
     uint16_t size;
-    uint16_t mask;
+    uint16_t mask;              /* Split ring: size - 1. */
     uint16_t hdr_len;           /* 10 or 12. */
     bool event_idx;
     bool mrg_rxbuf;
@@ -123,7 +139,10 @@ struct virtq {
     struct vhost_log *log;      /* Null: not logging. */
     uint64_t log_used_gpa;      /* Guest-physical address of the used
                                  * ring, if 'log_used'. */
-    bool log_used;              /* Mark the used ring's writes. */
+    bool log_used;              /* Mark the used ring's writes (packed
+                                 * ring: the used descriptors written into
+                                 * the ring, at 'log_used_gpa', the ring's
+                                 * guest-physical address). */
     uint8_t rx_fast_hdr;        /* 12 if the enqueue's fast path writes a
                                  * 12-byte header inline and logs nothing,
                                  * else 0 (a 10-byte header, or logging:
@@ -141,7 +160,13 @@ struct virtq {
     uint16_t start_idx;         /* 'last_avail_idx' when the ring
                                  * started. */
     uint16_t used_idx;          /* Next used entry to fill. */
-    uint16_t used_published;    /* used->idx as last written. */
+    uint16_t used_published;    /* used->idx as last written.  (Packed
+                                 * ring: the position up to which used
+                                 * descriptors are visible to the guest.) */
+    uint16_t held_flags;        /* Packed ring: the flags of the used
+                                 * descriptor at 'used_published', written
+                                 * last, by virtq_flush(), so that the
+                                 * guest sees the whole batch at once. */
     struct virtq_stats_acc pending;     /* Frames taken or given since the
                                          * last virtq_flush(): counted
                                          * there. */
@@ -162,7 +187,9 @@ struct virtq {
                                  * (EAGAIN), _NO_ROOM or _TOO_LONG
                                  * (EMSGSIZE). */
     uint16_t nofit_last;        /* 'last_avail_idx' then. */
-    uint16_t nofit_avail;       /* The guest's avail index then. */
+    uint16_t nofit_avail;       /* The guest's avail index then.  (Packed
+                                 * ring: the position after the chains
+                                 * walked.) */
     uint64_t nofit_room;        /* Bytes the chains walked held. */
 };
 
@@ -216,13 +243,22 @@ enum virtq_init_error {
     VIRTQ_INIT_BAD_SIZE,        /* 0, not a power of 2, or > 32768. */
     VIRTQ_INIT_BAD_ADDR,        /* Ring not inside guest memory. */
     VIRTQ_INIT_MISALIGNED,      /* Ring not aligned as virtio requires. */
+    VIRTQ_INIT_BAD_BASE,        /* Packed ring: base position beyond the
+                                 * ring. */
 };
 
 const char *virtq_init_error_name(enum virtq_init_error);
 
 /* Sets up 'vq' for a vring of 'size' entries whose parts are at the
  * front-end addresses 'desc', 'avail' and 'used', resuming at avail index
- * 'base'.  'features' are the negotiated virtio features. */
+ * 'base'.  'features' are the negotiated virtio features.
+ *
+ * With VIRTIO_F_RING_PACKED among them, a packed ring: 'desc' is its
+ * descriptor ring, 'avail' the driver's event suppression structure,
+ * 'used' the device's, 'size' need not be a power of 2, and 'base' holds
+ * the next descriptor's position and the wrap counter in bit 15 (the low
+ * half of vhost-user's packed ring base; the switch returns every buffer
+ * before a ring stops, so the used position starts there too). */
 enum virtq_init_error virtq_init(struct virtq *vq, const struct vhost_mem *,
                                  uint32_t size, uint64_t desc, uint64_t avail,
                                  uint64_t used, uint16_t base,
@@ -267,18 +303,26 @@ virtq_is_broken(const struct virtq *vq)
     return __atomic_load_n(&vq->broken, __ATOMIC_RELAXED);
 }
 
+#define VIRTQ_PACKED_WRAP 0x8000
+
 /* The guest's avail index and the used index the switch last published,
- * as they are in guest memory now.  Any thread may ask. */
+ * as they are in guest memory now.  Any thread may ask.  (A packed ring has
+ * neither in memory: the switch's next avail position and its published
+ * used position, each with its wrap counter in bit 15.) */
 static inline uint16_t
 virtq_guest_avail_idx(const struct virtq *vq)
 {
-    return __atomic_load_n(&vq->avail->idx, __ATOMIC_RELAXED);
+    return (vq->packed
+            ? __atomic_load_n(&vq->last_avail_idx, __ATOMIC_RELAXED)
+            : __atomic_load_n(&vq->avail->idx, __ATOMIC_RELAXED));
 }
 
 static inline uint16_t
 virtq_guest_used_idx(const struct virtq *vq)
 {
-    return __atomic_load_n(&vq->used->idx, __ATOMIC_RELAXED);
+    return (vq->packed
+            ? __atomic_load_n(&vq->used_published, __ATOMIC_RELAXED)
+            : __atomic_load_n(&vq->used->idx, __ATOMIC_RELAXED));
 }
 
 /* The avail index to resume from after the ring stops. */
@@ -293,11 +337,15 @@ virtq_last_avail(const struct virtq *vq)
  * driver may enable a queue before it fills it: Linux's virtio-net fills
  * the queues that "ethtool -L" adds from a work item, after the front-end
  * enabled them.  Only the thread that owns 'vq' may ask. */
+bool virtq_packed_never_filled(const struct virtq *);
+
 static inline bool
 virtq_never_filled(const struct virtq *vq)
 {
     return (__builtin_expect(vq->last_avail_idx == vq->start_idx, 0)
-            && virtq_guest_avail_idx(vq) == vq->start_idx);
+            && (vq->packed
+                ? virtq_packed_never_filled(vq)
+                : virtq_guest_avail_idx(vq) == vq->start_idx));
 }
 
 /* Hints that about 'n' frames are to be enqueued into 'vq' (a guest RX
@@ -349,5 +397,19 @@ int virtq_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
  * and notifies the guest if it asked (see vhost-notify.h: that never
  * blocks, whatever the front-end does to its call fd). */
 void virtq_flush(struct virtq *vq);
+
+/* The packed ring's versions of the above (virtq-packed.c), which those
+ * call for a packed ring. */
+enum virtq_init_error virtq_packed_init(struct virtq *, const struct vhost_mem *,
+                                        uint64_t desc, uint64_t driver,
+                                        uint64_t device, uint16_t base);
+void virtq_packed_set_log(struct virtq *);
+void virtq_packed_prefetch_rx(struct virtq *, int n);
+int virtq_packed_dequeue_burst(struct virtq *, int max, virtq_packet_cb *,
+                               void *aux);
+int virtq_packed_discard_burst(struct virtq *, int max);
+int virtq_packed_enqueue(struct virtq *, const struct virtio_net_hdr *,
+                         const void *data, uint32_t len);
+void virtq_packed_flush(struct virtq *);
 
 #endif /* virtq.h */

@@ -13,6 +13,8 @@ tests_libvguest_la_SOURCES = \
 	tests/vguest-conn.h \
 	tests/vguest-ring.c \
 	tests/vguest-ring.h \
+	tests/vguest-packed.c \
+	tests/vguest-packed.h \
 	tests/vguest.c \
 	tests/vguest.h
 tests_libvguest_la_CPPFLAGS = $(CORE_CPPFLAGS)
@@ -30,6 +32,7 @@ tests_test_vhostmq_core_SOURCES = \
 	tests/test-mem.c \
 	tests/test-offload.c \
 	tests/test-virtq.c \
+	tests/test-virtq-packed.c \
 	tests/test-wire.c
 tests_test_vhostmq_core_CPPFLAGS = $(CORE_CPPFLAGS) -I$(srcdir)/tests
 tests_test_vhostmq_core_CFLAGS = $(CORE_CFLAGS)

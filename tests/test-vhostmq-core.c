@@ -21,6 +21,7 @@ bool unit_failed;
 
 extern const struct unit_suite wire_suite;
 extern const struct unit_suite virtq_suite;
+extern const struct unit_suite virtq_packed_suite;
 extern const struct unit_suite device_suite;
 extern const struct unit_suite mem_suite;
 extern const struct unit_suite log_suite;
@@ -30,6 +31,7 @@ extern const struct unit_suite meter_suite;
 static const struct unit_suite *const suites[] = {
     &wire_suite,
     &virtq_suite,
+    &virtq_packed_suite,
     &device_suite,
     &mem_suite,
     &log_suite,

@@ -22,6 +22,7 @@ FUZZ_CORE = \
 	$(srcdir)/lib/vhost-notify.c \
 	$(srcdir)/lib/vhost-user-wire.c \
 	$(srcdir)/lib/virtq.c \
+	$(srcdir)/lib/virtq-packed.c \
 	$(srcdir)/lib/vnet-offload.c
 FUZZ_HDRS = \
 	$(srcdir)/lib/vhost-conn.h \
@@ -32,6 +33,7 @@ FUZZ_HDRS = \
 	$(srcdir)/lib/vhost-user-wire.h \
 	$(srcdir)/lib/virtio.h \
 	$(srcdir)/lib/virtq.h \
+	$(srcdir)/lib/virtq-private.h \
 	$(srcdir)/lib/vnet-offload.h
 FUZZ_TARGETS = tests/fuzz/fuzz-device tests/fuzz/fuzz-virtq \
 	tests/fuzz/fuzz-offload

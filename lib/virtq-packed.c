@@ -1,0 +1,648 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * The packed virtqueue data path (virtio 1.1, VIRTIO_F_RING_PACKED): the
+ * same work as virtq.c's for a ring of descriptors that the guest makes
+ * available and the switch marks used in place.
+ *
+ * Positions ('last_avail_idx', 'used_idx', ...) are an index into the ring
+ * with the wrap counter of that lap in bit 15, so that one 16-bit value
+ * says both where and in which lap, as vhost-user's ring base does.
+ *
+ * A chain is the run of consecutive descriptors from the one at the
+ * position on, through VRING_DESC_F_NEXT; its buffer id is in its last
+ * descriptor.  One used descriptor goes back for the whole chain, at the
+ * used position, which then moves on by the chain's length.  The used
+ * descriptors of a burst are written as they come, except the first one's
+ * flags: virtq_packed_flush() writes those last, with release semantics,
+ * so that the guest, which polls only the next used position, sees the
+ * whole burst at once (a frame in several buffers included, as the spec's
+ * "multi-buffer requests" ask).
+ *
+ * As in the split ring, everything read from the ring is read once and
+ * checked before use; a bad chain costs its frame (counted) and goes back
+ * to the guest empty; a chain that does not end within the ring stops the
+ * ring (nothing tells where the next one would start). */
+
+#include "virtq.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "vhost-notify.h"
+#include "virtq-private.h"
+
+#define PK_IDX(POS) ((uint16_t) ((POS) & (VIRTQ_PACKED_WRAP - 1)))
+
+/* The position 'n' descriptors (at most a ring) after 'pos'. */
+static inline uint16_t
+pk_advance(const struct virtq *vq, uint16_t pos, uint32_t n)
+{
+    uint32_t idx = PK_IDX(pos) + n;
+    uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
+
+    if (idx >= vq->size) {
+        idx -= vq->size;
+        wrap ^= VIRTQ_PACKED_WRAP;
+    }
+    return idx | wrap;
+}
+
+/* Whether a descriptor whose flags are 'flags' is available in the lap of
+ * 'pos': its AVAIL bit is the lap's wrap counter, its USED bit is not. */
+static inline bool
+pk_flags_avail(uint16_t flags, uint16_t pos)
+{
+    bool wrap = pos & VIRTQ_PACKED_WRAP;
+
+    return (!!(flags & VRING_PACKED_DESC_F_AVAIL) == wrap
+            && !!(flags & VRING_PACKED_DESC_F_USED) != wrap);
+}
+
+/* Whether the descriptor at 'pos' is available.  (The acquire load orders
+ * the reads of the chain it heads after it: the guest writes a chain's
+ * first flags last.) */
+static inline bool
+pk_avail(const struct virtq *vq, uint16_t pos)
+{
+    return pk_flags_avail(LOAD_ACQUIRE(&vq->ring[PK_IDX(pos)].flags), pos);
+}
+
+static inline void
+pk_read(const struct virtq *vq, uint16_t pos, struct vring_packed_desc *d)
+{
+    memcpy(d, &vq->ring[PK_IDX(pos)], sizeof *d);
+}
+
+enum virtq_init_error
+virtq_packed_init(struct virtq *vq, const struct vhost_mem *mem,
+                  uint64_t desc, uint64_t driver, uint64_t device,
+                  uint16_t base)
+{
+    vq->packed = true;
+    vq->ring = vhost_mem_qva_to_hva(mem, desc, (uint64_t) vq->size
+                                               * sizeof *vq->ring);
+    vq->driver_event = vhost_mem_qva_to_hva(mem, driver,
+                                            sizeof *vq->driver_event);
+    vq->device_event = vhost_mem_qva_to_hva(mem, device,
+                                            sizeof *vq->device_event);
+    if (!vq->ring || !vq->driver_event || !vq->device_event) {
+        return VIRTQ_INIT_BAD_ADDR;
+    }
+    if ((uintptr_t) vq->ring & 15 || (uintptr_t) vq->driver_event & 3
+        || (uintptr_t) vq->device_event & 3) {
+        return VIRTQ_INIT_MISALIGNED;
+    }
+    if (PK_IDX(base) >= vq->size) {
+        return VIRTQ_INIT_BAD_BASE;
+    }
+
+    /* No memory says how far the last back-end got (the split ring's used
+     * index): the front-end's base does, and every buffer went back before
+     * the ring stopped, so used and avail positions start together. */
+    vq->last_avail_idx = base;
+    vq->used_idx = base;
+    vq->used_published = base;
+    vq->start_idx = base;
+    vq->avail_seen = base;
+    vq->prefetched = base;
+
+    /* The data path polls: the guest need not kick. */
+    STORE_RELAXED(&vq->device_event->flags, VRING_PACKED_EVENT_DISABLE);
+    return VIRTQ_INIT_OK;
+}
+
+void
+virtq_packed_set_log(struct virtq *vq)
+{
+    /* The used descriptors are written into the descriptor ring: that is
+     * what the log gets, wherever the front-end said its "used ring" is. */
+    if (vq->log_used) {
+        vq->log_used_gpa = virtq_hva_to_gpa(vq->mem,
+                                            (const uint8_t *) vq->ring);
+        vhost_log_mark(vq->log,
+                       virtq_hva_to_gpa(vq->mem,
+                                        (const uint8_t *) vq->device_event),
+                       sizeof *vq->device_event);
+    }
+}
+
+bool
+virtq_packed_never_filled(const struct virtq *vq)
+{
+    return !pk_avail(vq, vq->start_idx);
+}
+
+/* Marks in the log the used descriptors from position 'from' to 'to'. */
+static void __attribute__((noinline))
+pk_log_used(struct virtq *vq, uint16_t from, uint16_t to)
+{
+    uint32_t first = PK_IDX(from), last = PK_IDX(to);
+    uint64_t d = sizeof *vq->ring;
+
+    if (last > first) {
+        vhost_log_mark(vq->log, vq->log_used_gpa + first * d,
+                       (last - first) * d);
+    } else {
+        vhost_log_mark(vq->log, vq->log_used_gpa + first * d,
+                       (vq->size - first) * d);
+        if (last) {
+            vhost_log_mark(vq->log, vq->log_used_gpa, last * d);
+        }
+    }
+}
+
+/* Gives the chain of 'n_descs' descriptors with buffer id 'id' back to the
+ * guest, 'len' bytes of it written. */
+static inline void
+pk_put_used(struct virtq *vq, uint16_t id, uint32_t len, uint32_t n_descs)
+{
+    uint16_t pos = vq->used_idx;
+    struct vring_packed_desc *d = &vq->ring[PK_IDX(pos)];
+    uint16_t flags = (pos & VIRTQ_PACKED_WRAP
+                      ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED
+                      : 0);
+
+    if (len) {
+        flags |= VRING_DESC_F_WRITE;
+    }
+    STORE_RELAXED(&d->id, id);
+    STORE_RELAXED(&d->len, len);
+    if (pos == vq->used_published) {
+        vq->held_flags = flags;
+    } else {
+        STORE_RELAXED(&d->flags, flags);
+    }
+    vq->used_idx = pk_advance(vq, pos, n_descs);
+}
+
+/* Whether the guest wants an interrupt for the used descriptors from
+ * position 'old' to 'new'. */
+static bool
+pk_wants_interrupt(const struct virtq *vq, uint16_t old, uint16_t new)
+{
+    /* Order the used descriptors' flags before reading the guest's wish. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+
+    uint16_t flags = LOAD_RELAXED(&vq->driver_event->flags);
+    if (flags == VRING_PACKED_EVENT_DISABLE) {
+        return false;
+    }
+    if (flags != VRING_PACKED_EVENT_DESC || !vq->event_idx) {
+        return true;
+    }
+
+    /* An interrupt once the descriptor at the guest's position is used:
+     * whether it is among those from 'old' to 'new', all in one frame of
+     * reference, the current lap's indexes (the previous lap's below 0). */
+    uint16_t off_wrap = LOAD_RELAXED(&vq->driver_event->off_wrap);
+    uint16_t event = PK_IDX(off_wrap);
+    uint16_t new_idx = PK_IDX(new);
+    uint16_t old_idx = PK_IDX(old);
+
+    if (new_idx <= old_idx) {
+        old_idx -= vq->size;
+    }
+    if ((off_wrap ^ new) & VIRTQ_PACKED_WRAP) {
+        event -= vq->size;
+    }
+    return ((uint16_t) (new_idx - event - 1)
+            < (uint16_t) (new_idx - old_idx));
+}
+
+void
+virtq_packed_flush(struct virtq *vq)
+{
+    uint16_t old = vq->used_published;
+
+    if (vq->used_idx == old) {
+        return;
+    }
+    if (vq->pending.packets) {
+        acc_flush(vq->stats, &vq->pending);
+        memset(&vq->pending, 0, sizeof vq->pending);
+    }
+    vq->nofit_valid = false;
+    STORE_RELEASE(&vq->ring[PK_IDX(old)].flags, vq->held_flags);
+    STORE_RELAXED(&vq->used_published, vq->used_idx);
+    if (UNLIKELY(vq->log_used)) {
+        pk_log_used(vq, old, vq->used_idx);
+    }
+
+    int call_fd = __atomic_load_n(&vq->call_fd, __ATOMIC_RELAXED);
+    if (call_fd >= 0 && pk_wants_interrupt(vq, old, vq->used_idx)) {
+        int error = vhost_notify(call_fd);
+
+        if (LIKELY(!error)) {
+            STAT_ADD(vq->stats, notifications, 1);
+        } else {
+            virtq_notify_failed(vq, call_fd, error);
+        }
+    }
+}
+
+/* The chain at 'pos' (available): returns its number of descriptors and
+ * stores its buffer id in '*id', or returns 0 if no descriptor within a
+ * ring's length ends it (the ring is then broken). */
+static uint32_t
+pk_chain(struct virtq *vq, uint16_t pos, uint16_t *id)
+{
+    for (uint32_t n = 1; n <= vq->size; n++) {
+        struct vring_packed_desc d;
+
+        pk_read(vq, pos, &d);
+        if (!(d.flags & VRING_DESC_F_NEXT)) {
+            *id = d.id;
+            return n;
+        }
+        pos = pk_advance(vq, pos, 1);
+    }
+    STORE_RELAXED(&vq->broken, true);
+    STAT_ADD(vq->stats, broken, 1);
+    record_error(vq, VIRTQ_ERR_LOOP, PK_IDX(pos));
+    return 0;
+}
+
+/* Walks the chain of 'n_descs' descriptors at 'pos', appending its buffers
+ * to 'pieces' as virtq.c's walk_chain() does (same limits, same errors,
+ * 'enough' and 'limit' alike).  A packed ring's indirect table is read in
+ * order, every entry; its descriptor must be the chain's only one. */
+static enum virtq_error
+pk_walk(struct virtq *vq, uint16_t pos, uint32_t n_descs, bool write,
+        struct virtq_piece *pieces, int *n, uint64_t *len, uint64_t enough,
+        uint64_t limit, uint32_t *visits)
+{
+    for (uint32_t k = 0; k < n_descs; k++, pos = pk_advance(vq, pos, 1)) {
+        struct vring_packed_desc d;
+        enum virtq_error error;
+
+        if (++*visits > VIRTQ_MAX_VISITS) {
+            return VIRTQ_ERR_TOO_MANY_DESCS;
+        }
+        pk_read(vq, pos, &d);
+        if (d.flags & VRING_DESC_F_INDIRECT) {
+            const struct vring_packed_desc *table;
+            uint64_t avail;
+            uint32_t entries;
+
+            /* (The checks and their reasons: see walk_chain().) */
+            if (!vq->indirect) {
+                return VIRTQ_ERR_INDIRECT_UNNEGOTIATED;
+            }
+            if (n_descs > 1) {
+                return VIRTQ_ERR_INDIRECT_CHAINED;
+            }
+            if (!d.len || d.len % sizeof d || d.len / sizeof d > vq->size) {
+                return VIRTQ_ERR_INDIRECT_SIZE;
+            }
+            table = (const struct vring_packed_desc *)
+                    vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr,
+                                         &avail);
+            if (!table || avail < d.len) {
+                return VIRTQ_ERR_INDIRECT_ADDR;
+            }
+            entries = d.len / sizeof d;
+            for (uint32_t i = 0; i < entries; i++) {
+                struct vring_packed_desc t;
+
+                if (++*visits > VIRTQ_MAX_VISITS) {
+                    return VIRTQ_ERR_TOO_MANY_DESCS;
+                }
+                memcpy(&t, &table[i], sizeof t);
+                if (!(t.flags & VRING_DESC_F_WRITE) != !write) {
+                    return VIRTQ_ERR_DIRECTION;
+                }
+                error = add_buffer(vq, t.addr, t.len, pieces, n, len, limit);
+                if (error != VIRTQ_ERR_NONE || *len >= enough) {
+                    return error;
+                }
+            }
+            return VIRTQ_ERR_NONE;
+        }
+        if (!(d.flags & VRING_DESC_F_WRITE) != !write) {
+            return VIRTQ_ERR_DIRECTION;
+        }
+        error = add_buffer(vq, d.addr, d.len, pieces, n, len, limit);
+        if (error != VIRTQ_ERR_NONE || *len >= enough) {
+            return error;
+        }
+    }
+    return VIRTQ_ERR_NONE;
+}
+
+/* The fast path's test: whether the descriptor 'd' is a chain of its own,
+ * neither indirect nor chained, device-writable exactly if 'write', of
+ * 'min_len' to 'max_len' bytes, in one memory region; if so, where its
+ * buffer is, else NULL (and the general walk decides). */
+static inline uint8_t *
+pk_single(struct virtq *vq, const struct vring_packed_desc *d, bool write,
+          uint64_t min_len, uint64_t max_len)
+{
+    uint64_t room;
+    uint8_t *p;
+
+    if ((d->flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                     | VRING_DESC_F_WRITE))
+        != (write ? VRING_DESC_F_WRITE : 0)
+        || d->len < min_len || d->len > max_len) {
+        return NULL;
+    }
+    p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d->addr, &room);
+    return p && room >= d->len ? p : NULL;
+}
+
+static inline void
+pk_set_avail(struct virtq *vq, uint16_t pos)
+{
+    STORE_RELAXED(&vq->last_avail_idx, pos);
+}
+
+void
+virtq_packed_prefetch_rx(struct virtq *vq, int n)
+{
+    uint16_t pos = vq->last_avail_idx;
+
+    if (virtq_is_broken(vq)) {
+        return;
+    }
+    if (n > VIRTQ_PREFETCH_MAX) {
+        n = VIRTQ_PREFETCH_MAX;
+    }
+    for (int i = 0; i < n && pk_avail(vq, pos); i++) {
+        struct vring_packed_desc d;
+        uint64_t room;
+        uint8_t *p;
+
+        pk_read(vq, pos, &d);
+        p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr, &room);
+        if (p) {
+            /* The header and the start of the frame (see virtq.c's
+             * prefetch_entries()). */
+            __builtin_prefetch(p);
+        }
+        pos = pk_advance(vq, pos, 1);
+    }
+}
+
+int
+virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
+                           void *aux)
+{
+    struct virtq_piece pieces[VIRTQ_MAX_PIECES];
+    uint32_t burst_visits = 0;
+    int i;
+
+    if (virtq_is_broken(vq)) {
+        return 0;
+    }
+    for (i = 0; i < max; i++) {
+        uint16_t pos = vq->last_avail_idx;
+        struct vring_packed_desc d;
+
+        if (!pk_avail(vq, pos)) {
+            break;
+        }
+        pk_read(vq, pos, &d);
+
+        /* Most frames: one readable descriptor holding the header and the
+         * frame. */
+        uint8_t *p = pk_single(vq, &d, false, vq->hdr_len + 1,
+                               VIRTQ_MAX_PACKET + vq->hdr_len);
+        if (LIKELY(p != NULL)) {
+            struct virtio_net_hdr hdr_copy;
+            const struct virtio_net_hdr *hdr = NULL;
+
+            if (vq->features & VIRTQ_HDR_FEATURES) {
+                hdr = read_hdr(&hdr_copy, p);
+            }
+            pieces[0].base = p + vq->hdr_len;
+            pieces[0].len = d.len - vq->hdr_len;
+            acc_count(&vq->pending, pieces[0].len,
+                      pieces[0].len >= 6 ? pieces[0].base : NULL);
+            cb(aux, pieces, 1, pieces[0].len, hdr);
+            pk_set_avail(vq, pk_advance(vq, pos, 1));
+            pk_put_used(vq, d.id, 0, 1);
+            continue;
+        }
+
+        /* The general walk, bounded per frame and per burst as in the
+         * split ring. */
+        if (burst_visits >= VIRTQ_BURST_VISITS) {
+            break;
+        }
+        uint16_t id;
+        uint32_t n_descs = pk_chain(vq, pos, &id);
+        if (!n_descs) {
+            break;
+        }
+        uint32_t visits = 0;
+        uint64_t len = 0;
+        int n = 0;
+        enum virtq_error status = pk_walk(vq, pos, n_descs, false, pieces,
+                                          &n, &len, UINT64_MAX,
+                                          VIRTQ_MAX_PACKET + vq->hdr_len,
+                                          &visits);
+        burst_visits += visits > n_descs ? visits : n_descs;
+        if (status == VIRTQ_ERR_NONE && len < vq->hdr_len) {
+            status = VIRTQ_ERR_SHORT;
+        }
+        if (status == VIRTQ_ERR_NONE) {
+            struct virtio_net_hdr hdr_copy;
+            const struct virtio_net_hdr *hdr = NULL;
+            int first;
+
+            if (vq->features & VIRTQ_HDR_FEATURES) {
+                uint8_t raw[sizeof hdr_copy];
+
+                gather(pieces, n, raw, VIRTQ_HDR_READ);
+                hdr = read_hdr(&hdr_copy, raw);
+            }
+
+            int left = skip_header(pieces, n, vq->hdr_len, &first);
+
+            acc_count(&vq->pending, len - vq->hdr_len,
+                      left && pieces[first].len >= 6
+                      ? pieces[first].base : NULL);
+            cb(aux, &pieces[first], left, len - vq->hdr_len, hdr);
+        } else {
+            if (status == VIRTQ_ERR_TOO_LONG) {
+                STAT_ADD(vq->stats, too_long, 1);
+            } else {
+                STAT_ADD(vq->stats, bad_chain, 1);
+            }
+            record_error(vq, status, PK_IDX(pos));
+        }
+        /* Every chain goes back to the guest, good or not. */
+        pk_set_avail(vq, pk_advance(vq, pos, n_descs));
+        pk_put_used(vq, id, 0, n_descs);
+    }
+    virtq_packed_flush(vq);
+    return i;
+}
+
+int
+virtq_packed_discard_burst(struct virtq *vq, int max)
+{
+    int i;
+
+    if (virtq_is_broken(vq)) {
+        return 0;
+    }
+    for (i = 0; i < max && pk_avail(vq, vq->last_avail_idx); i++) {
+        uint16_t pos = vq->last_avail_idx;
+        uint16_t id;
+        uint32_t n_descs = pk_chain(vq, pos, &id);
+
+        if (!n_descs) {
+            break;
+        }
+        pk_set_avail(vq, pk_advance(vq, pos, n_descs));
+        pk_put_used(vq, id, 0, n_descs);
+    }
+    if (i) {
+        STAT_ADD(vq->stats, disabled_discards, i);
+        virtq_packed_flush(vq);
+    }
+    return i;
+}
+
+/* virtq_packed_enqueue() found the chains at the ring's front too small
+ * for a frame and took none (see virtq.c's no_fit()); 'next' is the
+ * position after those it walked, 'room' the bytes they held. */
+static int __attribute__((noinline))
+pk_no_fit(struct virtq *vq, enum virtq_error error, bool walked,
+          uint16_t next, uint64_t room)
+{
+    if (walked) {
+        vq->nofit_valid = true;
+        vq->nofit_error = error;
+        vq->nofit_last = vq->last_avail_idx;
+        vq->nofit_avail = next;
+        vq->nofit_room = room;
+    }
+    if (error == VIRTQ_ERR_NONE) {
+        return EAGAIN;
+    }
+    STAT_ADD(vq->stats, too_long, 1);
+    record_error(vq, error, PK_IDX(vq->last_avail_idx));
+    return EMSGSIZE;
+}
+
+int
+virtq_packed_enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
+                     const void *data, uint32_t len)
+{
+    struct virtq_piece pieces[VIRTQ_MAX_PIECES];
+    struct {
+        uint16_t id;
+        uint16_t n_descs;
+        uint64_t cap;           /* Bytes this chain contributes. */
+    } chains[VIRTQ_MAX_PIECES];
+    uint64_t need = (uint64_t) vq->hdr_len + len;
+    uint16_t pos = vq->last_avail_idx;
+    struct virtio_net_hdr hdr;
+    struct vring_packed_desc d;
+    uint64_t have = 0;
+    uint16_t taken = 0;
+    int n_pieces = 0;
+
+    if (virtq_is_broken(vq)) {
+        return EIO;
+    }
+    if (!pk_avail(vq, pos)) {
+        return EAGAIN;
+    }
+    pk_read(vq, pos, &d);
+
+    if (hdr_in) {
+        hdr = *hdr_in;
+    } else {
+        memset(&hdr, 0, sizeof hdr);
+    }
+
+    /* Most frames: one writable descriptor big enough for the header and
+     * the frame. */
+    uint8_t *p = pk_single(vq, &d, true, need, UINT32_MAX);
+    if (LIKELY(p != NULL)) {
+        hdr.num_buffers = 1;
+        memcpy(p, &hdr, vq->hdr_len);
+        virtq_copy(p + vq->hdr_len, data, len);
+        if (UNLIKELY(vq->log != NULL)) {
+            vhost_log_mark(vq->log, virtq_hva_to_gpa(vq->mem, p), need);
+        }
+        pk_set_avail(vq, pk_advance(vq, pos, 1));
+        pk_put_used(vq, d.id, need, 1);
+        acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+        return 0;
+    }
+
+    /* Known not to fit, and nothing changed since (see virtq.c): fail the
+     * same way without walking the same chains. */
+    if (vq->nofit_valid && need > vq->nofit_room && vq->nofit_last == pos
+        && (vq->nofit_error != VIRTQ_ERR_NONE
+            || !pk_avail(vq, vq->nofit_avail))) {
+        return pk_no_fit(vq, vq->nofit_error, false, 0, 0);
+    }
+
+    uint32_t visits = 0;
+    uint16_t next = pos;
+    do {
+        enum virtq_error status;
+        uint64_t before = have;
+        uint16_t id;
+
+        if ((taken && !pk_avail(vq, next)) || taken == VIRTQ_MAX_PIECES
+            || (taken && !vq->mrg_rxbuf)) {
+            /* Not enough room: take nothing (see virtq.c's enqueue()). */
+            return pk_no_fit(vq, (taken && !vq->mrg_rxbuf
+                                  ? VIRTQ_ERR_NO_ROOM
+                                  : taken == VIRTQ_MAX_PIECES
+                                  ? VIRTQ_ERR_TOO_LONG
+                                  : VIRTQ_ERR_NONE), true, next, have);
+        }
+
+        uint32_t n_descs = pk_chain(vq, next, &id);
+        if (!n_descs) {
+            return EIO;
+        }
+        status = pk_walk(vq, next, n_descs, true, pieces, &n_pieces, &have,
+                         need, UINT64_MAX, &visits);
+        chains[taken].id = id;
+        chains[taken].n_descs = n_descs;
+        chains[taken].cap = have - before;
+        taken++;
+        next = pk_advance(vq, next, n_descs);
+        if (status == VIRTQ_ERR_NONE && have < need
+            && have - before < vq->hdr_len) {
+            status = VIRTQ_ERR_RX_SHORT;
+        }
+        if (status != VIRTQ_ERR_NONE) {
+            /* Every chain taken for this frame goes back empty; the frame
+             * is dropped. */
+            for (uint16_t i = 0; i < taken; i++) {
+                pk_put_used(vq, chains[i].id, 0, chains[i].n_descs);
+            }
+            pk_set_avail(vq, next);
+            STAT_ADD(vq->stats, bad_chain, 1);
+            record_error(vq, status, PK_IDX(pos));
+            return EINVAL;
+        }
+    } while (have < need);
+
+    hdr.num_buffers = taken;
+    scatter(pieces, n_pieces, 0, (const uint8_t *) &hdr, vq->hdr_len);
+    scatter(pieces, n_pieces, vq->hdr_len, data, len);
+    if (vq->log) {
+        log_pieces(vq->log, pieces, n_pieces, need);
+    }
+    for (uint16_t i = 0; i < taken; i++) {
+        uint64_t used_len = chains[i].cap < need ? chains[i].cap : need;
+
+        pk_put_used(vq, chains[i].id, used_len, chains[i].n_descs);
+        need -= used_len;
+    }
+    pk_set_avail(vq, next);
+    acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+    return 0;
+}

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 The vhostmq authors.
+ *
+ * What the split and packed rings' data paths (virtq.c, virtq-packed.c)
+ * share, and nothing else includes. */
+
+#ifndef VIRTQ_PRIVATE_H
+#define VIRTQ_PRIVATE_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "vhost-log.h"
+#include "virtq.h"
+
+#define LIKELY(X) __builtin_expect(!!(X), 1)
+#define UNLIKELY(X) __builtin_expect(!!(X), 0)
+
+/* Guest memory is shared with a guest that runs concurrently.  Indexes are
+ * read and written with explicit atomics and fences; descriptors and ring
+ * entries are copied out once and only the copies are used. */
+#define LOAD_ACQUIRE(P) __atomic_load_n(P, __ATOMIC_ACQUIRE)
+#define LOAD_RELAXED(P) __atomic_load_n(P, __ATOMIC_RELAXED)
+#define STORE_RELEASE(P, V) __atomic_store_n(P, V, __ATOMIC_RELEASE)
+#define STORE_RELAXED(P, V) __atomic_store_n(P, V, __ATOMIC_RELAXED)
+
+/* Counters have one writer: a relaxed load and store, no locked add. */
+#define STAT_ADD(S, FIELD, N) \
+    STORE_RELAXED(&(S)->FIELD, LOAD_RELAXED(&(S)->FIELD) + (N))
+
+static inline void
+acc_count(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
+{
+    a->packets++;
+    a->bytes += len;
+    if (dst && dst[0] & 1) {
+        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+        if (!memcmp(dst, bcast, sizeof bcast)) {
+            a->broadcast++;
+        } else {
+            a->multicast++;
+        }
+    }
+    a->bins[len < 64 ? 0
+            : len == 64 ? 1
+            : len <= 127 ? 2
+            : len <= 255 ? 3
+            : len <= 511 ? 4
+            : len <= 1023 ? 5
+            : len <= 1518 ? 6 : 7]++;
+}
+
+static inline void
+acc_flush(struct virtq_stats *s, const struct virtq_stats_acc *a)
+{
+    if (!a->packets) {
+        return;
+    }
+    STAT_ADD(s, packets, a->packets);
+    STAT_ADD(s, bytes, a->bytes);
+    if (a->multicast) {
+        STAT_ADD(s, multicast, a->multicast);
+    }
+    if (a->broadcast) {
+        STAT_ADD(s, broadcast, a->broadcast);
+    }
+    uint64_t *bins[8] = {
+        &s->undersize, &s->size_64, &s->size_65_127, &s->size_128_255,
+        &s->size_256_511, &s->size_512_1023, &s->size_1024_1518,
+        &s->size_1519_max,
+    };
+    for (int i = 0; i < 8; i++) {
+        if (a->bins[i]) {
+            STORE_RELAXED(bins[i], LOAD_RELAXED(bins[i]) + a->bins[i]);
+        }
+    }
+}
+
+static inline void
+record_error(struct virtq *vq, enum virtq_error error, uint16_t head)
+{
+    vq->error = error;
+    vq->error_head = head;
+}
+
+/* Drops the first 'skip' bytes (the virtio-net header) of 'pieces'.
+ * Returns the number of pieces left, from '*first'. */
+static inline int
+skip_header(struct virtq_piece *pieces, int n, uint32_t skip, int *first)
+{
+    int i = 0;
+
+    while (i < n && skip >= pieces[i].len) {
+        skip -= pieces[i].len;
+        i++;
+    }
+    if (i < n && skip) {
+        pieces[i].base += skip;
+        pieces[i].len -= skip;
+    }
+    *first = i;
+    return n - i;
+}
+
+/* Copies the first 'len' bytes of 'pieces' (which hold at least that
+ * many) to 'dst'. */
+static inline void
+gather(const struct virtq_piece *pieces, int n, uint8_t *dst, uint32_t len)
+{
+    for (int i = 0; i < n && len; i++) {
+        uint32_t chunk = pieces[i].len < len ? pieces[i].len : len;
+
+        memcpy(dst, pieces[i].base, chunk);
+        dst += chunk;
+        len -= chunk;
+    }
+}
+
+/* The fields of a guest's virtio-net header the switch reads (all but
+ * 'num_buffers', which means nothing in a transmitted frame). */
+#define VIRTQ_HDR_READ offsetof(struct virtio_net_hdr, num_buffers)
+
+/* Copies the header at 'raw' into '*hdr' and returns 'hdr'. */
+static inline const struct virtio_net_hdr *
+read_hdr(struct virtio_net_hdr *hdr, const uint8_t *raw)
+{
+    memcpy(hdr, raw, VIRTQ_HDR_READ);
+    hdr->num_buffers = 0;
+    return hdr;
+}
+
+/* Copies 'len' bytes of 'src' into 'pieces' from byte 'offset' on. */
+static inline void
+scatter(const struct virtq_piece *pieces, int n, uint64_t offset,
+        const uint8_t *src, uint64_t len)
+{
+    for (int i = 0; i < n && len; i++) {
+        uint64_t chunk;
+
+        if (offset >= pieces[i].len) {
+            offset -= pieces[i].len;
+            continue;
+        }
+        chunk = pieces[i].len - offset;
+        if (chunk > len) {
+            chunk = len;
+        }
+        memcpy(pieces[i].base + offset, src, chunk);
+        src += chunk;
+        len -= chunk;
+        offset = 0;
+    }
+}
+
+/* Marks in the log the first 'len' bytes of 'pieces'. */
+static inline void
+log_pieces(struct vhost_log *log, const struct virtq_piece *pieces, int n,
+           uint64_t len)
+{
+    for (int i = 0; i < n && len; i++) {
+        uint64_t chunk = pieces[i].len < len ? pieces[i].len : len;
+
+        vhost_log_mark(log, pieces[i].gpa, chunk);
+        len -= chunk;
+    }
+}
+
+/* Appends the buffer of 'dlen' bytes at guest-physical 'addr' to 'pieces'
+ * (at most VIRTQ_MAX_PIECES in all, '*n' in use), one piece per memory
+ * region it is in, and adds 'dlen' to '*len'.  Fails with
+ * VIRTQ_ERR_TOO_LONG past 'limit' bytes or VIRTQ_MAX_PIECES pieces, with
+ * VIRTQ_ERR_ADDR if any of it is outside guest memory. */
+static inline enum virtq_error
+add_buffer(struct virtq *vq, uint64_t addr, uint32_t dlen,
+           struct virtq_piece *pieces, int *n, uint64_t *len, uint64_t limit)
+{
+    if (*len + dlen > limit) {
+        return VIRTQ_ERR_TOO_LONG;
+    }
+    *len += dlen;
+    for (uint64_t left = dlen; left; ) {
+        uint64_t avail, chunk;
+        uint8_t *p;
+
+        p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, addr, &avail);
+        if (!p) {
+            return VIRTQ_ERR_ADDR;
+        }
+        if (*n >= VIRTQ_MAX_PIECES) {
+            return VIRTQ_ERR_TOO_LONG;
+        }
+        chunk = left < avail ? left : avail;
+        pieces[*n].base = p;
+        pieces[*n].len = chunk;
+        pieces[*n].gpa = addr;
+        (*n)++;
+        addr += chunk;
+        left -= chunk;
+    }
+    return VIRTQ_ERR_NONE;
+}
+
+/* The guest-physical address of 'p', a pointer into one of the regions
+ * of 'mem'. */
+uint64_t virtq_hva_to_gpa(const struct vhost_mem *mem, const uint8_t *p);
+
+/* Counts a failed notification through 'call_fd' (see vhost_notify()) and
+ * leaves it for the caller to log; stops notifying through that fd if the
+ * write blocked. */
+void virtq_notify_failed(struct virtq *vq, int call_fd, int error);
+
+#endif /* virtq-private.h */
