@@ -163,6 +163,13 @@ changed(struct vhost_device *dev)
     }
 }
 
+/* Whether the guest's rings are packed. */
+static bool
+packed(const struct vhost_device *dev)
+{
+    return dev->features & (1ull << VIRTIO_F_RING_PACKED);
+}
+
 /* Builds and publishes the live virtq of started vring 'i'.  Returns false,
  * and leaves the ring stopped, if its configuration does not fit guest
  * memory. */
@@ -184,9 +191,14 @@ publish(struct vhost_device *dev, unsigned int i)
     if (!vq) {
         return false;
     }
+    /* A packed ring resumes where the guest's used descriptors end, as a
+     * split ring does (see virtq_init()): what the front-end says it is,
+     * if it says (QEMU does, in the high half of the base). */
+    uint16_t base = (packed(dev) && vr->used_base ? vr->used_base
+                     : vr->base);
     error = virtq_init(vq, dev->mem, vr->num, vr->addr.desc_user_addr,
                        vr->addr.avail_user_addr, vr->addr.used_user_addr,
-                       vr->base, dev->features, vr->call_fd, &vr->stats);
+                       base, dev->features, vr->call_fd, &vr->stats);
     if (error) {
         free(vq);
         dev->errors.vring++;
@@ -201,8 +213,9 @@ publish(struct vhost_device *dev, unsigned int i)
                       vr->addr.log_guest_addr);
     }
     if (virtq_last_avail(vq) != vr->base) {
-        dev_log(dev, VHOST_LOG_INFO, "vring %u resumes at used index %u, "
+        dev_log(dev, VHOST_LOG_INFO, "vring %u resumes at used %s %u, "
                 "not base %u: in-flight buffers are taken again", i,
+                packed(dev) ? "position" : "index",
                 virtq_last_avail(vq), vr->base);
     }
     __atomic_store_n(&vr->live, vq, __ATOMIC_RELEASE);
@@ -267,6 +280,7 @@ park_rings(struct vhost_device *dev, unsigned int first, unsigned int last)
 
         if (vr->parked) {
             vr->base = virtq_last_avail(vr->parked);
+            vr->used_base = 0;
             free(vr->parked);
             vr->parked = NULL;
         }
@@ -376,6 +390,7 @@ reset_device(struct vhost_device *dev, bool may_defer)
         vr->num = 0;
         vr->addr_set = false;
         vr->base = 0;
+        vr->used_base = 0;
         vr->configured = false;
         __atomic_store_n(&vr->enabled, false, __ATOMIC_RELAXED);
     }
@@ -767,9 +782,11 @@ set_vring_num(struct vhost_device *dev, struct vhost_user_msg *msg,
     if (vr->started) {
         return refuse(dev, msg, IGNORED, "ring is running");
     }
-    if (!num || num > VIRTQ_MAX_SIZE || num & (num - 1)) {
+    if (!num || num > VIRTQ_MAX_SIZE || (num & (num - 1) && !packed(dev))) {
+        /* (A packed ring may have any size.) */
         return refuse(dev, msg, IGNORED,
-                      "ring size not a power of 2 up to 32768");
+                      packed(dev) ? "ring size 0 or beyond 32768"
+                      : "ring size not a power of 2 up to 32768");
     }
     vr->num = num;
     vr->configured = true;
@@ -808,10 +825,14 @@ set_vring_base(struct vhost_device *dev, struct vhost_user_msg *msg,
     if (vr->started) {
         return refuse(dev, msg, IGNORED, "ring is running");
     }
-    if (msg->payload.state.num > UINT16_MAX) {
+    if (msg->payload.state.num > UINT16_MAX && !packed(dev)) {
         return refuse(dev, msg, IGNORED, "base beyond 16 bits");
     }
-    vr->base = msg->payload.state.num;
+    /* A packed ring's base: the avail position and its wrap counter in
+     * bits 0-15, the used position alike in bits 16-31 (QEMU sends both,
+     * DPDK's virtio-user the first only). */
+    vr->base = msg->payload.state.num & UINT16_MAX;
+    vr->used_base = msg->payload.state.num >> 16;
     return DONE;
 }
 
@@ -825,6 +846,11 @@ get_vring_base(struct vhost_device *dev, struct vhost_user_msg *msg,
     stop_rings(dev, i, i + 1);
     reply->state.index = i;
     reply->state.num = dev->vrings[i].base;
+    if (packed(dev)) {
+        /* Every buffer went back before the ring stopped: the used
+         * position is the avail one. */
+        reply->state.num |= (uint32_t) dev->vrings[i].base << 16;
+    }
     if (was_ready != vhost_device_is_ready(dev)) {
         changed(dev);
     }

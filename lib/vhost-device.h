@@ -42,6 +42,7 @@
      | (1ull << VIRTIO_NET_F_CTRL_VQ)            \
      | (1ull << VIRTIO_NET_F_MTU)                \
      | (1ull << VIRTIO_NET_F_GUEST_ANNOUNCE)     \
+     | (1ull << VIRTIO_F_RING_PACKED)            \
      | (1ull << VHOST_F_LOG_ALL)                 \
      | (1ull << VHOST_USER_F_PROTOCOL_FEATURES))
 
@@ -115,7 +116,12 @@ struct vhost_vring {
     uint32_t num;               /* Ring size; 0 until SET_VRING_NUM. */
     bool addr_set;
     struct vhost_user_vring_addr addr;
-    uint16_t base;              /* Avail index to start from. */
+    uint16_t base;              /* Avail index to start from (packed
+                                 * ring: position, wrap counter in bit
+                                 * 15). */
+    uint16_t used_base;         /* Packed ring: the used position the
+                                 * front-end's SET_VRING_BASE gave in its
+                                 * high half, 0 if none. */
     int kick_fd;                /* -1 if none (or polled). */
     int call_fd;                /* -1 if none. */
     int err_fd;

@@ -338,6 +338,82 @@ test_get_vring_base_stops(void)
     teardown(&f);
 }
 
+/* A packed ring's base: avail position and wrap counter in the low half,
+ * the used position in the high half, as QEMU sends and reads them. */
+static void
+test_packed_ring_base(void)
+{
+    struct fixture f;
+    uint64_t packed = net_features | (1ull << VIRTIO_F_RING_PACKED);
+    struct vhost_user_vring_addr addr;
+
+    setup(&f, 1);
+    CHECK(get_u64(&f, VHOST_USER_GET_FEATURES)
+          & (1ull << VIRTIO_F_RING_PACKED));
+    negotiate(&f, 0);
+    CHECK_EQ(send_u64(&f, VHOST_USER_SET_FEATURES, packed), VHOST_DEVICE_OK);
+
+    /* Position 5 of a lap with wrap counter 1, used there too: resumes
+     * there; a size that is not a power of 2 is fine. */
+    send_state(&f, VHOST_USER_SET_VRING_NUM, 1, 100);
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1,
+                        0x8005u | 0x8005u << 16), VHOST_DEVICE_OK);
+    CHECK_EQ(f.dev.errors.state, 0);
+    memset(&addr, 0, sizeof addr);
+    addr.index = 1;
+    addr.desc_user_addr = (uintptr_t) f.hva + 0x10000;
+    addr.avail_user_addr = (uintptr_t) f.hva + 0x11000;
+    addr.used_user_addr = (uintptr_t) f.hva + 0x12000;
+    send_req(&f, VHOST_USER_SET_VRING_ADDR, 0, &addr, sizeof addr, -1);
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 },
+                      8, eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_OK);
+    struct virtq *vq = vhost_vring_live(&f.dev.vrings[1]);
+    CHECK(vq && vq->packed);
+    CHECK_EQ(virtq_last_avail(vq), 0x8005);
+
+    /* Stopped after 98 more descriptors: position 3 of the next lap, wrap
+     * counter 0, in both halves. */
+    vq->last_avail_idx = 3;
+    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
+             VHOST_DEVICE_OK);
+    CHECK(f.has_reply);
+    CHECK_EQ(f.reply.payload.state.num, 3u | 3u << 16);
+
+    /* A front-end whose used position is behind its avail one (buffers
+     * the last back-end took but never gave back): taken again from the
+     * used position. */
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1,
+                        0x8009u | 0x8007u << 16), VHOST_DEVICE_OK);
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 },
+                      8, eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_OK);
+    vq = vhost_vring_live(&f.dev.vrings[1]);
+    CHECK(vq != NULL);
+    CHECK_EQ(virtq_last_avail(vq), 0x8007);
+    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
+             VHOST_DEVICE_OK);
+
+    /* Only the avail half (DPDK's virtio-user): that. */
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1, 0x8002),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 },
+                      8, eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_OK);
+    vq = vhost_vring_live(&f.dev.vrings[1]);
+    CHECK(vq != NULL);
+    CHECK_EQ(virtq_last_avail(vq), 0x8002);
+    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
+             VHOST_DEVICE_OK);
+
+    /* A position beyond the ring: the ring does not start. */
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1, 0x8000 | 100),
+             VHOST_DEVICE_OK);
+    uint64_t vring_errors = f.dev.errors.vring;
+    send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 }, 8,
+             eventfd(0, EFD_CLOEXEC));
+    CHECK(!vhost_vring_live(&f.dev.vrings[1]));
+    CHECK_EQ(f.dev.errors.vring, vring_errors + 1);
+    teardown(&f);
+}
+
 static void
 test_ring_rules(void)
 {
@@ -414,7 +490,7 @@ test_features_not_offered(void)
 
     setup(&f, 2);
     CHECK_EQ(send_u64(&f, VHOST_USER_SET_FEATURES,
-                      1ull << VIRTIO_F_RING_PACKED), VHOST_DEVICE_DISCONNECT);
+                      1ull << VIRTIO_F_IOMMU_PLATFORM), VHOST_DEVICE_DISCONNECT);
     CHECK_EQ(send_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES,
                       1ull << VHOST_USER_PROTOCOL_F_BACKEND_REQ),
              VHOST_DEVICE_DISCONNECT);
@@ -860,7 +936,7 @@ test_refusals_without_reply_ack(void)
     CHECK_EQ(f.dev.vrings[0].num, 0);
     CHECK_EQ(send_mem_table(&f, MEM_SIZE * 2), VHOST_DEVICE_DISCONNECT);
     CHECK_EQ(send_u64(&f, VHOST_USER_SET_FEATURES,
-                      1ull << VIRTIO_F_RING_PACKED), VHOST_DEVICE_DISCONNECT);
+                      1ull << VIRTIO_F_IOMMU_PLATFORM), VHOST_DEVICE_DISCONNECT);
     CHECK_EQ(send_req(&f, VHOST_USER_SET_OWNER, 0, &(uint32_t) { 0 }, 4,
                       -1), VHOST_DEVICE_DISCONNECT);
     teardown(&f);
@@ -872,6 +948,7 @@ static const struct unit_test tests[] = {
     { "enabled_without_protocol_features",
       test_enabled_without_protocol_features },
     { "get_vring_base_stops", test_get_vring_base_stops },
+    { "packed_ring_base", test_packed_ring_base },
     { "ring_rules", test_ring_rules },
     { "reply_ack", test_reply_ack },
     { "features_not_offered", test_features_not_offered },

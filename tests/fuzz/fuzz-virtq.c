@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Copyright (c) 2026 The vhostmq authors. */
 
-/* libFuzzer target: the split virtqueue data path against a guest that
- * controls every byte of its memory.
+/* libFuzzer target: the split and packed virtqueue data paths against a
+ * guest that controls every byte of its memory.
  *
  * Guest memory is two regions of 64 KiB (memfds, mapped by the core as a
  * front-end's table would have them mapped), far apart in guest-physical
@@ -14,14 +14,18 @@
  *   bytes 1-2   the avail index to start from (SET_VRING_BASE)
  *   bytes 3-4   where the rings sit (low bits steer them into the regions,
  *               across their ends or outside; bit 1 negotiates
- *               VIRTIO_NET_F_CSUM, so that frames come with their header)
+ *               VIRTIO_NET_F_CSUM, so that frames come with their header;
+ *               bit 2 VIRTIO_F_RING_PACKED, whose ring is then one less
+ *               than a power of 2 if bit 3 is set, and the base a position
+ *               and a wrap counter)
  *   then        an operation script, and the rest fills region 0, then
  *               region 1: descriptor tables, rings, buffers, indirect
  *               tables, all as the fuzzer wants them.
  *
  * Operations: dequeue a burst (the callback checks that every piece lies
  * in guest memory and reads it all), enqueue a frame of a chosen length,
- * discard a burst, flush, prefetch, move the guest's avail index.  ASAN and
+ * discard a burst, flush, prefetch, move the guest's avail index (packed:
+ * make a descriptor available in one lap or the other).  ASAN and
  * UBSAN watch the core; the explicit checks catch what they cannot see (a
  * piece pointing into other mapped memory). */
 
@@ -166,6 +170,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (where & 2) {
         features |= 1ull << VIRTIO_NET_F_CSUM;
     }
+    bool packed = where & 4;
+    if (packed) {
+        features |= 1ull << VIRTIO_F_RING_PACKED;
+        if (where & 8 && ring_size > 1) {
+            ring_size--;
+        }
+    }
     script_len = data[5] % 32;
     data += 6;
     size -= 6;
@@ -191,9 +202,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          + (where & 0x7ff0) * ((where & 0x4000) ? 4 : 1);
     desc = ring_base;
     avail = desc + 16 * (uint64_t) (ring_size ? ring_size : 1);
-    used = (avail + 6 + 2 * (uint64_t) ring_size + 4095) & ~4095ull;
-    if (where & 1) {
-        used = avail + 6 + 2 * (uint64_t) ring_size;   /* Misaligned too. */
+    if (packed) {
+        /* The driver's and the device's event suppression structures. */
+        used = avail + 4;
+        if (where & 1) {
+            avail += 2;                                 /* Misaligned. */
+        }
+    } else {
+        used = (avail + 6 + 2 * (uint64_t) ring_size + 4095) & ~4095ull;
+        if (where & 1) {
+            used = avail + 6 + 2 * (uint64_t) ring_size; /* Misaligned. */
+        }
     }
     memset(&stats, 0, sizeof stats);
     /* virtq_init() takes the front-end's addresses (QVAs): ours. */
@@ -242,11 +261,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 7: {
             /* The guest moves its avail index (if the ring is in guest
-             * memory at all). */
+             * memory at all); in a packed ring, marks a descriptor
+             * available in the first lap or the second. */
             int r = ring_base >= GPA1;
             uint64_t off = avail - (r ? GPA1 : GPA0);
 
-            if (off <= REGION_SIZE - 4) {
+            if (packed) {
+                uint64_t d = desc - (r ? GPA1 : GPA0)
+                             + 16 * ((op >> 4) % ring_size) + 14;
+                uint16_t flags = (op & 8 ? VRING_PACKED_DESC_F_AVAIL
+                                  : VRING_PACKED_DESC_F_USED);
+
+                if (d <= REGION_SIZE - 2) {
+                    memcpy(view[r] + d, &flags, 2);
+                }
+            } else if (off <= REGION_SIZE - 4) {
                 uint16_t idx;
 
                 memcpy(&idx, view[r] + off + 2, 2);
