@@ -415,7 +415,9 @@ vhostmq_changed(void *aux)
     if (ready != was_ready) {
         dev->link_resets++;
         VLOG_INFO("%s: link %s", netdev_get_name(&dev->up),
-                  ready ? "up" : "down");
+                  !ready ? "down"
+                  : dev->vdev.features & (1ull << VIRTIO_F_RING_PACKED)
+                  ? "up (packed rings)" : "up (split rings)");
     }
     if (ready && (!was_ready || dev->numa_mem != dev->vdev.mem)) {
         update_numa(dev);
