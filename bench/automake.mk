@@ -17,11 +17,13 @@ BENCH_CORE_SIZES = 64 512 1518
 BENCH_CORE_FLAGS =
 
 bench-core: bench/core-bench
-	@for size in $(BENCH_CORE_SIZES); do \
-	  bench/core-bench --size $$size $(BENCH_CORE_FLAGS) || exit 1; \
+	@for ring in '' --packed; do \
+	  for size in $(BENCH_CORE_SIZES); do \
+	    bench/core-bench --size $$size $$ring $(BENCH_CORE_FLAGS) || exit 1; \
+	  done; \
 	done
 	@if command -v valgrind >/dev/null 2>&1; then \
-	  $(SHELL) $(srcdir)/bench/core-bench-callgrind \
+	  $(SHELL) $(srcdir)/bench/core-bench-callgrind --rings 'split packed' \
 	    --sizes '$(BENCH_CORE_SIZES)' bench/core-bench || exit 1; \
 	else \
 	  echo 'bench-core: valgrind is not installed: no instruction counts'; \

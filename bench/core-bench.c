@@ -5,7 +5,7 @@
  * vSwitch.
  *
  * One process plays both sides.  The "guest" lays out a TX and an RX split
- * ring in memfd memory that the core maps for itself through vhost_mem, as
+ * ring (or, with --packed, packed rings) in memfd memory that the core maps for itself through vhost_mem, as
  * it maps a QEMU guest's memory; it keeps its TX ring full of frames and its
  * RX ring stocked with buffers.  The "switch" does per burst what
  * lib/netdev-vhostmq.c does for a PMD thread forwarding from one vhost-user
@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vguest-packed.h"
 #include "vguest-ring.h"
 #include "vhost-mem.h"
 #include "vhost-user-wire.h"
@@ -173,13 +174,17 @@ bench_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* One of the guest's rings, as the guest sees it (tests/vguest-ring.h):
- * each descriptor keeps one buffer for good, so the ring has no free
- * list, and the guest passes ids around. */
+/* One of the guest's rings, as the guest sees it (tests/vguest-ring.h, or
+ * tests/vguest-packed.h with --packed): each buffer id keeps one buffer for
+ * good (a split ring: its descriptor; a packed ring: written into the next
+ * descriptor each time it is posted), and the guest passes ids around. */
 struct guest_ring {
     struct vg_vq vq;
+    struct vgp_vq pq;           /* With --packed. */
     int call_fd;
 };
+
+static bool packed;             /* --packed. */
 
 struct guest {
     struct vg_mem mem;          /* One region, at GPA_BASE. */
@@ -266,6 +271,11 @@ make_frame(uint8_t *frame, uint32_t len)
 static void
 guest_publish(struct guest_ring *r)
 {
+    if (packed) {
+        /* Descriptors are the guest's as soon as their flags are; and it
+         * asked for no interrupts at all (see guest_ring_init()). */
+        return;
+    }
     /* A guest busy in NAPI polling keeps its interrupts off.  With
      * EVENT_IDX that is a used_event behind the used index: the device
      * only interrupts when the used index moves past used_event.  Moving
@@ -285,6 +295,16 @@ guest_post_tx(struct guest *g, uint16_t id)
 
     memcpy(tx_buf(g, id) + HDR_LEN + SEQ_OFS, &g->tx_seq, sizeof g->tx_seq);
     g->tx_seq++;
+    if (packed) {
+        uint64_t gpa = GPA_BASE + (tx_buf(g, id) - g->hva);
+        uint32_t len = HDR_LEN + g->frame_len;
+        uint16_t flags = 0;
+
+        if (!vgp_add_id(&r->pq, &g->mem, id, &gpa, &len, &flags, 1, 0)) {
+            bench_fatal("TX buffer %"PRIu16" could not be posted", id);
+        }
+        return;
+    }
     vg_vq_post(&r->vq, id);
 }
 
@@ -306,6 +326,16 @@ guest_post_rx(struct guest *g, uint16_t id)
     if (g->watched[id]) {
         memset(rx_buf(g, id), POISON, g->rx_buf_len);
     }
+    if (packed) {
+        uint64_t gpa = GPA_BASE + (rx_buf(g, id) - g->hva);
+        uint32_t len = g->rx_buf_len;
+        uint16_t flags = VRING_DESC_F_WRITE;
+
+        if (!vgp_add_id(&r->pq, &g->mem, id, &gpa, &len, &flags, 1, 0)) {
+            bench_fatal("RX buffer %"PRIu16" could not be posted", id);
+        }
+        return;
+    }
     vg_vq_post(&r->vq, id);
 }
 
@@ -322,6 +352,22 @@ guest_take_used(struct guest_ring *r, uint16_t idx, const char *ring)
                     "the guest had not made available", ring, idx, e.id);
     }
     return e;
+}
+
+/* A packed ring's next used descriptor (vgp_used() checks its id), or
+ * false if there is none. */
+static bool
+guest_take_packed(struct guest_ring *r, struct vring_used_elem *e)
+{
+    uint16_t id, flags;
+    uint32_t len;
+
+    if (!vgp_used(&r->pq, &id, &len, &flags)) {
+        return false;
+    }
+    e->id = id;
+    e->len = len;
+    return true;
 }
 
 static uint16_t
@@ -342,9 +388,19 @@ static void
 guest_poll_tx(struct guest *g)
 {
     struct guest_ring *r = &g->tx;
-    uint16_t used_idx = guest_used_idx(r, "TX");
+    struct vring_used_elem pe;
 
-    while (r->vq.last_used != used_idx) {
+    while (packed && guest_take_packed(r, &pe)) {
+        if (pe.len) {
+            bench_fatal("TX used descriptor has length %"PRIu32", not 0",
+                        pe.len);
+        }
+        g->tx_returned++;
+        guest_post_tx(g, pe.id);
+    }
+
+    uint16_t used_idx = packed ? 0 : guest_used_idx(r, "TX");
+    while (!packed && r->vq.last_used != used_idx) {
         struct vring_used_elem e = guest_take_used(r, r->vq.last_used, "TX");
 
         /* The device wrote nothing into a TX buffer. */
@@ -397,12 +453,15 @@ static void
 guest_poll_rx(struct guest *g)
 {
     struct guest_ring *r = &g->rx;
-    uint16_t used_idx = guest_used_idx(r, "RX");
+    uint16_t used_idx = packed ? 0 : guest_used_idx(r, "RX");
+    struct vring_used_elem first;
 
-    while (r->vq.last_used != used_idx) {
+    while (packed ? guest_take_packed(r, &first)
+                  : r->vq.last_used != used_idx) {
         uint16_t ids[RING_SIZE];
         uint32_t lens[RING_SIZE];
-        uint16_t left = used_idx - r->vq.last_used;
+        /* (A packed ring shows a burst's used descriptors all at once.) */
+        uint16_t left = packed ? RING_SIZE : used_idx - r->vq.last_used;
         uint32_t frame_left = HDR_LEN + g->frame_len;
         struct vring_used_elem e;
         struct virtio_net_hdr hdr;
@@ -412,7 +471,7 @@ guest_poll_rx(struct guest *g)
         /* The first buffer starts with the header, which says how many
          * used entries the frame has.  With no offloads negotiated, all of
          * it must be zero but num_buffers. */
-        e = guest_take_used(r, r->vq.last_used, "RX");
+        e = packed ? first : guest_take_used(r, r->vq.last_used, "RX");
         if (e.len < HDR_LEN + SEQ_OFS + sizeof seq) {
             bench_fatal("RX frame %"PRIu64": first buffer holds %"PRIu32" "
                         "bytes", g->rx_seq, e.len);
@@ -435,7 +494,12 @@ guest_poll_rx(struct guest *g)
             uint32_t want = (frame_left < g->rx_buf_len
                              ? frame_left : g->rx_buf_len);
 
-            if (i) {
+            if (i && packed) {
+                if (!guest_take_packed(r, &e)) {
+                    bench_fatal("RX frame %"PRIu64": buffer %d of %d not "
+                                "used", g->rx_seq, i + 1, n);
+                }
+            } else if (i) {
                 e = guest_take_used(r, r->vq.last_used + i, "RX");
             }
             if (e.len != want) {
@@ -472,8 +536,15 @@ static void
 guest_ring_init(struct guest *g, struct guest_ring *r, uint64_t desc_ofs,
                 uint64_t avail_ofs, uint64_t used_ofs)
 {
-    if (!vg_vq_init(&r->vq, &g->mem, RING_SIZE, GPA_BASE + desc_ofs,
-                    GPA_BASE + avail_ofs, GPA_BASE + used_ofs)) {
+    if (packed) {
+        if (!vgp_init(&r->pq, &g->mem, RING_SIZE, GPA_BASE + desc_ofs,
+                      GPA_BASE + avail_ofs, GPA_BASE + used_ofs)) {
+            bench_fatal("packed ring outside guest memory");
+        }
+        /* A guest busy in NAPI polling: no interrupts. */
+        vgp_set_event(&r->pq, VRING_PACKED_EVENT_DISABLE, 0, false);
+    } else if (!vg_vq_init(&r->vq, &g->mem, RING_SIZE, GPA_BASE + desc_ofs,
+                           GPA_BASE + avail_ofs, GPA_BASE + used_ofs)) {
         bench_fatal("out of memory");
     }
     r->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -527,8 +598,10 @@ guest_init(struct guest *g, uint32_t frame_len, uint32_t rx_buf_len)
 
         memset(p, 0, HDR_LEN);
         make_frame(p + HDR_LEN, frame_len);
-        vg_vq_set_desc(&g->tx.vq, id, GPA_BASE + (p - g->hva),
-                       HDR_LEN + frame_len, 0, 0);
+        if (!packed) {
+            vg_vq_set_desc(&g->tx.vq, id, GPA_BASE + (p - g->hva),
+                           HDR_LEN + frame_len, 0, 0);
+        }
         guest_post_tx(g, id);
     }
     guest_publish(&g->tx);
@@ -537,8 +610,10 @@ guest_init(struct guest *g, uint32_t frame_len, uint32_t rx_buf_len)
     for (int id = 0; id < RING_SIZE; id++) {
         uint8_t *p = rx_buf(g, id);
 
-        vg_vq_set_desc(&g->rx.vq, id, GPA_BASE + (p - g->hva), rx_buf_len,
-                       VRING_DESC_F_WRITE, 0);
+        if (!packed) {
+            vg_vq_set_desc(&g->rx.vq, id, GPA_BASE + (p - g->hva),
+                           rx_buf_len, VRING_DESC_F_WRITE, 0);
+        }
         guest_post_rx(g, id);
     }
     guest_publish(&g->rx);
@@ -643,17 +718,37 @@ switch_init(struct bench_switch *sw, const struct guest *g, int burst)
     }
 
     /* Vring 0 is the guest's RX, vring 1 its TX. */
-    vq_error = virtq_init(&sw->rxq, sw->mem, RING_SIZE,
-                          (uintptr_t) g->rx.vq.desc,
-                          (uintptr_t) g->rx.vq.avail,
-                          (uintptr_t) g->rx.vq.used, 0, GUEST_FEATURES,
-                          g->rx.call_fd, &sw->rx_stats);
-    if (vq_error == VIRTQ_INIT_OK) {
-        vq_error = virtq_init(&sw->txq, sw->mem, RING_SIZE,
-                              (uintptr_t) g->tx.vq.desc,
-                              (uintptr_t) g->tx.vq.avail,
-                              (uintptr_t) g->tx.vq.used, 0, GUEST_FEATURES,
-                              g->tx.call_fd, &sw->tx_stats);
+    if (packed) {
+        uint64_t features = GUEST_FEATURES | (1ull << VIRTIO_F_RING_PACKED);
+
+        vq_error = virtq_init(&sw->rxq, sw->mem, RING_SIZE,
+                              (uintptr_t) g->rx.pq.ring,
+                              (uintptr_t) g->rx.pq.driver_event,
+                              (uintptr_t) g->rx.pq.device_event,
+                              VIRTQ_PACKED_WRAP, features, g->rx.call_fd,
+                              &sw->rx_stats);
+        if (vq_error == VIRTQ_INIT_OK) {
+            vq_error = virtq_init(&sw->txq, sw->mem, RING_SIZE,
+                                  (uintptr_t) g->tx.pq.ring,
+                                  (uintptr_t) g->tx.pq.driver_event,
+                                  (uintptr_t) g->tx.pq.device_event,
+                                  VIRTQ_PACKED_WRAP, features,
+                                  g->tx.call_fd, &sw->tx_stats);
+        }
+    } else {
+        vq_error = virtq_init(&sw->rxq, sw->mem, RING_SIZE,
+                              (uintptr_t) g->rx.vq.desc,
+                              (uintptr_t) g->rx.vq.avail,
+                              (uintptr_t) g->rx.vq.used, 0, GUEST_FEATURES,
+                              g->rx.call_fd, &sw->rx_stats);
+        if (vq_error == VIRTQ_INIT_OK) {
+            vq_error = virtq_init(&sw->txq, sw->mem, RING_SIZE,
+                                  (uintptr_t) g->tx.vq.desc,
+                                  (uintptr_t) g->tx.vq.avail,
+                                  (uintptr_t) g->tx.vq.used, 0,
+                                  GUEST_FEATURES, g->tx.call_fd,
+                                  &sw->tx_stats);
+        }
     }
     if (vq_error != VIRTQ_INIT_OK) {
         bench_fatal("virtq_init: %s", virtq_init_error_name(vq_error));
@@ -781,7 +876,7 @@ static void
 check_ring_full(const struct guest_ring *r, const char *ring)
 {
     for (int id = 0; id < RING_SIZE; id++) {
-        if (!r->vq.posted[id]) {
+        if (packed ? !r->pq.out[id] : !r->vq.posted[id]) {
             bench_fatal("%s buffer %d never came back", ring, id);
         }
     }
@@ -811,9 +906,23 @@ check_counts(const struct guest *g, const struct bench_switch *sw,
                     "received; %"PRIu64" sent", g->tx_returned,
                     g->rx_frames, total);
     }
-    if ((uint16_t) (g->rx.vq.last_used) != (uint16_t) n_bufs
-        || virtq_last_avail(&sw->rxq) != (uint16_t) n_bufs
-        || virtq_last_avail(&sw->txq) != (uint16_t) total) {
+    if (packed) {
+        /* Positions, with the lap's wrap counter in bit 15 (the first lap
+         * has 1). */
+        uint16_t rx_pos = n_bufs % RING_SIZE
+                          | (n_bufs / RING_SIZE % 2 ? 0 : VIRTQ_PACKED_WRAP);
+        uint16_t tx_pos = total % RING_SIZE
+                          | (total / RING_SIZE % 2 ? 0 : VIRTQ_PACKED_WRAP);
+
+        if (virtq_last_avail(&sw->rxq) != rx_pos
+            || virtq_last_avail(&sw->txq) != tx_pos
+            || g->rx.pq.next_used != n_bufs % RING_SIZE
+            || g->tx.pq.next_used != total % RING_SIZE) {
+            bench_fatal("ring positions out of step");
+        }
+    } else if ((uint16_t) (g->rx.vq.last_used) != (uint16_t) n_bufs
+               || virtq_last_avail(&sw->rxq) != (uint16_t) n_bufs
+               || virtq_last_avail(&sw->txq) != (uint16_t) total) {
         bench_fatal("ring indexes out of step");
     }
     check_stats(&sw->tx_stats, "TX", total, total * g->frame_len);
@@ -841,6 +950,8 @@ usage(void)
            "  --warmup N    frames forwarded untimed first (default 16384)\n"
            "  --rx-buf N    bytes of each guest RX buffer, %d..%d (default\n"
            "                %d, or enough for one frame if that is more)\n"
+           "  --packed      packed rings (VIRTIO_F_RING_PACKED) instead of\n"
+           "                split ones\n"
            "  --help        print this and exit\n",
            MIN_FRAME, MAX_FRAME, RING_SIZE, MIN_RX_BUF, MAX_RX_BUF,
            RX_BUF_DEFAULT);
@@ -867,13 +978,14 @@ int
 main(int argc, char *argv[])
 {
     enum { OPT_PACKETS = 256, OPT_SIZE, OPT_BURST, OPT_WARMUP, OPT_RX_BUF,
-           OPT_HELP };
+           OPT_PACKED, OPT_HELP };
     static const struct option options[] = {
         { "packets", required_argument, NULL, OPT_PACKETS },
         { "size", required_argument, NULL, OPT_SIZE },
         { "burst", required_argument, NULL, OPT_BURST },
         { "warmup", required_argument, NULL, OPT_WARMUP },
         { "rx-buf", required_argument, NULL, OPT_RX_BUF },
+        { "packed", no_argument, NULL, OPT_PACKED },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -905,6 +1017,9 @@ main(int argc, char *argv[])
         case OPT_RX_BUF:
             rx_buf_len = parse_number("rx-buf", optarg, MIN_RX_BUF,
                                       MAX_RX_BUF);
+            break;
+        case OPT_PACKED:
+            packed = true;
             break;
         case OPT_HELP:
             usage();
@@ -964,7 +1079,7 @@ main(int argc, char *argv[])
     printf("core-bench: size=%"PRIu32" burst=%d packets=%"PRIu64" "
            "cycles_per_packet=%.1f ns_per_packet=%.1f "
            "median_cycles_per_packet=%.1f loop_cycles_per_packet=%.1f "
-           "rx_buf=%"PRIu32" clock=%s compared=%"PRIu64"\n",
+           "rx_buf=%"PRIu32" clock=%s compared=%"PRIu64" rings=%s\n",
            size, burst, packets, (double) t.switch_ticks / packets,
            t.switch_ticks * ns_per_tick / packets, bench_median(&t),
            (double) t.loop_ticks / packets, rx_buf_len,
@@ -973,7 +1088,7 @@ main(int argc, char *argv[])
 #else
            "ns",
 #endif
-           g.rx_compared);
+           g.rx_compared, packed ? "packed" : "split");
 
     vhost_mem_free(sw.mem);
     vg_vq_destroy(&g.tx.vq);

@@ -54,10 +54,11 @@ pk_advance(const struct virtq *vq, uint16_t pos, uint32_t n)
 static inline bool
 pk_flags_avail(uint16_t flags, uint16_t pos)
 {
-    bool wrap = pos & VIRTQ_PACKED_WRAP;
+    uint16_t want = (pos & VIRTQ_PACKED_WRAP
+                     ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED);
 
-    return (!!(flags & VRING_PACKED_DESC_F_AVAIL) == wrap
-            && !!(flags & VRING_PACKED_DESC_F_USED) != wrap);
+    return (flags & (VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED))
+           == want;
 }
 
 /* Whether the descriptor at 'pos' is available.  (The acquire load orders
@@ -160,13 +161,12 @@ pk_put_used(struct virtq *vq, uint16_t id, uint32_t len, uint32_t n_descs)
 {
     uint16_t pos = vq->used_idx;
     struct vring_packed_desc *d = &vq->ring[PK_IDX(pos)];
-    uint16_t flags = (pos & VIRTQ_PACKED_WRAP
-                      ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED
-                      : 0);
+    /* AVAIL and USED both the lap's wrap counter; WRITE if written. */
+    uint16_t flags = ((-(uint16_t) (pos >> 15)
+                       & (VRING_PACKED_DESC_F_AVAIL
+                          | VRING_PACKED_DESC_F_USED))
+                      | (len ? VRING_DESC_F_WRITE : 0));
 
-    if (len) {
-        flags |= VRING_DESC_F_WRITE;
-    }
     STORE_RELAXED(&d->id, id);
     STORE_RELAXED(&d->len, len);
     if (pos == vq->used_published) {
@@ -529,9 +529,56 @@ pk_no_fit(struct virtq *vq, enum virtq_error error, bool walked,
     return EMSGSIZE;
 }
 
+static int pk_enqueue_walk(struct virtq *, const struct virtio_net_hdr *,
+                           const void *data, uint32_t len);
+
 int
 virtq_packed_enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
                      const void *data, uint32_t len)
+{
+    uint32_t need = (uint32_t) vq->hdr_len + len;
+    uint16_t pos = vq->last_avail_idx;
+    struct vring_packed_desc d;
+
+    if (virtq_is_broken(vq)) {
+        return EIO;
+    }
+    if (!pk_avail(vq, pos)) {
+        return EAGAIN;
+    }
+    pk_read(vq, pos, &d);
+
+    /* Most frames: one writable descriptor big enough for the header and
+     * the frame.  (A packed ring means VERSION_1: a 12-byte header.) */
+    uint8_t *p = pk_single(vq, &d, true, need, UINT32_MAX);
+    if (UNLIKELY(p == NULL)) {
+        return pk_enqueue_walk(vq, hdr_in, data, len);
+    }
+
+    static const struct virtio_net_hdr one_buffer = { .num_buffers = 1 };
+    if (hdr_in) {
+        memcpy(p, hdr_in, offsetof(struct virtio_net_hdr, num_buffers));
+        memcpy(p + offsetof(struct virtio_net_hdr, num_buffers),
+               &one_buffer.num_buffers, sizeof one_buffer.num_buffers);
+    } else {
+        memcpy(p, &one_buffer, sizeof one_buffer);
+    }
+    virtq_copy(p + sizeof one_buffer, data, len);
+    if (UNLIKELY(vq->log != NULL)) {
+        vhost_log_mark(vq->log, virtq_hva_to_gpa(vq->mem, p), need);
+    }
+    pk_set_avail(vq, pk_advance(vq, pos, 1));
+    pk_put_used(vq, d.id, need, 1);
+    acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+    return 0;
+}
+
+/* virtq_packed_enqueue() off its fast path: the frame needs more than the
+ * next descriptor, or that one is not a plain writable buffer.  (Out of
+ * line: its arrays stay off the fast path's stack frame.) */
+static int __attribute__((noinline))
+pk_enqueue_walk(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
+                const void *data, uint32_t len)
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
     struct {
@@ -542,40 +589,9 @@ virtq_packed_enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
     uint64_t need = (uint64_t) vq->hdr_len + len;
     uint16_t pos = vq->last_avail_idx;
     struct virtio_net_hdr hdr;
-    struct vring_packed_desc d;
     uint64_t have = 0;
     uint16_t taken = 0;
     int n_pieces = 0;
-
-    if (virtq_is_broken(vq)) {
-        return EIO;
-    }
-    if (!pk_avail(vq, pos)) {
-        return EAGAIN;
-    }
-    pk_read(vq, pos, &d);
-
-    if (hdr_in) {
-        hdr = *hdr_in;
-    } else {
-        memset(&hdr, 0, sizeof hdr);
-    }
-
-    /* Most frames: one writable descriptor big enough for the header and
-     * the frame. */
-    uint8_t *p = pk_single(vq, &d, true, need, UINT32_MAX);
-    if (LIKELY(p != NULL)) {
-        hdr.num_buffers = 1;
-        memcpy(p, &hdr, vq->hdr_len);
-        virtq_copy(p + vq->hdr_len, data, len);
-        if (UNLIKELY(vq->log != NULL)) {
-            vhost_log_mark(vq->log, virtq_hva_to_gpa(vq->mem, p), need);
-        }
-        pk_set_avail(vq, pk_advance(vq, pos, 1));
-        pk_put_used(vq, d.id, need, 1);
-        acc_count(&vq->pending, len, len >= 6 ? data : NULL);
-        return 0;
-    }
 
     /* Known not to fit, and nothing changed since (see virtq.c): fail the
      * same way without walking the same chains. */
@@ -583,6 +599,12 @@ virtq_packed_enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
         && (vq->nofit_error != VIRTQ_ERR_NONE
             || !pk_avail(vq, vq->nofit_avail))) {
         return pk_no_fit(vq, vq->nofit_error, false, 0, 0);
+    }
+
+    if (hdr_in) {
+        hdr = *hdr_in;
+    } else {
+        memset(&hdr, 0, sizeof hdr);
     }
 
     uint32_t visits = 0;

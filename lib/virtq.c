@@ -80,8 +80,11 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
     vq->event_idx = features & (1ull << VIRTIO_RING_F_EVENT_IDX);
     vq->mrg_rxbuf = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
     vq->indirect = features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+    /* (A packed ring is virtio 1.x's whatever else was negotiated: the
+     * packed data path writes 12-byte headers only.) */
     vq->hdr_len = (features & ((1ull << VIRTIO_F_VERSION_1)
-                               | (1ull << VIRTIO_NET_F_MRG_RXBUF))
+                               | (1ull << VIRTIO_NET_F_MRG_RXBUF)
+                               | (1ull << VIRTIO_F_RING_PACKED))
                    ? 12 : 10);
     vq->rx_fast_hdr = vq->hdr_len == 12 ? 12 : 0;
     vq->features = features;
@@ -401,14 +404,9 @@ virtq_notify_failed(struct virtq *vq, int call_fd, int error)
 }
 
 void
-virtq_flush(struct virtq *vq)
+virtq_split_flush(struct virtq *vq)
 {
     uint16_t old_idx = vq->used_published;
-
-    if (UNLIKELY(vq->packed)) {
-        virtq_packed_flush(vq);
-        return;
-    }
 
     if (vq->used_idx == old_idx) {
         return;
@@ -549,17 +547,14 @@ virtq_prefetch_rx(struct virtq *vq, int n)
 }
 
 int
-virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
-                    void *aux)
+virtq_split_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
+                          void *aux)
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
     uint32_t burst_visits = 0;
     int n_avail;
     int i;
 
-    if (UNLIKELY(vq->packed)) {
-        return virtq_packed_dequeue_burst(vq, max, cb, aux);
-    }
     n_avail = avail_burst(vq, max);
     if (!n_avail) {
         return 0;
@@ -640,7 +635,7 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
          * one does not leak its buffers or stall the ring. */
         put_used(vq, head, 0);
     }
-    virtq_flush(vq);
+    virtq_split_flush(vq);
 
     /* Entries already seen beyond this burst are the next burst's: start
      * loading them now, while the switch works on this one. */
@@ -667,7 +662,7 @@ virtq_discard_burst(struct virtq *vq, int max)
         put_used(vq, avail_entry(vq, vq->last_avail_idx++), 0);
     }
     STAT_ADD(vq->stats, disabled_discards, n_avail);
-    virtq_flush(vq);
+    virtq_split_flush(vq);
     return n_avail;
 }
 
@@ -888,20 +883,14 @@ enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
 }
 
 int
-virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
+virtq_split_enqueue(struct virtq *vq, const void *data, uint32_t len)
 {
-    if (UNLIKELY(vq->packed)) {
-        return virtq_packed_enqueue(vq, NULL, data, len);
-    }
     return enqueue(vq, NULL, data, len);
 }
 
 int
-virtq_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
-                  const void *data, uint32_t len)
+virtq_split_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
+                        const void *data, uint32_t len)
 {
-    if (UNLIKELY(vq->packed)) {
-        return virtq_packed_enqueue(vq, hdr, data, len);
-    }
     return enqueue(vq, hdr, data, len);
 }

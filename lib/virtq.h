@@ -373,8 +373,8 @@ typedef void virtq_packet_cb(void *aux, const struct virtq_piece *pieces,
 /* Takes up to 'max' packets the guest transmitted on 'vq' (a guest TX
  * vring), calling 'cb' for each good one, returns them to the guest and
  * notifies it if it asked.  Returns the number of chains consumed. */
-int virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
-                        void *aux);
+static inline int virtq_dequeue_burst(struct virtq *vq, int max,
+                                      virtq_packet_cb *cb, void *aux);
 
 /* Returns up to 'max' chains the guest made available on 'vq' without
  * looking at them, and counts them as disabled_discards: what the spec asks
@@ -386,20 +386,30 @@ int virtq_discard_burst(struct virtq *vq, int max);
  * buffers for it now (nothing was consumed: try again later), or another
  * errno value if the frame was dropped for good (counted).  Call
  * virtq_flush() after a burst. */
-int virtq_enqueue(struct virtq *vq, const void *data, uint32_t len);
+static inline int virtq_enqueue(struct virtq *vq, const void *data,
+                                uint32_t len);
 
 /* The same with the virtio-net header 'hdr' (its 'num_buffers' ignored:
  * set here), for frames with offloads. */
-int virtq_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
-                      const void *data, uint32_t len);
+static inline int virtq_enqueue_hdr(struct virtq *vq,
+                                    const struct virtio_net_hdr *hdr,
+                                    const void *data, uint32_t len);
 
 /* Publishes the used entries of the packets enqueued since the last flush
  * and notifies the guest if it asked (see vhost-notify.h: that never
  * blocks, whatever the front-end does to its call fd). */
-void virtq_flush(struct virtq *vq);
+static inline void virtq_flush(struct virtq *vq);
 
-/* The packed ring's versions of the above (virtq-packed.c), which those
- * call for a packed ring. */
+/* The split ring's (virtq.c) and the packed ring's (virtq-packed.c)
+ * versions of the above, which those call (inline: the test of the layout
+ * is all they add). */
+int virtq_split_dequeue_burst(struct virtq *, int max, virtq_packet_cb *,
+                              void *aux);
+int virtq_split_enqueue(struct virtq *, const void *data, uint32_t len);
+int virtq_split_enqueue_hdr(struct virtq *, const struct virtio_net_hdr *,
+                            const void *data, uint32_t len);
+void virtq_split_flush(struct virtq *);
+
 enum virtq_init_error virtq_packed_init(struct virtq *, const struct vhost_mem *,
                                         uint64_t desc, uint64_t driver,
                                         uint64_t device, uint16_t base);
@@ -411,5 +421,41 @@ int virtq_packed_discard_burst(struct virtq *, int max);
 int virtq_packed_enqueue(struct virtq *, const struct virtio_net_hdr *,
                          const void *data, uint32_t len);
 void virtq_packed_flush(struct virtq *);
+
+static inline int
+virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
+                    void *aux)
+{
+    return (__builtin_expect(vq->packed, 0)
+            ? virtq_packed_dequeue_burst(vq, max, cb, aux)
+            : virtq_split_dequeue_burst(vq, max, cb, aux));
+}
+
+static inline int
+virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
+{
+    return (__builtin_expect(vq->packed, 0)
+            ? virtq_packed_enqueue(vq, NULL, data, len)
+            : virtq_split_enqueue(vq, data, len));
+}
+
+static inline int
+virtq_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
+                  const void *data, uint32_t len)
+{
+    return (__builtin_expect(vq->packed, 0)
+            ? virtq_packed_enqueue(vq, hdr, data, len)
+            : virtq_split_enqueue_hdr(vq, hdr, data, len));
+}
+
+static inline void
+virtq_flush(struct virtq *vq)
+{
+    if (__builtin_expect(vq->packed, 0)) {
+        virtq_packed_flush(vq);
+    } else {
+        virtq_split_flush(vq);
+    }
+}
 
 #endif /* virtq.h */

@@ -199,6 +199,13 @@ test_init_errors(void)
                         qva(&g, DRIVER_GPA), qva(&g, DEVICE_GPA), 0x8000 | 16,
                         PACKED, -1, &g.stats), VIRTQ_INIT_BAD_BASE);
     CHECK(strcmp(virtq_init_error_name(VIRTQ_INIT_BAD_BASE), "unknown"));
+    /* Packed without VERSION_1 (no real driver does that): still virtio
+     * 1.x's 12-byte header, which the packed data path writes. */
+    CHECK_EQ(virtq_init(&vq, g.mem, 16, qva(&g, RING_GPA),
+                        qva(&g, DRIVER_GPA), qva(&g, DEVICE_GPA), 0x8000,
+                        1ull << VIRTIO_F_RING_PACKED, -1, &g.stats),
+             VIRTQ_INIT_OK);
+    CHECK_EQ(vq.hdr_len, 12);
     /* The switch asks for no kicks: it polls. */
     CHECK_EQ(g.q.device_event->flags, VRING_PACKED_EVENT_DISABLE);
     pg_teardown(&g);

@@ -61,11 +61,21 @@ vgp_add(struct vgp_vq *q, const struct vg_mem *m, const uint64_t *gpas,
         const uint32_t *lens, const uint16_t *flags, int n,
         uint64_t table_gpa)
 {
-    int n_descs = table_gpa ? 1 : n;
     int id = free_id(q);
 
-    if (id < 0 || n < 1 || n_descs > q->n_free) {
-        return -1;
+    return (id >= 0 && vgp_add_id(q, m, id, gpas, lens, flags, n, table_gpa)
+            ? id : -1);
+}
+
+bool
+vgp_add_id(struct vgp_vq *q, const struct vg_mem *m, uint16_t id,
+           const uint64_t *gpas, const uint32_t *lens, const uint16_t *flags,
+           int n, uint64_t table_gpa)
+{
+    int n_descs = table_gpa ? 1 : n;
+
+    if (id >= q->size || q->out[id] || n < 1 || n_descs > q->n_free) {
+        return false;
     }
     if (table_gpa) {
         struct vring_packed_desc *t;
@@ -114,7 +124,7 @@ vgp_add(struct vgp_vq *q, const struct vg_mem *m, const uint64_t *gpas,
     q->chain_len[id] = n_descs;
     q->n_free -= n_descs;
     __atomic_store_n(&q->ring[first].flags, first_flags, __ATOMIC_RELEASE);
-    return id;
+    return true;
 }
 
 int

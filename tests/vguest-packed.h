@@ -49,7 +49,14 @@ int vgp_add(struct vgp_vq *, const struct vg_mem *, const uint64_t *gpas,
             const uint32_t *lens, const uint16_t *flags, int n,
             uint64_t table_gpa);
 
-/* The same for one buffer. */
+/* The same with buffer id 'id' (which the driver must not have out), for
+ * a driver that keeps each id's buffer for good; returns false if the ring
+ * has no room or 'id' is out. */
+bool vgp_add_id(struct vgp_vq *, const struct vg_mem *, uint16_t id,
+                const uint64_t *gpas, const uint32_t *lens,
+                const uint16_t *flags, int n, uint64_t table_gpa);
+
+/* vgp_add() for one buffer. */
 int vgp_add1(struct vgp_vq *, const struct vg_mem *, uint64_t gpa,
              uint32_t len, uint16_t flags);
 
