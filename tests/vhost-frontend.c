@@ -267,7 +267,9 @@ struct vq {
     bool unfilled;              /* RX: post no buffers (--fill-only). */
     uint16_t disabled_at;       /* used->idx when the switch acked the
                                  * disable: nothing may come after. */
-    uint64_t *buf_gpa;          /* Per head: its buffer block. */
+    uint64_t *buf_gpa;          /* Per head: its buffer block... */
+    uint32_t *buf_size;         /* ...of this many bytes... */
+    bool *buf_contiguous;       /* ...in one region? */
     /* Counters. */
     uint64_t frames;
 };
@@ -289,6 +291,26 @@ vq_init(struct guest *g, struct vq *vq, int index)
     vq->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     vq->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     vq->buf_gpa = calloc(ring_size, sizeof *vq->buf_gpa);
+    vq->buf_size = calloc(ring_size, sizeof *vq->buf_size);
+    vq->buf_contiguous = calloc(ring_size, sizeof *vq->buf_contiguous);
+}
+
+/* The buffer block of head slot 'head' of 'vq', at least 'size' bytes (in
+ * one region if 'contiguous'): the one the slot has if it is big enough,
+ * else a new one.  (A slot that carried small frames may next carry a
+ * 64 KiB one: writing that into the small block would overwrite the
+ * blocks after it, which other frames in flight may be using.) */
+static uint64_t
+vq_block(struct guest *g, struct vq *vq, uint16_t head, uint32_t size,
+         uint64_t align, bool contiguous)
+{
+    if (!vq->buf_gpa[head] || vq->buf_size[head] < size
+        || (contiguous && !vq->buf_contiguous[head])) {
+        vq->buf_gpa[head] = guest_alloc(g, size, align, contiguous);
+        vq->buf_size[head] = size;
+        vq->buf_contiguous[head] = contiguous;
+    }
+    return vq->buf_gpa[head];
 }
 
 /* Adds a buffer made of the pieces (gpa, len) as one chain, directly or
@@ -351,12 +373,10 @@ fill_rx(struct guest *g, struct vq *vq)
         uint64_t gpas[3];
         uint32_t lens[3];
 
-        if (!vq->buf_gpa[head]) {
-            vq->buf_gpa[head] = guest_alloc(g, pieces * piece_len, 64,
-                                            n_regions == 1);
-        }
+        uint64_t block = vq_block(g, vq, head, pieces * piece_len, 64,
+                                  n_regions == 1);
         for (int i = 0; i < pieces; i++) {
-            gpas[i] = vq->buf_gpa[head] + i * piece_len;
+            gpas[i] = block + i * piece_len;
             lens[i] = piece_len;
         }
         if (!vq_add(g, vq, gpas, lens, pieces, VRING_DESC_F_WRITE)) {
@@ -449,10 +469,7 @@ send_frame__(struct flow *f, int q, int size, uint32_t special_magic)
     if (vq->ring.n_free < (use_indirect ? 1 : need) || need > 64) {
         return false;
     }
-    if (!vq->buf_gpa[head]) {
-        vq->buf_gpa[head] = guest_alloc(g, 12 + max_size, 16, false);
-    }
-    block = vq->buf_gpa[head];
+    block = vq_block(g, vq, head, 12 + max_size, 16, false);
     make_frame(frame, size, g->mac, g->peer_mac, seq, q);
     if (probe) {
         memcpy(frame + 14, &special_magic, 4);
@@ -1023,11 +1040,7 @@ ol_send(struct flow *f, const struct virtio_net_hdr *hdr,
         poll_rx(f);
         usleep(200);
     }
-    if (!vq->buf_gpa[vq->ring.free_head]) {
-        vq->buf_gpa[vq->ring.free_head] = guest_alloc(g, MAX_RX_FRAME + 16,
-                                                      16, true);
-    }
-    gpa = vq->buf_gpa[vq->ring.free_head];
+    gpa = vq_block(g, vq, vq->ring.free_head, MAX_RX_FRAME + 16, 16, true);
     guest_write(g, gpa, hdr, g->hdr_len);
     guest_write(g, gpa + g->hdr_len, frame, len);
     n = g->hdr_len + len;
