@@ -444,35 +444,7 @@ virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                                           VIRTQ_MAX_PACKET + vq->hdr_len,
                                           &visits);
         burst_visits += visits > n_descs ? visits : n_descs;
-        if (status == VIRTQ_ERR_NONE && len < vq->hdr_len) {
-            status = VIRTQ_ERR_SHORT;
-        }
-        if (status == VIRTQ_ERR_NONE) {
-            struct virtio_net_hdr hdr_copy;
-            const struct virtio_net_hdr *hdr = NULL;
-            int first;
-
-            if (vq->features & VIRTQ_HDR_FEATURES) {
-                uint8_t raw[sizeof hdr_copy];
-
-                gather(pieces, n, raw, VIRTQ_HDR_READ);
-                hdr = read_hdr(&hdr_copy, raw);
-            }
-
-            int left = skip_header(pieces, n, vq->hdr_len, &first);
-
-            acc_count(&vq->pending, len - vq->hdr_len,
-                      left && pieces[first].len >= 6
-                      ? pieces[first].base : NULL);
-            cb(aux, &pieces[first], left, len - vq->hdr_len, hdr);
-        } else {
-            if (status == VIRTQ_ERR_TOO_LONG) {
-                STAT_ADD(vq->stats, too_long, 1);
-            } else {
-                STAT_ADD(vq->stats, bad_chain, 1);
-            }
-            record_error(vq, status, PK_IDX(pos));
-        }
+        deliver_chain(vq, status, pieces, n, len, cb, aux, PK_IDX(pos));
         /* Every chain goes back to the guest, good or not. */
         pk_set_avail(vq, pk_advance(vq, pos, n_descs));
         pk_put_used(vq, id, 0, n_descs);

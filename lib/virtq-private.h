@@ -202,6 +202,46 @@ add_buffer(struct virtq *vq, uint64_t addr, uint32_t dlen,
     return VIRTQ_ERR_NONE;
 }
 
+/* The end of a TX chain's general walk, for both ring layouts: a chain
+ * walked without error ('status') into the 'n' 'pieces' of 'len' bytes goes
+ * to 'cb' without its virtio-net header (a copy of which it gets if one was
+ * negotiated); a bad one, or one shorter than the header, is counted and
+ * recorded at 'where'. */
+static inline void
+deliver_chain(struct virtq *vq, enum virtq_error status,
+              struct virtq_piece *pieces, int n, uint64_t len,
+              virtq_packet_cb *cb, void *aux, uint16_t where)
+{
+    if (status == VIRTQ_ERR_NONE && len < vq->hdr_len) {
+        status = VIRTQ_ERR_SHORT;
+    }
+    if (status == VIRTQ_ERR_NONE) {
+        struct virtio_net_hdr hdr_copy;
+        const struct virtio_net_hdr *hdr = NULL;
+        int first;
+
+        if (vq->features & VIRTQ_HDR_FEATURES) {
+            uint8_t raw[sizeof hdr_copy];
+
+            gather(pieces, n, raw, VIRTQ_HDR_READ);
+            hdr = read_hdr(&hdr_copy, raw);
+        }
+
+        int left = skip_header(pieces, n, vq->hdr_len, &first);
+
+        acc_count(&vq->pending, len - vq->hdr_len,
+                  left && pieces[first].len >= 6 ? pieces[first].base : NULL);
+        cb(aux, &pieces[first], left, len - vq->hdr_len, hdr);
+    } else {
+        if (status == VIRTQ_ERR_TOO_LONG) {
+            STAT_ADD(vq->stats, too_long, 1);
+        } else {
+            STAT_ADD(vq->stats, bad_chain, 1);
+        }
+        record_error(vq, status, where);
+    }
+}
+
 /* The guest-physical address of 'p', a pointer into one of the regions
  * of 'mem'. */
 uint64_t virtq_hva_to_gpa(const struct vhost_mem *mem, const uint8_t *p);

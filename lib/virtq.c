@@ -602,35 +602,7 @@ virtq_split_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
         status = walk_chain(vq, head, false, pieces, &n, &len, UINT64_MAX,
                             VIRTQ_MAX_PACKET + vq->hdr_len, &visits);
         burst_visits += visits;
-        if (status == VIRTQ_ERR_NONE && len < vq->hdr_len) {
-            status = VIRTQ_ERR_SHORT;
-        }
-        if (status == VIRTQ_ERR_NONE) {
-            struct virtio_net_hdr hdr_copy;
-            const struct virtio_net_hdr *hdr = NULL;
-            int first;
-
-            if (vq->features & VIRTQ_HDR_FEATURES) {
-                uint8_t raw[sizeof hdr_copy];
-
-                gather(pieces, n, raw, VIRTQ_HDR_READ);
-                hdr = read_hdr(&hdr_copy, raw);
-            }
-
-            int left = skip_header(pieces, n, vq->hdr_len, &first);
-
-            acc_count(&vq->pending, len - vq->hdr_len,
-                      left && pieces[first].len >= 6
-                      ? pieces[first].base : NULL);
-            cb(aux, &pieces[first], left, len - vq->hdr_len, hdr);
-        } else {
-            if (status == VIRTQ_ERR_TOO_LONG) {
-                STAT_ADD(vq->stats, too_long, 1);
-            } else {
-                STAT_ADD(vq->stats, bad_chain, 1);
-            }
-            record_error(vq, status, head);
-        }
+        deliver_chain(vq, status, pieces, n, len, cb, aux, head);
         /* Every chain goes back to the guest, good or not, so that a bad
          * one does not leak its buffers or stall the ring. */
         put_used(vq, head, 0);
