@@ -45,3 +45,22 @@ bench-pmd: all
 	    --size $$size || exit 1; \
 	done
 .PHONY: bench-pmd
+
+# The same figure for both switches, OVS-DPDK (A) and vhostmq (B), each
+# counting its whole PMD thread (Debian's OVS-DPDK binary is stripped: see
+# bench/pmd-callgrind), on split and packed rings, BENCH_PMD_RUNS runs of
+# each, alternating A and B.
+BENCH_PMD_RUNS = 3
+bench-pmd-ab: all
+	@for size in $(BENCH_CORE_SIZES); do \
+	  for rings in split packed; do \
+	    for run in `seq $(BENCH_PMD_RUNS)`; do \
+	      for sw in A B; do \
+	        $(srcdir)/bench/pmd-callgrind --builddir $(abs_builddir) \
+	          --switch $$sw --whole-thread --rings $$rings \
+	          --size $$size || exit 1; \
+	      done; \
+	    done; \
+	  done; \
+	done
+.PHONY: bench-pmd-ab
