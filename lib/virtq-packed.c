@@ -358,10 +358,25 @@ pk_set_avail(struct virtq *vq, uint16_t pos)
     STORE_RELAXED(&vq->last_avail_idx, pos);
 }
 
+/* How many descriptors position 'to' is ahead of position 'from', or a
+ * negative number if it is behind.  (Within two laps a position and its
+ * lap's wrap counter make one number from 0 to twice the ring's size.) */
+static inline int
+pk_ahead(const struct virtq *vq, uint16_t from, uint16_t to)
+{
+    uint32_t twice = 2 * (uint32_t) vq->size;
+    uint32_t a = PK_IDX(from) + (from & VIRTQ_PACKED_WRAP ? vq->size : 0);
+    uint32_t b = PK_IDX(to) + (to & VIRTQ_PACKED_WRAP ? vq->size : 0);
+    uint32_t d = (b + twice - a) % twice;
+
+    return d <= vq->size ? (int) d : -1;
+}
+
 void
 virtq_packed_prefetch_rx(struct virtq *vq, int n)
 {
     uint16_t pos = vq->last_avail_idx;
+    int i = 0;
 
     if (virtq_is_broken(vq)) {
         return;
@@ -369,7 +384,17 @@ virtq_packed_prefetch_rx(struct virtq *vq, int n)
     if (n > VIRTQ_PREFETCH_MAX) {
         n = VIRTQ_PREFETCH_MAX;
     }
-    for (int i = 0; i < n && pk_avail(vq, pos); i++) {
+
+    /* Descriptors an earlier call prefetched (the send after a flush looks
+     * ahead for the next batch) need nothing more. */
+    int done = pk_ahead(vq, pos, vq->prefetched);
+    if (done >= n) {
+        return;
+    } else if (done > 0) {
+        i = done;
+        pos = vq->prefetched;
+    }
+    for (; i < n && pk_avail(vq, pos); i++) {
         struct vring_packed_desc d;
         uint64_t room;
         uint8_t *p;
@@ -383,6 +408,7 @@ virtq_packed_prefetch_rx(struct virtq *vq, int n)
         }
         pos = pk_advance(vq, pos, 1);
     }
+    vq->prefetched = pos;
 }
 
 int
