@@ -137,6 +137,10 @@ vg_negotiate(struct vguest *g, uint64_t extra)
           & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK))) {
         vg_fail(g, "no REPLY_ACK offered");
     }
+    if (extra & ~features) {
+        vg_fail(g, "features 0x%"PRIx64" asked for, not offered",
+                extra & ~features);
+    }
     vg_conn_must_ack(&g->conn, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0);
     vg_conn_ack_u64(&g->conn, VHOST_USER_SET_FEATURES,
                     features & ((1ull << VIRTIO_F_VERSION_1)
@@ -265,6 +269,25 @@ wrote(struct vguest *g, const void *p, size_t len)
     }
 }
 
+void
+vg_packed_wrote(struct vguest *g, uint64_t gpa, size_t len)
+{
+    wrote(g, vg_ptr(g, gpa, len), len);
+}
+
+/* Makes buffer id 'id', one buffer, available on packed ring 'ring' and
+ * kicks. */
+static void
+packed_add1(struct vguest *g, unsigned int ring, uint16_t id, uint64_t gpa,
+            uint32_t len, uint16_t flags)
+{
+    if (!vgp_add_id(&g->rings[ring].pvq, &g->layout, id, &gpa, &len, &flags,
+                    1, 0)) {
+        vg_fail(g, "packed ring %u: no room for buffer %"PRIu16, ring, id);
+    }
+    vg_kick(g, ring);
+}
+
 static void
 set_table_entry(struct vguest *g, uint64_t table, uint16_t i, uint64_t addr,
                 uint32_t len, uint16_t flags, uint16_t next)
@@ -356,6 +379,15 @@ take_used(struct vguest *g, unsigned int ring, struct vring_used_elem *e)
 {
     struct vg_vq *vq = &g->rings[ring].vq;
 
+    if (g->packed) {
+        uint16_t id, flags;
+
+        if (!vgp_used(&g->rings[ring].pvq, &id, &e->len, &flags)) {
+            return false;
+        }
+        e->id = id;
+        return true;
+    }
     if (vg_vq_used_idx(vq) == vq->last_used) {
         return false;
     }
@@ -395,10 +427,25 @@ vg_set_up_ring(struct vguest *g, unsigned int index)
     };
     uint64_t idx = index;
     static const uint8_t zero[0x3000];
+    uint32_t base = 0;
 
     vg_write(g, VG_RING_GPA(index), zero, sizeof zero);
-    vg_switch_may_write(g, used_gpa(index), 0x1000);
-    attach_ring(g, index);
+    if (g->packed) {
+        /* Used descriptors go into the ring itself; the device's event
+         * area is the switch's too. */
+        vg_switch_may_write(g, VG_RING_GPA(index), 16 * VG_RING_SIZE);
+        vg_switch_may_write(g, used_gpa(index),
+                            sizeof(struct vring_packed_event));
+        if (!vgp_init(&r->pvq, &g->layout, VG_RING_SIZE, VG_RING_GPA(index),
+                      avail_gpa(index), used_gpa(index))) {
+            vg_fail(g, "test bug: packed ring %u", index);
+        }
+        /* Position 0 of the lap whose wrap counters are 1, both halves. */
+        base = VIRTQ_PACKED_WRAP | (VIRTQ_PACKED_WRAP << 16);
+    } else {
+        vg_switch_may_write(g, used_gpa(index), 0x1000);
+        attach_ring(g, index);
+    }
 
     r->kick = eventfd(0, EFD_CLOEXEC);
     r->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -406,7 +453,7 @@ vg_set_up_ring(struct vguest *g, unsigned int index)
         vg_fail(g, "eventfd: %s", strerror(errno));
     }
     vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_NUM, index, VG_RING_SIZE);
-    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_BASE, index, 0);
+    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_BASE, index, base);
     vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr,
                      NULL, 0);
     vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_CALL, &idx, 8, &r->call,
@@ -426,6 +473,7 @@ vg_set_up(struct vguest *g, int n_pairs, uint64_t extra_features)
         vg_fail(g, "test bug: %d queue pairs", n_pairs);
     }
     g->n_pairs = n_pairs;
+    g->packed = extra_features & (1ull << VIRTIO_F_RING_PACKED);
     vg_negotiate(g, extra_features);
     vg_set_up_memory(g);
     for (int i = 0; i < 2 * n_pairs; i++) {
@@ -450,11 +498,24 @@ vg_restart_ring(struct vguest *g, unsigned int index)
         vg_fail(g, "no answer to GET_VRING_BASE");
     }
     memcpy(&st, &reply.payload, sizeof st);
-    if (st.num != r->vq.avail_idx) {
+    if (g->packed) {
+        uint32_t pos = r->pvq.next_avail | (r->pvq.avail_wrap
+                                            ? VIRTQ_PACKED_WRAP : 0);
+
+        /* Every descriptor made available is used by now (the switch
+         * gives each back before it stops the ring), so both halves say
+         * where the next one goes. */
+        if (st.num != (pos | pos << 16)) {
+            vg_fail(g, "GET_VRING_BASE says 0x%"PRIx32", the guest's next "
+                    "position is 0x%"PRIx32, st.num, pos);
+        }
+    } else if (st.num != r->vq.avail_idx) {
         vg_fail(g, "GET_VRING_BASE says %"PRIu32", the guest made %"PRIu16
                 " available", st.num, r->vq.avail_idx);
     }
-    vg_set_avail_idx(g, index, r->vq.avail_idx);
+    if (!g->packed) {
+        vg_set_avail_idx(g, index, r->vq.avail_idx);
+    }
     vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_BASE, index, st.num);
     close(r->kick);
     r->kick = fd;
@@ -476,10 +537,15 @@ vg_post_rx_buffer(struct vguest *g, unsigned int pair)
     unsigned int ring = 2 * pair;
     unsigned int slot = next_slot(g, ring);
 
-    vg_set_desc(g, ring, VG_SLOT_DESC + slot, VG_RX_BUF(slot), 2048,
-                VRING_DESC_F_WRITE, 0);
     vg_switch_may_write(g, VG_RX_BUF(slot), 2048);
     g->rings[ring].outstanding++;
+    if (g->packed) {
+        packed_add1(g, ring, VG_SLOT_DESC + slot, VG_RX_BUF(slot), 2048,
+                    VRING_DESC_F_WRITE);
+        return;
+    }
+    vg_set_desc(g, ring, VG_SLOT_DESC + slot, VG_RX_BUF(slot), 2048,
+                VRING_DESC_F_WRITE, 0);
     vg_make_avail(g, ring, VG_SLOT_DESC + slot);
 }
 
@@ -505,6 +571,11 @@ vg_send_probe(struct vguest *g, unsigned int pair, unsigned int seq)
 
     make_probe(g, frame, seq);
     vg_write(g, VG_TX_BUF(slot), frame, sizeof frame);
+    if (g->packed) {
+        packed_add1(g, ring, VG_SLOT_DESC + slot, VG_TX_BUF(slot),
+                    sizeof frame, 0);
+        return;
+    }
     vg_set_desc(g, ring, VG_SLOT_DESC + slot, VG_TX_BUF(slot), sizeof frame,
                 0, 0);
     vg_make_avail(g, ring, VG_SLOT_DESC + slot);

@@ -12,7 +12,10 @@
  *
  * One 'struct vguest' is one front-end connection with its guest memory: a
  * memfd shared with the switch as two regions with a hole between them in
- * guest-physical space, and up to VG_MAX_PAIRS queue pairs of split rings.
+ * guest-physical space, and up to VG_MAX_PAIRS queue pairs of split rings,
+ * or of packed rings if VIRTIO_F_RING_PACKED is among the features
+ * vg_set_up() asks for (probes, used entries and ring restarts then go
+ * through 'pvq'; the split-only calls below say so).
  * The guest writes its memory only through vg_write(), which keeps a
  * shadow copy, so that vg_check_memory() can tell whether the switch wrote
  * anything it was not given to write.
@@ -25,6 +28,7 @@
 #include <stdint.h>
 
 #include "vguest-conn.h"
+#include "vguest-packed.h"
 #include "vguest-ring.h"
 #include "vhost-user-wire.h"
 #include "virtq.h"
@@ -57,6 +61,10 @@ struct vg_ring {
                                  * guest's next avail index, and
                                  * 'last_used', the used entries the guest
                                  * has looked at. */
+    struct vgp_vq pvq;          /* The same for a packed ring: its
+                                 * descriptors at VG_RING_GPA, the driver's
+                                 * event area 0x1000 after, the device's
+                                 * 0x2000 after. */
     int kick;
     int call;
     bool set_up;
@@ -73,6 +81,7 @@ struct vguest {
     uint8_t *shadow;            /* What guest memory must hold... */
     uint8_t *may_write;         /* ...except where these are non-zero. */
     int n_pairs;
+    bool packed;                /* VIRTIO_F_RING_PACKED negotiated. */
     struct vg_ring rings[2 * VG_MAX_PAIRS];
     unsigned int probe_seq;
     uint8_t probe_mac[6];       /* Probes go to this MAC... */
@@ -103,7 +112,10 @@ void vg_write(struct vguest *, uint64_t gpa, const void *data, size_t len);
 void vg_switch_may_write(struct vguest *, uint64_t gpa, size_t len);
 void vg_check_memory(const struct vguest *, const char *when);
 
-/* Rings. */
+/* Rings.  vg_set_desc() to vg_used_idx() are for split rings only;
+ * vg_packed_wrote() tells the shadow of descriptors a caller wrote into a
+ * packed ring through its 'pvq' (the ring itself the switch may write). */
+void vg_packed_wrote(struct vguest *, uint64_t gpa, size_t len);
 void vg_set_desc(struct vguest *, unsigned int ring, uint16_t i,
                  uint64_t addr, uint32_t len, uint16_t flags, uint16_t next);
 void vg_set_table_desc(struct vguest *, uint64_t table, uint16_t i,

@@ -853,6 +853,187 @@ b_tx_zero_length_chain(unsigned int ring, uint16_t write)
     return 0;
 }
 
+/* Packed rings (virtio 1.1).  A bad chain is written into the ring at the
+ * guest's next position with buffer id PK_BAD_ID (one the guest's probes
+ * never use), and made available there; the same rules hold as for split
+ * rings, but for what has no equivalent (no avail index, no next field)
+ * and for a chain that never ends, which stops the ring: nothing says
+ * where the next chain would start. */
+#define PK_BAD_ID 1
+
+static struct vgp_vq *
+pk_ring(unsigned int ring)
+{
+    return &g->rings[ring].pvq;
+}
+
+/* Makes the chain of 'n' descriptors available with PK_BAD_ID, flags as
+ * given (NEXT is added between them). */
+static uint16_t
+pk_add(unsigned int ring, const uint64_t *gpas, const uint32_t *lens,
+       const uint16_t *flags, int n)
+{
+    if (!vgp_add_id(pk_ring(ring), &g->layout, PK_BAD_ID, gpas, lens, flags,
+                    n, 0)) {
+        vg_fail(g, "test bug: no room in packed ring %u", ring);
+    }
+    return PK_BAD_ID;
+}
+
+static uint16_t
+pk_add1(unsigned int ring, uint64_t gpa, uint32_t len, uint16_t flags)
+{
+    return pk_add(ring, &gpa, &len, &flags, 1);
+}
+
+/* Entry 'i' of the packed indirect table at 'table'. */
+static void
+pk_set_table_desc(uint64_t table, int i, uint64_t addr, uint32_t len,
+                  uint16_t flags)
+{
+    struct vring_packed_desc d = { .addr = addr, .len = len, .id = 0,
+                                   .flags = flags };
+
+    vg_write(g, table + i * sizeof d, &d, sizeof d);
+}
+
+static uint16_t
+b_pk_addr_outside_memory(unsigned int ring, uint16_t write)
+{
+    return pk_add1(ring, VG_REGION_A_SIZE + 0x1000, 100, write);
+}
+
+static uint16_t
+b_pk_len_past_memory(unsigned int ring, uint16_t write)
+{
+    return pk_add1(ring, VG_REGION_B_GPA + VG_REGION_B_SIZE - 64, 0x10000,
+                   write);
+}
+
+static uint16_t
+b_pk_len_huge(unsigned int ring, uint16_t write)
+{
+    return pk_add1(ring, BAD_BUF, UINT32_MAX, write);
+}
+
+static uint16_t
+b_pk_shorter_than_header(unsigned int ring, uint16_t write)
+{
+    return pk_add1(ring, BAD_BUF, VG_HDR_LEN - 6, write);
+}
+
+static uint16_t
+b_pk_wrong_direction(unsigned int ring, uint16_t write)
+{
+    return pk_add1(ring, BAD_BUF, 200, write ^ VRING_DESC_F_WRITE);
+}
+
+static uint16_t
+b_pk_indirect_chained(unsigned int ring, uint16_t write)
+{
+    /* An indirect descriptor, then another: a packed ring's indirect
+     * descriptor must be its chain's only one. */
+    uint64_t gpas[2] = { TABLE_A, BAD_BUF + 256 };
+    uint32_t lens[2] = { 16, 100 };
+    uint16_t flags[2] = { VRING_DESC_F_INDIRECT, write };
+
+    pk_set_table_desc(TABLE_A, 0, BAD_BUF, 100, write);
+    return pk_add(ring, gpas, lens, flags, 2);
+}
+
+static uint16_t
+b_pk_indirect_bad_size(unsigned int ring, uint16_t write)
+{
+    pk_set_table_desc(TABLE_A, 0, BAD_BUF, 100, write);
+    return pk_add1(ring, TABLE_A, 20, VRING_DESC_F_INDIRECT);
+}
+
+static uint16_t
+b_pk_indirect_outside_memory(unsigned int ring, uint16_t write UNUSED)
+{
+    /* The table's last 8 bytes are past region A's end. */
+    return pk_add1(ring, VG_REGION_A_SIZE - 8, 16, VRING_DESC_F_INDIRECT);
+}
+
+static uint16_t
+b_pk_indirect_bigger_than_ring(unsigned int ring, uint16_t write)
+{
+    /* A ring's worth and one more entries, the first a good buffer. */
+    uint32_t len = write ? 2048 : decoy_frame(BAD_BUF);
+
+    pk_set_table_desc(TABLE_A, 0, BAD_BUF, len, write);
+    for (int i = 1; i <= VG_RING_SIZE; i++) {
+        pk_set_table_desc(TABLE_A, i, BAD_BUF, 0, write);
+    }
+    return pk_add1(ring, TABLE_A, (VG_RING_SIZE + 1) * 16,
+                   VRING_DESC_F_INDIRECT);
+}
+
+static uint16_t
+b_pk_indirect_good(unsigned int ring, uint16_t write)
+{
+    /* A good table, for a guest that did not negotiate indirect
+     * descriptors. */
+    uint32_t len = write ? 2048 : decoy_frame(BAD_BUF);
+
+    pk_set_table_desc(TABLE_A, 0, BAD_BUF, len, write);
+    return pk_add1(ring, TABLE_A, 16, VRING_DESC_F_INDIRECT);
+}
+
+static uint16_t
+b_pk_zero_length_table(unsigned int ring, uint16_t write)
+{
+    /* A frame after 255 empty entries of a ring-sized table: with the
+     * indirect descriptor, more descriptors than one frame may cost. */
+    uint32_t len = decoy_frame(BAD_BUF);
+
+    for (int i = 0; i < VG_RING_SIZE - 1; i++) {
+        pk_set_table_desc(TABLE_A, i, BAD_BUF, 0, write);
+    }
+    pk_set_table_desc(TABLE_A, VG_RING_SIZE - 1, BAD_BUF, len, write);
+    return pk_add1(ring, TABLE_A, VG_RING_SIZE * 16, VRING_DESC_F_INDIRECT);
+}
+
+/* The ring as it was before b_pk_chain_without_end() filled it, for the
+ * guest to put back before it restarts the ring. */
+static struct vring_packed_desc pk_saved[VG_RING_SIZE];
+
+static uint16_t
+b_pk_chain_without_end(unsigned int ring, uint16_t write)
+{
+    /* Every descriptor of the ring made available with NEXT, from the
+     * guest's next position round to the one before it (the first one's
+     * flags last). */
+    struct vgp_vq *q = pk_ring(ring);
+    uint16_t avail = q->avail_wrap ? VRING_PACKED_DESC_F_AVAIL
+                                   : VRING_PACKED_DESC_F_USED;
+    uint16_t first = q->next_avail;
+
+    memcpy(pk_saved, q->ring, sizeof pk_saved);
+    for (int k = VG_RING_SIZE - 1; k >= 0; k--) {
+        unsigned int i = (first + k) % VG_RING_SIZE;
+        /* Past the ring's end, the next lap's flags. */
+        uint16_t lap = (first + k >= VG_RING_SIZE
+                        ? avail ^ (VRING_PACKED_DESC_F_AVAIL
+                                   | VRING_PACKED_DESC_F_USED)
+                        : avail);
+
+        q->ring[i].addr = BAD_BUF + 16 * i;
+        q->ring[i].len = 16;
+        q->ring[i].id = PK_BAD_ID;
+        __atomic_store_n(&q->ring[i].flags,
+                         (uint16_t) (lap | write | VRING_DESC_F_NEXT),
+                         __ATOMIC_RELEASE);
+    }
+    return PK_BAD_ID;
+}
+
+static void
+pk_undo_chain_without_end(unsigned int ring)
+{
+    memcpy(pk_ring(ring)->ring, pk_saved, sizeof pk_saved);
+}
+
 /* The guest's memfd shrinks under the switch.  The guest must not touch
  * its memory where the file is gone (it would get SIGBUS itself). */
 static uint16_t
@@ -897,6 +1078,7 @@ struct ring_case {
     enum ring_expect expect;
     bool no_indirect;           /* Negotiate without INDIRECT_DESC. */
     uint16_t (*bad)(unsigned int ring, uint16_t write);
+    bool packed;                /* On packed rings (VIRTIO_F_RING_PACKED). */
 };
 
 static const struct ring_case ring_cases[] = {
@@ -953,6 +1135,35 @@ static const struct ring_case ring_cases[] = {
     { "tx-disabled-call-fd-jammed", TX, CALL_JAMMED, false, NULL },
     { "memfd-shrunk-to-0", TX, DISCONNECTED, false, b_shrink_to_zero },
     { "memfd-shrunk-to-half", TX, DISCONNECTED, false, b_shrink_to_half },
+    { "tx-packed-chain-without-end", TX, RING_STOPPED, false,
+      b_pk_chain_without_end, true },
+    { "rx-packed-chain-without-end", RX, RING_STOPPED, false,
+      b_pk_chain_without_end, true },
+    { "tx-packed-addr-outside-memory", TX, CHAIN_RETURNED, false,
+      b_pk_addr_outside_memory, true },
+    { "rx-packed-addr-outside-memory", RX, CHAIN_RETURNED, false,
+      b_pk_addr_outside_memory, true },
+    { "tx-packed-len-past-memory", TX, CHAIN_RETURNED, false,
+      b_pk_len_past_memory, true },
+    { "tx-packed-len-4GiB", TX, CHAIN_RETURNED, false, b_pk_len_huge, true },
+    { "tx-packed-shorter-than-header", TX, CHAIN_RETURNED, false,
+      b_pk_shorter_than_header, true },
+    { "tx-packed-writable-buffer", TX, CHAIN_RETURNED, false,
+      b_pk_wrong_direction, true },
+    { "rx-packed-readonly-buffer", RX, CHAIN_RETURNED, false,
+      b_pk_wrong_direction, true },
+    { "tx-packed-indirect-chained", TX, CHAIN_RETURNED, false,
+      b_pk_indirect_chained, true },
+    { "tx-packed-indirect-bad-size", TX, CHAIN_RETURNED, false,
+      b_pk_indirect_bad_size, true },
+    { "rx-packed-indirect-outside-memory", RX, CHAIN_RETURNED, false,
+      b_pk_indirect_outside_memory, true },
+    { "rx-packed-indirect-table-bigger-than-ring", RX, CHAIN_RETURNED, false,
+      b_pk_indirect_bigger_than_ring, true },
+    { "tx-packed-indirect-not-negotiated", TX, CHAIN_RETURNED, true,
+      b_pk_indirect_good, true },
+    { "tx-packed-zero-length-table", TX, CHAIN_RETURNED, false,
+      b_pk_zero_length_table, true },
 };
 
 static const char *socket_path;
@@ -1044,7 +1255,8 @@ run_ring_case(const struct ring_case *c)
     struct vring_used_elem e;
     uint16_t head;
 
-    vg_set_up(g, 1, c->no_indirect ? 0 : 1ull << VIRTIO_RING_F_INDIRECT_DESC);
+    vg_set_up(g, 1, ((c->no_indirect ? 0 : 1ull << VIRTIO_RING_F_INDIRECT_DESC)
+                     | (c->packed ? 1ull << VIRTIO_F_RING_PACKED : 0)));
     /* The first probe waits for the switch to take the port's queues into
      * its PMD threads. */
     vg_probe_round_trip(g, 0, 10000, "before the bad chain");
@@ -1077,20 +1289,29 @@ run_ring_case(const struct ring_case *c)
         return;
     }
     if (c->expect == RING_STOPPED) {
-        /* The guest's index runs a ring and more ahead of what it made
-         * available. */
-        vg_set_avail_idx(g, c->ring,
-                         g->rings[c->ring].vq.avail_idx + VG_RING_SIZE + 100);
+        if (c->packed) {
+            c->bad(c->ring, c->ring == RX ? VRING_DESC_F_WRITE : 0);
+        } else {
+            /* The guest's index runs a ring and more ahead of what it
+             * made available. */
+            vg_set_avail_idx(g, c->ring, (g->rings[c->ring].vq.avail_idx
+                                          + VG_RING_SIZE + 100));
+        }
         vg_kick(g, c->ring);
         if (c->ring == RX) {
             send_frame_for_rx();
         }
         usleep(200 * 1000);
-        if (vg_used_idx(g, c->ring) != g->rings[c->ring].vq.last_used) {
-            vg_fail(g, "the switch used entries of a ring whose avail index "
-                    "jumped");
+        if (c->packed ? vg_wait_used(g, c->ring, 0, &e)
+            : vg_used_idx(g, c->ring) != g->rings[c->ring].vq.last_used) {
+            vg_fail(g, "the switch used entries of a ring it should have "
+                    "stopped");
         }
-        vg_check_memory(g, "after the avail index jump");
+        vg_check_memory(g, "after the ring went bad");
+        if (c->packed) {
+            /* As a driver resets a queue: the bad chain goes. */
+            pk_undo_chain_without_end(c->ring);
+        }
         vg_restart_ring(g, c->ring);
         vg_probe_round_trip(g, 0, 5000, "after restarting the ring");
         printf("ok: %s: ring stopped; restarted, it forwards\n", c->name);
@@ -1098,7 +1319,11 @@ run_ring_case(const struct ring_case *c)
     }
 
     head = c->bad(c->ring, c->ring == RX ? VRING_DESC_F_WRITE : 0);
-    vg_make_avail(g, c->ring, head);
+    if (c->packed) {
+        vg_kick(g, c->ring);
+    } else {
+        vg_make_avail(g, c->ring, head);
+    }
     if (c->ring == RX) {
         send_frame_for_rx();
     }
