@@ -154,12 +154,12 @@ pk_log_used(struct virtq *vq, uint16_t from, uint16_t to)
     }
 }
 
-/* Gives the chain of 'n_descs' descriptors with buffer id 'id' back to the
- * guest, 'len' bytes of it written. */
+/* Writes the used descriptor at position 'pos': buffer id 'id', 'len'
+ * bytes of it written.  The first of a burst keeps its flags back for
+ * virtq_packed_flush(). */
 static inline void
-pk_put_used(struct virtq *vq, uint16_t id, uint32_t len, uint32_t n_descs)
+pk_write_used(struct virtq *vq, uint16_t pos, uint16_t id, uint32_t len)
 {
-    uint16_t pos = vq->used_idx;
     struct vring_packed_desc *d = &vq->ring[PK_IDX(pos)];
     /* AVAIL and USED both the lap's wrap counter; WRITE if written. */
     uint16_t flags = ((-(uint16_t) (pos >> 15)
@@ -174,7 +174,15 @@ pk_put_used(struct virtq *vq, uint16_t id, uint32_t len, uint32_t n_descs)
     } else {
         STORE_RELAXED(&d->flags, flags);
     }
-    vq->used_idx = pk_advance(vq, pos, n_descs);
+}
+
+/* Gives the chain of 'n_descs' descriptors with buffer id 'id' back to the
+ * guest, 'len' bytes of it written. */
+static inline void
+pk_put_used(struct virtq *vq, uint16_t id, uint32_t len, uint32_t n_descs)
+{
+    pk_write_used(vq, vq->used_idx, id, len);
+    vq->used_idx = pk_advance(vq, vq->used_idx, n_descs);
 }
 
 /* Whether the guest wants an interrupt for the used descriptors from
@@ -358,6 +366,24 @@ pk_set_avail(struct virtq *vq, uint16_t pos)
     STORE_RELAXED(&vq->last_avail_idx, pos);
 }
 
+/* Takes the one-descriptor chain at the ring's front, position 'pos', and
+ * gives it back used, 'len' bytes of it written.  Chains go back in the
+ * order they came, so the used position is usually 'pos' too: both then
+ * move on at once. */
+static inline void
+pk_take1(struct virtq *vq, uint16_t pos, uint16_t id, uint32_t len)
+{
+    uint16_t next = pk_advance(vq, pos, 1);
+
+    pk_set_avail(vq, next);
+    if (LIKELY(vq->used_idx == pos)) {
+        pk_write_used(vq, pos, id, len);
+        vq->used_idx = next;
+    } else {
+        pk_put_used(vq, id, len, 1);
+    }
+}
+
 /* How many descriptors position 'to' is ahead of position 'from', or a
  * negative number if it is behind.  (Within two laps a position and its
  * lap's wrap counter make one number from 0 to twice the ring's size.) */
@@ -447,8 +473,7 @@ virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             acc_count(&vq->pending, pieces[0].len,
                       pieces[0].len >= 6 ? pieces[0].base : NULL);
             cb(aux, pieces, 1, pieces[0].len, hdr);
-            pk_set_avail(vq, pk_advance(vq, pos, 1));
-            pk_put_used(vq, d.id, 0, 1);
+            pk_take1(vq, pos, d.id, 0);
             continue;
         }
 
@@ -565,8 +590,7 @@ virtq_packed_enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
     if (UNLIKELY(vq->log != NULL)) {
         vhost_log_mark(vq->log, virtq_hva_to_gpa(vq->mem, p), need);
     }
-    pk_set_avail(vq, pk_advance(vq, pos, 1));
-    pk_put_used(vq, d.id, need, 1);
+    pk_take1(vq, pos, d.id, need);
     acc_count(&vq->pending, len, len >= 6 ? data : NULL);
     return 0;
 }
