@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "vguest-packed.h"
 #include "vhost-device.h"
 #include "vhost-log.h"
 #include "vhost-mem.h"
@@ -297,6 +298,12 @@ struct gring {
     int chain_len[RING];
     struct virtq vq;
     struct virtq_stats stats;
+    /* Packed rings: the driver is vguest-packed's, over a view of the
+     * same memory; the descriptors at 'desc_gpa', the driver's and the
+     * device's event areas at 'avail_gpa' and 'used_gpa'. */
+    bool packed;
+    struct vg_mem m;
+    struct vgp_vq q;
 };
 
 static uint32_t rng_state = 12345;
@@ -327,9 +334,18 @@ gring_init(struct gring *r, struct lguest *g, bool rx, uint64_t desc,
         r->free[i] = RING - 1 - i;
     }
     r->n_free = RING;
+    r->packed = features & (1ull << VIRTIO_F_RING_PACKED);
+    if (r->packed) {
+        for (int i = 0; i < 2; i++) {
+            vg_mem_add_view(&r->m, g->fds[i], g->hva[i], GPA0 + i * REGION_SIZE,
+                            REGION_SIZE);
+        }
+        CHECK(vgp_init(&r->q, &r->m, RING, desc, avail, used));
+    }
     CHECK_EQ(virtq_init(&r->vq, g->mem, RING, (uintptr_t) r->desc,
-                        (uintptr_t) r->avail, (uintptr_t) r->used, 0,
-                        features, -1, &r->stats), VIRTQ_INIT_OK);
+                        (uintptr_t) r->avail, (uintptr_t) r->used,
+                        r->packed ? VIRTQ_PACKED_WRAP : 0, features, -1,
+                        &r->stats), VIRTQ_INIT_OK);
 }
 
 /* A random buffer of 'len' bytes in the buffer area (maybe across the
@@ -341,6 +357,37 @@ random_buffer(uint32_t len)
         return GPA0 + REGION_SIZE - 1 - rnd(len);
     }
     return BUFFERS + rnd(GUEST_SIZE - (BUFFERS - GPA0) - len);
+}
+
+/* gring_post() for a packed ring: the same chains, through vgp_add(). */
+static bool
+pring_post(struct gring *r, struct lguest *g, int n, bool indirect)
+{
+    uint64_t gpas[4];
+    uint32_t lens[4];
+    uint16_t flags[4];
+    int id;
+
+    if (r->q.n_free < (indirect ? 1 : n)) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        lens[i] = r->rx ? 12 + rnd(1500) : 1 + rnd(800) + (i ? 0 : 12);
+        gpas[i] = random_buffer(lens[i]);
+        flags[i] = r->rx ? VRING_DESC_F_WRITE : 0;
+        if (!r->rx) {
+            for (uint32_t k = 0; k < lens[i]; k++) {
+                lg_ptr(g, gpas[i] + k)[0] = rnd(256);
+            }
+        }
+    }
+    /* (An id is known only once added: its table goes by a free slot of
+     * the chain's first descriptor, which no other chain out holds.) */
+    uint64_t table = (INDIRECT + (r->rx ? 0 : RING) * INDIRECT_MAX * 16
+                      + r->q.next_avail * INDIRECT_MAX * 16);
+    id = vgp_add(&r->q, &r->m, gpas, lens, flags, n, indirect ? table : 0);
+    CHECK(id >= 0);
+    return true;
 }
 
 /* Posts one chain of 1 to 4 buffers (or an indirect table of them), all
@@ -355,6 +402,9 @@ gring_post(struct gring *r, struct lguest *g)
     struct vring_desc *table;
     uint16_t head;
 
+    if (r->packed) {
+        return pring_post(r, g, n, indirect);
+    }
     if (r->n_free < (indirect ? 1 : n)) {
         return false;
     }
@@ -408,6 +458,15 @@ gring_post(struct gring *r, struct lguest *g)
 static void
 gring_reap(struct gring *r)
 {
+    if (r->packed) {
+        uint16_t id, flags;
+        uint32_t len;
+
+        while (vgp_used(&r->q, &id, &len, &flags)) {
+            continue;
+        }
+        return;
+    }
     uint16_t used_idx = __atomic_load_n(&r->used->idx, __ATOMIC_ACQUIRE);
 
     while (r->used_seen != used_idx) {
@@ -433,12 +492,13 @@ count_cb(void *aux, const struct virtq_piece *pieces, int n, uint32_t len,
 }
 
 static void
-property_run(bool logging)
+property_run(bool logging, bool packed)
 {
     uint64_t features = ((1ull << VIRTIO_F_VERSION_1)
                          | (1ull << VIRTIO_NET_F_MRG_RXBUF)
                          | (1ull << VIRTIO_RING_F_INDIRECT_DESC)
-                         | (1ull << VIRTIO_RING_F_EVENT_IDX));
+                         | (1ull << VIRTIO_RING_F_EVENT_IDX)
+                         | (packed ? 1ull << VIRTIO_F_RING_PACKED : 0));
     uint8_t *shadow = malloc(GUEST_SIZE);
     uint8_t frame[4000];
     struct gring *rx = calloc(1, sizeof *rx), *tx = calloc(1, sizeof *tx);
@@ -534,13 +594,25 @@ property_run(bool logging)
 static void
 test_traffic_marks_changed_pages(void)
 {
-    property_run(true);
+    property_run(true, false);
 }
 
 static void
 test_traffic_without_logging(void)
 {
-    property_run(false);
+    property_run(false, false);
+}
+
+static void
+test_packed_traffic_marks_changed_pages(void)
+{
+    property_run(true, true);
+}
+
+static void
+test_packed_traffic_without_logging(void)
+{
+    property_run(false, true);
 }
 
 /* The device: LOG_SHMFD and LOG_ALL offered, SET_LOG_BASE mapped and
@@ -718,6 +790,9 @@ static const struct unit_test tests[] = {
     { "mark_concurrent", test_mark_concurrent },
     { "traffic_marks_changed_pages", test_traffic_marks_changed_pages },
     { "traffic_without_logging", test_traffic_without_logging },
+    { "packed_traffic_marks_changed_pages",
+      test_packed_traffic_marks_changed_pages },
+    { "packed_traffic_without_logging", test_packed_traffic_without_logging },
     { "device_log_messages", test_device_log_messages },
 };
 
