@@ -441,7 +441,7 @@ vg_set_up_ring(struct vguest *g, unsigned int index)
             vg_fail(g, "test bug: packed ring %u", index);
         }
         /* Position 0 of the lap whose wrap counters are 1, both halves. */
-        base = VIRTQ_PACKED_WRAP | (VIRTQ_PACKED_WRAP << 16);
+        base = VIRTQ_PACKED_WRAP | (uint32_t) VIRTQ_PACKED_WRAP << 16;
     } else {
         vg_switch_may_write(g, used_gpa(index), 0x1000);
         attach_ring(g, index);
