@@ -269,12 +269,6 @@ wrote(struct vguest *g, const void *p, size_t len)
     }
 }
 
-void
-vg_packed_wrote(struct vguest *g, uint64_t gpa, size_t len)
-{
-    wrote(g, vg_ptr(g, gpa, len), len);
-}
-
 /* Makes buffer id 'id', one buffer, available on packed ring 'ring' and
  * kicks. */
 static void

@@ -112,10 +112,7 @@ void vg_write(struct vguest *, uint64_t gpa, const void *data, size_t len);
 void vg_switch_may_write(struct vguest *, uint64_t gpa, size_t len);
 void vg_check_memory(const struct vguest *, const char *when);
 
-/* Rings.  vg_set_desc() to vg_used_idx() are for split rings only;
- * vg_packed_wrote() tells the shadow of descriptors a caller wrote into a
- * packed ring through its 'pvq' (the ring itself the switch may write). */
-void vg_packed_wrote(struct vguest *, uint64_t gpa, size_t len);
+/* Rings.  vg_set_desc() to vg_used_idx() are for split rings only. */
 void vg_set_desc(struct vguest *, unsigned int ring, uint16_t i,
                  uint64_t addr, uint32_t len, uint16_t flags, uint16_t next);
 void vg_set_table_desc(struct vguest *, uint64_t table, uint16_t i,
