@@ -403,6 +403,19 @@ test_packed_ring_base(void)
     CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
              VHOST_DEVICE_OK);
 
+    /* Wrap counters 0 (a front-end stopped on an odd lap, as after a
+     * reconnect or a migration): resumed on that lap, and answered so. */
+    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1, 4u | 4u << 16),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 },
+                      8, eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_OK);
+    vq = vhost_vring_live(&f.dev.vrings[1]);
+    CHECK(vq != NULL);
+    CHECK_EQ(virtq_last_avail(vq), 4);
+    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(f.reply.payload.state.num, 4u | 4u << 16);
+
     /* A position beyond the ring: the ring does not start. */
     CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1, 0x8000 | 100),
              VHOST_DEVICE_OK);
