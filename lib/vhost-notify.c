@@ -13,18 +13,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef sigev_notify_thread_id
-#define sigev_notify_thread_id _sigev_un._tid
-#endif
 
 int
 vhost_call_fd_prepare(int fd, char *why, size_t size)
@@ -64,13 +63,40 @@ vhost_call_fd_prepare(int fd, char *why, size_t size)
     return 0;
 }
 
-/* The signal that interrupts a blocked write: a real-time signal nobody
+/* A blocked write is interrupted by a signal: a real-time signal nobody
  * else in the process handles, with a handler that does nothing (all that
- * matters is that the write returns EINTR), without SA_RESTART. */
+ * matters is that the write returns EINTR), installed without SA_RESTART.
+ *
+ * Who sends it: a watchdog thread, started with the first notification.
+ * Each notifying thread has a slot whose sequence number is odd while the
+ * thread is inside its write(); every NOTIFY_CHECK_MS the watchdog looks
+ * at each slot, and a write it finds still there, with the same number,
+ * at its next look has lasted at least NOTIFY_CHECK_MS: the watchdog sends
+ * the signal to that thread (again at each look, until the write returns).
+ * A notification thus costs its write and two stores, where a timer armed
+ * and disarmed around the write cost two more system calls. */
+#define NOTIFY_CHECK_MS (VHOST_NOTIFY_TIMEOUT_MS / 2)
+
+struct notify_slot {
+    atomic_uint seq;            /* Odd while the thread is in write(). */
+    unsigned int seen;          /* The watchdog's last look at 'seq'. */
+    pid_t tid;
+    struct notify_slot *next;   /* In 'notify_slots'. */
+};
+
 static int notify_signo;
 static int notify_setup_error;
 static pthread_once_t notify_once = PTHREAD_ONCE_INIT;
 static pthread_key_t notify_key;
+
+/* The slots of the threads that have notified and not exited.  The
+ * watchdog reads them, and a thread's slot is freed, only under
+ * 'notify_mutex'; the watchdog waits on 'notify_cond' while there are
+ * none. */
+static pthread_mutex_t notify_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t notify_cond = PTHREAD_COND_INITIALIZER;
+static struct notify_slot *notify_slots;
+static bool notify_watchdog_running;
 
 static void
 notify_handler(int signo)
@@ -78,17 +104,51 @@ notify_handler(int signo)
     (void) signo;
 }
 
-struct notify_timer {
-    timer_t timer;
-};
-
-static void
-notify_timer_destroy(void *t_)
+static void *
+notify_watchdog(void *arg)
 {
-    struct notify_timer *t = t_;
+    const struct timespec period = { 0, NOTIFY_CHECK_MS * 1000000L };
+    pid_t pid = getpid();
 
-    timer_delete(t->timer);
-    free(t);
+    (void) arg;
+    pthread_mutex_lock(&notify_mutex);
+    for (;;) {
+        while (!notify_slots) {
+            pthread_cond_wait(&notify_cond, &notify_mutex);
+        }
+        for (struct notify_slot *s = notify_slots; s; s = s->next) {
+            unsigned int seq = atomic_load_explicit(&s->seq,
+                                                    memory_order_acquire);
+
+            if (seq & 1 && seq == s->seen) {
+                /* The thread is alive: it is inside write(), and its slot
+                 * would have left the list before it exited. */
+                syscall(SYS_tgkill, pid, s->tid, notify_signo);
+            }
+            s->seen = seq;
+        }
+        pthread_mutex_unlock(&notify_mutex);
+        nanosleep(&period, NULL);
+        pthread_mutex_lock(&notify_mutex);
+    }
+    return NULL;
+}
+
+/* At a notifying thread's exit. */
+static void
+notify_slot_destroy(void *s_)
+{
+    struct notify_slot *s = s_;
+
+    pthread_mutex_lock(&notify_mutex);
+    for (struct notify_slot **p = &notify_slots; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&notify_mutex);
+    free(s);
 }
 
 static void
@@ -102,7 +162,7 @@ notify_setup(void)
     sa.sa_flags = 0;            /* No SA_RESTART: the write returns EINTR. */
 
     notify_setup_error = pthread_key_create(&notify_key,
-                                            notify_timer_destroy);
+                                            notify_slot_destroy);
     if (notify_setup_error) {
         return;
     }
@@ -122,80 +182,101 @@ notify_setup(void)
     notify_setup_error = EBUSY;
 }
 
-/* This thread's timer, created on its first notification. */
-static struct notify_timer *
-notify_timer_get(int *error)
+/* Starts the watchdog, with every signal blocked (none is for it).  Called
+ * with 'notify_mutex' held.  Returns 0 or an errno value. */
+static int
+notify_watchdog_start(void)
 {
-    static __thread struct notify_timer *timer;
-    static __thread int timer_error;
-    struct notify_timer *t;
-    struct sigevent sev;
+    sigset_t all, old;
+    pthread_t thread;
+    int error;
+
+    if (notify_watchdog_running) {
+        return 0;
+    }
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    error = pthread_create(&thread, NULL, notify_watchdog, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!error) {
+        pthread_detach(thread);
+        notify_watchdog_running = true;
+    }
+    return error;
+}
+
+/* This thread's slot, created on its first notification. */
+static struct notify_slot *
+notify_slot_get(int *error)
+{
+    static __thread struct notify_slot *slot;
+    static __thread int slot_error;
+    struct notify_slot *s;
     sigset_t set;
 
-    if (__builtin_expect(timer != NULL, 1)) {
-        return timer;
+    if (__builtin_expect(slot != NULL, 1)) {
+        return slot;
     }
-    if (timer_error) {
-        *error = timer_error;
+    if (slot_error) {
+        *error = slot_error;
         return NULL;
     }
 
     pthread_once(&notify_once, notify_setup);
     if (notify_setup_error) {
-        *error = timer_error = notify_setup_error;
+        *error = slot_error = notify_setup_error;
         return NULL;
     }
-    t = malloc(sizeof *t);
-    if (!t) {
+    s = calloc(1, sizeof *s);
+    if (!s) {
         *error = ENOMEM;        /* Maybe next time. */
         return NULL;
     }
-    memset(&sev, 0, sizeof sev);
-    sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = notify_signo;
-    sev.sigev_notify_thread_id = syscall(SYS_gettid);
-    if (timer_create(CLOCK_MONOTONIC, &sev, &t->timer)) {
-        *error = errno;
-        free(t);
+    atomic_init(&s->seq, 0);
+    s->tid = syscall(SYS_gettid);
+
+    pthread_mutex_lock(&notify_mutex);
+    *error = notify_watchdog_start();
+    if (!*error) {
+        s->next = notify_slots;
+        notify_slots = s;
+        pthread_cond_signal(&notify_cond);
+    }
+    pthread_mutex_unlock(&notify_mutex);
+    if (*error) {
+        free(s);                /* Maybe next time. */
         return NULL;
     }
+
     /* The thread may have been started with the signal blocked. */
     sigemptyset(&set);
     sigaddset(&set, notify_signo);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    pthread_setspecific(notify_key, t);
-    timer = t;
-    return t;
+    pthread_setspecific(notify_key, s);
+    slot = s;
+    return s;
 }
 
 int
 vhost_notify(int fd)
 {
-    /* Repeating: a thread preempted between arming and the write, past the
-     * first expiry, still gets the next one while it waits in the write. */
-    static const struct itimerspec arm = {
-        .it_value = { 0, VHOST_NOTIFY_TIMEOUT_MS * 1000000L },
-        .it_interval = { 0, VHOST_NOTIFY_TIMEOUT_MS * 1000000L },
-    };
-    static const struct itimerspec disarm;
-    struct notify_timer *t;
+    struct notify_slot *s;
+    unsigned int seq;
     uint64_t one = 1;
     ssize_t n;
     int error = 0;
 
-    t = notify_timer_get(&error);
-    if (!t) {
+    s = notify_slot_get(&error);
+    if (!s) {
         return error;
     }
-    if (timer_settime(t->timer, 0, &arm, NULL)) {
-        return errno;
-    }
+    /* Only this thread writes its 'seq'. */
+    seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_seq_cst);
     n = write(fd, &one, sizeof one);
+    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
     if (n != sizeof one) {
         error = n < 0 ? errno : EIO;
     }
-    /* A signal that comes now is taken on the way out of this call (or of
-     * the write), by the handler: no other system call sees it. */
-    timer_settime(t->timer, 0, &disarm, NULL);
     return error;
 }

@@ -19,21 +19,27 @@
  *     (a pipe, socket or file could block a write in ways no signal
  *     interrupts) and sets O_NONBLOCK on it;
  *
- *   - vhost_notify() writes with a per-thread POSIX timer armed around the
- *     write: if the front-end cleared O_NONBLOCK and filled the counter, the
- *     timer's signal (a real-time signal whose handler does nothing,
- *     installed without SA_RESTART) interrupts the write within
- *     VHOST_NOTIFY_TIMEOUT_MS.  The timer is armed only while the thread is
- *     inside this function, and the only system call made while it is armed
- *     is the write: a late signal is taken on the way out (the handler runs
- *     and returns), never by another system call of the thread.
+ *   - vhost_notify() writes, and a watchdog thread interrupts a write that
+ *     blocks: if the front-end cleared O_NONBLOCK and filled the counter,
+ *     the watchdog, which looks at every notifying thread each
+ *     VHOST_NOTIFY_TIMEOUT_MS / 2, sees the same write at two looks and
+ *     sends the thread a real-time signal whose handler does nothing,
+ *     installed without SA_RESTART: the write returns EINTR within
+ *     VHOST_NOTIFY_TIMEOUT_MS (and scheduling delays).  A notification
+ *     costs one system call, the write.
+ *
+ *     The signal is sent only to a thread the watchdog found in one write
+ *     for a whole period; should that write end just before the signal
+ *     arrives, the thread takes it where it is, and a system call it is
+ *     sleeping in returns EINTR (Open vSwitch's code retries those).
  *
  * No Open vSwitch dependency. */
 
 #include <stddef.h>
 
-/* How long a notification's write() may block at most, in ms (the timer
- * repeats at this period until disarmed). */
+/* How long a notification's write() may block at most, in ms (then the
+ * watchdog's signal interrupts it, and again each half of this period
+ * until it returns). */
 #define VHOST_NOTIFY_TIMEOUT_MS 2
 
 /* Checks that 'fd' is an eventfd and sets O_NONBLOCK on it.  Returns 0, or
@@ -45,7 +51,8 @@ int vhost_call_fd_prepare(int fd, char *why, size_t size);
  * EAGAIN (the counter is full: the guest has notifications pending that
  * nobody reads), EINTR (the write blocked: the front-end made the file
  * blocking, with its counter full), or another errno value (the write
- * failed, or this thread could not set up its timer: nothing written). */
+ * failed, or the watchdog or this thread's slot could not be set up:
+ * nothing written). */
 int vhost_notify(int fd);
 
 #endif /* vhost-notify.h */

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -773,6 +774,65 @@ test_notify_jammed(void)
     guest_teardown(&g);
 }
 
+/* A thread whose notification blocks on a jammed, blocking eventfd. */
+static void *
+notify_jammed_thread(void *result_)
+{
+    uint64_t full = UINT64_MAX - 1;
+    long long *result = result_;
+    long long start;
+    int fd = eventfd(0, EFD_CLOEXEC);
+
+    if (fd < 0 || write(fd, &full, sizeof full) != sizeof full) {
+        *result = -1;
+    } else {
+        start = now_ms();
+        *result = vhost_notify(fd) == EINTR ? now_ms() - start : -2;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Several threads blocked at once are each interrupted; threads that
+ * exit leave the watchdog nothing to signal; and the many notifications of
+ * a busy thread that do not block are never interrupted. */
+static void
+test_notify_threads(void)
+{
+    enum { N_THREADS = 4, N_NOTIFY = 200000 };
+    pthread_t threads[N_THREADS];
+    long long results[N_THREADS];
+    uint64_t count;
+    int fd;
+
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N_THREADS; i++) {
+            CHECK_EQ(pthread_create(&threads[i], NULL, notify_jammed_thread,
+                                    &results[i]), 0);
+        }
+        for (int i = 0; i < N_THREADS; i++) {
+            CHECK_EQ(pthread_join(threads[i], NULL), 0);
+            CHECK(results[i] >= 0 && results[i] < 1000);
+        }
+    }
+
+    fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    CHECK(fd >= 0);
+    for (int i = 0; i < N_NOTIFY; i++) {
+        int error = vhost_notify(fd);
+
+        if (error) {
+            CHECK_EQ(error, 0);
+            break;
+        }
+    }
+    CHECK_EQ(read(fd, &count, sizeof count), sizeof count);
+    CHECK_EQ(count, N_NOTIFY);
+    close(fd);
+}
+
 static void
 test_resume_from_used_index(void)
 {
@@ -1253,6 +1313,7 @@ static const struct unit_test tests[] = {
     { "notification_suppression", test_notification_suppression },
     { "call_fd_prepare", test_call_fd_prepare },
     { "notify_jammed", test_notify_jammed },
+    { "notify_threads", test_notify_threads },
     { "resume_from_used_index", test_resume_from_used_index },
     { "mem_regions", test_mem_regions },
     { "discard_disabled", test_discard_disabled },
