@@ -2273,6 +2273,7 @@ format_port(struct ds *ds, struct netdev_vhostmq *dev)
         [VIRTIO_F_VERSION_1] = "VERSION_1",
         [VIRTIO_F_IOMMU_PLATFORM] = "IOMMU_PLATFORM",
         [VIRTIO_F_RING_PACKED] = "RING_PACKED",
+        [VIRTIO_F_IN_ORDER] = "IN_ORDER",
     };
     static const char *const protocol_names[64] = {
         "MQ", "LOG_SHMFD", "RARP", "REPLY_ACK", "NET_MTU", "BACKEND_REQ",

@@ -43,6 +43,7 @@
      | (1ull << VIRTIO_NET_F_MTU)                \
      | (1ull << VIRTIO_NET_F_GUEST_ANNOUNCE)     \
      | (1ull << VIRTIO_F_RING_PACKED)            \
+     | (1ull << VIRTIO_F_IN_ORDER)               \
      | (1ull << VHOST_F_LOG_ALL)                 \
      | (1ull << VHOST_USER_F_PROTOCOL_FEATURES))
 

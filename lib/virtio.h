@@ -36,6 +36,7 @@
 #define VIRTIO_F_VERSION_1           32
 #define VIRTIO_F_IOMMU_PLATFORM      33
 #define VIRTIO_F_RING_PACKED         34
+#define VIRTIO_F_IN_ORDER            35
 
 /* Ring layout (virtio 1.x split virtqueue), all little-endian on the hosts
  * vhostmq runs on. */

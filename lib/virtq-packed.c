@@ -443,6 +443,8 @@ virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
     uint32_t burst_visits = 0;
+    uint16_t first_used = vq->used_idx;
+    uint16_t last = 0;
     int i;
 
     if (virtq_is_broken(vq)) {
@@ -473,7 +475,13 @@ virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             acc_count(&vq->pending, pieces[0].len,
                       pieces[0].len >= 6 ? pieces[0].base : NULL);
             cb(aux, pieces, 1, pieces[0].len, hdr);
-            pk_take1(vq, pos, d.id, 0);
+            if (vq->in_order) {
+                last = d.id;
+                pk_set_avail(vq, pk_advance(vq, pos, 1));
+                vq->used_idx = pk_advance(vq, vq->used_idx, 1);
+            } else {
+                pk_take1(vq, pos, d.id, 0);
+            }
             continue;
         }
 
@@ -498,7 +506,18 @@ virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
         deliver_chain(vq, status, pieces, n, len, cb, aux, PK_IDX(pos));
         /* Every chain goes back to the guest, good or not. */
         pk_set_avail(vq, pk_advance(vq, pos, n_descs));
-        pk_put_used(vq, id, 0, n_descs);
+        if (vq->in_order) {
+            last = id;
+            vq->used_idx = pk_advance(vq, vq->used_idx, n_descs);
+        } else {
+            pk_put_used(vq, id, 0, n_descs);
+        }
+    }
+    /* With IN_ORDER, one used descriptor, at the burst's first position,
+     * with its last chain's buffer id, gives the guest back every chain
+     * of the burst. */
+    if (vq->in_order && vq->used_idx != first_used) {
+        pk_write_used(vq, first_used, last, 0);
     }
     virtq_packed_flush(vq);
     return i;

@@ -80,6 +80,7 @@ virtq_init(struct virtq *vq, const struct vhost_mem *mem, uint32_t size,
     vq->event_idx = features & (1ull << VIRTIO_RING_F_EVENT_IDX);
     vq->mrg_rxbuf = features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
     vq->indirect = features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+    vq->in_order = features & (1ull << VIRTIO_F_IN_ORDER);
     /* (A packed ring is virtio 1.x's whatever else was negotiated: the
      * packed data path writes 12-byte headers only.) */
     vq->hdr_len = (features & ((1ull << VIRTIO_F_VERSION_1)
@@ -366,6 +367,33 @@ put_used(struct virtq *vq, uint32_t id, uint32_t len)
     vq->used_idx++;
 }
 
+/* Gives a chain the dequeue took, chain 'head', back to the guest.  With
+ * IN_ORDER, the burst's chains get one used entry, at the burst's first
+ * position, with its last chain's head (the guest takes back every chain
+ * up to that one, and moves on by as many entries as the used index
+ * did): put_tx_used_last() writes it, at the burst's end. */
+static inline void
+put_tx_used(struct virtq *vq, uint32_t head, uint32_t *last)
+{
+    if (vq->in_order) {
+        *last = head;
+        vq->used_idx++;
+    } else {
+        put_used(vq, head, 0);
+    }
+}
+
+static inline void
+put_tx_used_last(struct virtq *vq, uint16_t first_used, uint32_t last)
+{
+    if (vq->in_order && vq->used_idx != first_used) {
+        struct vring_used_elem *e = &vq->used->ring[first_used & vq->mask];
+
+        STORE_RELAXED(&e->id, last);
+        STORE_RELAXED(&e->len, 0);
+    }
+}
+
 /* Whether the guest wants an interrupt for used entries up to 'new_idx'
  * when it last saw 'old_idx'. */
 static bool
@@ -552,6 +580,8 @@ virtq_split_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
 {
     struct virtq_piece pieces[VIRTQ_MAX_PIECES];
     uint32_t burst_visits = 0;
+    uint16_t first_used = vq->used_idx;
+    uint32_t last = 0;
     int n_avail;
     int i;
 
@@ -585,7 +615,7 @@ virtq_split_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
             acc_count(&vq->pending, pieces[0].len,
                       pieces[0].len >= 6 ? pieces[0].base : NULL);
             cb(aux, pieces, 1, pieces[0].len, hdr);
-            put_used(vq, head, 0);
+            put_tx_used(vq, head, &last);
             continue;
         }
 
@@ -605,8 +635,9 @@ virtq_split_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
         deliver_chain(vq, status, pieces, n, len, cb, aux, head);
         /* Every chain goes back to the guest, good or not, so that a bad
          * one does not leak its buffers or stall the ring. */
-        put_used(vq, head, 0);
+        put_tx_used(vq, head, &last);
     }
+    put_tx_used_last(vq, first_used, last);
     virtq_split_flush(vq);
 
     /* Entries already seen beyond this burst are the next burst's: start

@@ -121,6 +121,11 @@ struct virtq {
     bool event_idx;
     bool mrg_rxbuf;
     bool indirect;              /* INDIRECT_DESC negotiated. */
+    bool in_order;              /* VIRTIO_F_IN_ORDER negotiated: buffers
+                                 * go back in the order they came (as
+                                 * they always do here), and the dequeue
+                                 * writes one used entry per burst, its
+                                 * last chain's, for all its chains. */
     uint64_t features;          /* The negotiated virtio features (with
                                  * any of VIRTQ_HDR_FEATURES, dequeue hands
                                  * the guest's headers out). */

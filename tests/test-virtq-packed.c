@@ -243,6 +243,57 @@ test_dequeue_simple(void)
     pg_teardown(&g);
 }
 
+/* IN_ORDER: a burst (one chain of two descriptors among its frames) goes
+ * back as one used descriptor, at the burst's first position, with its
+ * last chain's buffer id; the descriptors after it stay as the driver made
+ * them.  The next burst's used descriptor is where its chain was. */
+static void
+test_dequeue_in_order(void)
+{
+    struct pguest g;
+    struct psink s = { 0 };
+    uint16_t fl[2] = { 0, 0 };
+    uint16_t used = VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED;
+    int ids[4];
+
+    pg_setup(&g, PACKED | (1ull << VIRTIO_F_IN_ORDER), 16);
+    CHECK(g.vq.in_order);
+    pg_put_frame(&g, BUF(0), 100, 1);
+    ids[0] = vgp_add1(&g.q, &g.gm, BUF(0), 112, 0);
+    pg_put_frame(&g, BUF(1), 100, 2);
+    uint64_t gpas[2] = { BUF(1), BUF(1) + 12 };
+    uint32_t lens[2] = { 12, 100 };
+    ids[1] = vgp_add(&g.q, &g.gm, gpas, lens, fl, 2, 0);
+    pg_put_frame(&g, BUF(2), 100, 3);
+    ids[2] = vgp_add1(&g.q, &g.gm, BUF(2), 112, 0);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, psink_cb, &s), 3);
+    CHECK_EQ(s.n, 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(s.len[i], 100);
+        CHECK(pattern_ok(s.data[i], 100, i + 1));
+    }
+    /* Position 0: used, the last chain's id; 1 to 3 still available. */
+    CHECK_EQ(g.q.ring[0].flags & used, used);
+    CHECK_EQ(g.q.ring[0].id, ids[2]);
+    CHECK_EQ(g.q.ring[0].len, 0);
+    for (int i = 1; i < 4; i++) {
+        CHECK_EQ(g.q.ring[i].flags & used, VRING_PACKED_DESC_F_AVAIL);
+    }
+    CHECK_EQ(virtq_last_avail(&g.vq), 0x8000 | 4);
+    CHECK_EQ(virtq_guest_used_idx(&g.vq), 0x8000 | 4);
+    CHECK_EQ(pg_notifications(&g), 1);
+
+    /* The next burst: its used descriptor at position 4. */
+    pg_put_frame(&g, BUF(3), 100, 4);
+    ids[3] = vgp_add1(&g.q, &g.gm, BUF(3), 112, 0);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, psink_cb, &s), 1);
+    CHECK_EQ(g.q.ring[4].flags & used, used);
+    CHECK_EQ(g.q.ring[4].id, ids[3]);
+    CHECK_EQ(virtq_guest_used_idx(&g.vq), 0x8000 | 5);
+    CHECK_EQ(g.stats.packets, 4);
+    pg_teardown(&g);
+}
+
 /* Chains of several descriptors, the buffer id in the last; indirect
  * tables; and the used descriptor of each chain where its first was, the
  * next one a chain's length further on. */
@@ -720,6 +771,7 @@ test_resume_from_base(void)
 static const struct unit_test tests[] = {
     { "init_errors", test_init_errors },
     { "dequeue_simple", test_dequeue_simple },
+    { "dequeue_in_order", test_dequeue_in_order },
     { "dequeue_chains_and_indirect", test_dequeue_chains_and_indirect },
     { "wrap_laps", test_wrap_laps },
     { "enqueue_mergeable", test_enqueue_mergeable },

@@ -246,6 +246,63 @@ test_dequeue_simple(void)
     guest_teardown(&g);
 }
 
+/* IN_ORDER: a burst of frames, among them a chain of two descriptors,
+ * goes back as one used entry at the burst's first position with the last
+ * chain's head, and the used index moves on by every chain; the entries
+ * after it are not written.  The next burst's entry follows. */
+static void
+test_dequeue_in_order(void)
+{
+    struct test_guest g;
+    struct sink s = { 0 };
+
+    guest_setup(&g, FEATURES_MRG | (1ull << VIRTIO_F_IN_ORDER));
+    CHECK(g.vq.in_order);
+    for (int i = 0; i < 8; i++) {
+        g.ring.used->ring[i].id = 0xdead;
+        g.ring.used->ring[i].len = 0xbeef;
+    }
+    /* Chains 0, 1, 2-3 (two descriptors), 4. */
+    put_frame(&g, GPA0 + 0x10000, 100, 1);
+    set_desc(&g, 0, GPA0 + 0x10000, 112, 0, 0);
+    put_frame(&g, GPA0 + 0x11000, 100, 2);
+    set_desc(&g, 1, GPA0 + 0x11000, 112, 0, 0);
+    put_frame(&g, GPA0 + 0x12000, 100, 3);
+    set_desc(&g, 2, GPA0 + 0x12000, 12, VRING_DESC_F_NEXT, 3);
+    set_desc(&g, 3, GPA0 + 0x1200c, 100, 0, 0);
+    put_frame(&g, GPA0 + 0x13000, 100, 4);
+    set_desc(&g, 4, GPA0 + 0x13000, 112, 0, 0);
+    make_avail(&g, 0);
+    make_avail(&g, 1);
+    make_avail(&g, 2);
+    make_avail(&g, 4);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 4);
+    CHECK_EQ(s.n, 4);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(s.len[i], 100);
+        CHECK(frame_ok(s.data[i], 100, i + 1));
+    }
+    CHECK_EQ(g.ring.used->idx, 4);
+    CHECK_EQ(g.ring.used->ring[0].id, 4);
+    CHECK_EQ(g.ring.used->ring[0].len, 0);
+    for (int i = 1; i < 4; i++) {
+        CHECK_EQ(g.ring.used->ring[i].id, 0xdead);
+        CHECK_EQ(g.ring.used->ring[i].len, 0xbeef);
+    }
+    CHECK_EQ(g.stats.packets, 4);
+
+    /* One more frame: its own entry, at position 4. */
+    put_frame(&g, GPA0 + 0x14000, 100, 5);
+    set_desc(&g, 5, GPA0 + 0x14000, 112, 0, 0);
+    make_avail(&g, 5);
+    CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 1);
+    CHECK_EQ(g.ring.used->idx, 5);
+    CHECK_EQ(g.ring.used->ring[4].id, 5);
+    CHECK_EQ(g.ring.used->ring[4].len, 0);
+    CHECK_EQ(g.ring.used->ring[5].id, 0xdead);
+    guest_teardown(&g);
+}
+
 static void
 test_dequeue_chain_across_regions(void)
 {
@@ -1298,6 +1355,7 @@ static const struct unit_test tests[] = {
     { "dequeue_offload_header", test_dequeue_offload_header },
     { "enqueue_with_header", test_enqueue_with_header },
     { "dequeue_simple", test_dequeue_simple },
+    { "dequeue_in_order", test_dequeue_in_order },
     { "dequeue_chain_across_regions", test_dequeue_chain_across_regions },
     { "dequeue_header_split", test_dequeue_header_split_any_layout },
     { "dequeue_loop", test_dequeue_loop },
