@@ -185,6 +185,16 @@ pk_put_used(struct virtq *vq, uint16_t id, uint32_t len, uint32_t n_descs)
     vq->used_idx = pk_advance(vq, vq->used_idx, n_descs);
 }
 
+/* With IN_ORDER, a chain the dequeue took goes back without a used
+ * descriptor of its own: the burst's one, written at its end, names the
+ * last chain ('*last'), and covers this one. */
+static inline void
+pk_skip_used(struct virtq *vq, uint16_t id, uint32_t n_descs, uint16_t *last)
+{
+    *last = id;
+    vq->used_idx = pk_advance(vq, vq->used_idx, n_descs);
+}
+
 /* Whether the guest wants an interrupt for the used descriptors from
  * position 'old' to 'new'. */
 static bool
@@ -476,9 +486,8 @@ virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                       pieces[0].len >= 6 ? pieces[0].base : NULL);
             cb(aux, pieces, 1, pieces[0].len, hdr);
             if (vq->in_order) {
-                last = d.id;
                 pk_set_avail(vq, pk_advance(vq, pos, 1));
-                vq->used_idx = pk_advance(vq, vq->used_idx, 1);
+                pk_skip_used(vq, d.id, 1, &last);
             } else {
                 pk_take1(vq, pos, d.id, 0);
             }
@@ -507,8 +516,7 @@ virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
         /* Every chain goes back to the guest, good or not. */
         pk_set_avail(vq, pk_advance(vq, pos, n_descs));
         if (vq->in_order) {
-            last = id;
-            vq->used_idx = pk_advance(vq, vq->used_idx, n_descs);
+            pk_skip_used(vq, id, n_descs, &last);
         } else {
             pk_put_used(vq, id, 0, n_descs);
         }

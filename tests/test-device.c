@@ -338,6 +338,27 @@ test_get_vring_base_stops(void)
     teardown(&f);
 }
 
+/* Restarts vring 1 (stopped) from SET_VRING_BASE's 'num', checks that it
+ * resumed at position 'expect', and stops it again (GET_VRING_BASE, whose
+ * answer is left in f->reply). */
+static void
+restart_at_base(struct fixture *f, uint32_t num, uint16_t expect)
+{
+    struct virtq *vq;
+
+    CHECK_EQ(send_state(f, VHOST_USER_SET_VRING_BASE, 1, num),
+             VHOST_DEVICE_OK);
+    CHECK_EQ(send_req(f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 },
+                      8, eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_OK);
+    vq = vhost_vring_live(&f->dev.vrings[1]);
+    CHECK(vq != NULL);
+    if (vq) {
+        CHECK_EQ(virtq_last_avail(vq), expect);
+    }
+    CHECK_EQ(send_state(f, VHOST_USER_GET_VRING_BASE, 1, 0),
+             VHOST_DEVICE_OK);
+}
+
 /* A packed ring's base: avail position and wrap counter in the low half,
  * the used position in the high half, as QEMU sends and reads them. */
 static void
@@ -382,38 +403,14 @@ test_packed_ring_base(void)
     /* A front-end whose used position is behind its avail one (buffers
      * the last back-end took but never gave back): taken again from the
      * used position. */
-    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1,
-                        0x8009u | 0x8007u << 16), VHOST_DEVICE_OK);
-    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 },
-                      8, eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_OK);
-    vq = vhost_vring_live(&f.dev.vrings[1]);
-    CHECK(vq != NULL);
-    CHECK_EQ(virtq_last_avail(vq), 0x8007);
-    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
-             VHOST_DEVICE_OK);
+    restart_at_base(&f, 0x8009u | 0x8007u << 16, 0x8007);
 
     /* Only the avail half (DPDK's virtio-user): that. */
-    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1, 0x8002),
-             VHOST_DEVICE_OK);
-    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 },
-                      8, eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_OK);
-    vq = vhost_vring_live(&f.dev.vrings[1]);
-    CHECK(vq != NULL);
-    CHECK_EQ(virtq_last_avail(vq), 0x8002);
-    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
-             VHOST_DEVICE_OK);
+    restart_at_base(&f, 0x8002, 0x8002);
 
     /* Wrap counters 0 (a front-end stopped on an odd lap, as after a
      * reconnect or a migration): resumed on that lap, and answered so. */
-    CHECK_EQ(send_state(&f, VHOST_USER_SET_VRING_BASE, 1, 4u | 4u << 16),
-             VHOST_DEVICE_OK);
-    CHECK_EQ(send_req(&f, VHOST_USER_SET_VRING_KICK, 0, &(uint64_t) { 1 },
-                      8, eventfd(0, EFD_CLOEXEC)), VHOST_DEVICE_OK);
-    vq = vhost_vring_live(&f.dev.vrings[1]);
-    CHECK(vq != NULL);
-    CHECK_EQ(virtq_last_avail(vq), 4);
-    CHECK_EQ(send_state(&f, VHOST_USER_GET_VRING_BASE, 1, 0),
-             VHOST_DEVICE_OK);
+    restart_at_base(&f, 4u | 4u << 16, 4);
     CHECK_EQ(f.reply.payload.state.num, 4u | 4u << 16);
 
     /* A position beyond the ring: the ring does not start. */
