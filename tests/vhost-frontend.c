@@ -415,6 +415,8 @@ struct flow {
     uint64_t per_rxq[MAX_PAIRS];
     uint8_t *seen;              /* Per sequence number. */
     uint64_t probes_seen;
+    uint64_t probes_seen_txq[MAX_PAIRS];  /* Per TX queue they were sent on. */
+    uint64_t probes_sent_txq[MAX_PAIRS];
     uint64_t discards_seen;     /* DISCARD_MAGIC frames that got through. */
     uint32_t max_seq;
 };
@@ -506,28 +508,57 @@ send_frame(struct flow *f, int q, int size)
     return send_frame__(f, q, size, 0);
 }
 
-/* Sends probe frames on queue pair 0 until one gets through: the switch
- * may still be setting up the port's queues after the front-end is done
- * (a PMD reconfiguration), and frames sent meanwhile may be lost. */
+/* Sends probe frames on queue pair 'q' until one gets through. */
 static void
-warm_up(struct flow *f)
+warm_up_pair(struct flow *f, int q, long long deadline)
 {
-    long long deadline = now_ms() + timeout_s * 1000LL;
-
-    while (!f->probes_seen && now_ms() < deadline) {
+    while (!f->probes_seen_txq[q] && now_ms() < deadline) {
         long long next = now_ms() + 100;
 
-        send_frame__(f, 0, 60, PROBE_MAGIC);
-        while (!f->probes_seen && now_ms() < next) {
+        if (send_frame__(f, q, 60, PROBE_MAGIC)) {
+            f->probes_sent_txq[q]++;
+        }
+        while (!f->probes_seen_txq[q] && now_ms() < next) {
             poll_rx(f);
             reclaim_tx(f->from);
             usleep(500);
         }
     }
-    if (!f->probes_seen) {
-        fail("%s -> %s: no probe frame got through in %d s", f->from->name,
-             f->to->name, timeout_s);
+    if (!f->probes_seen_txq[q]) {
+        fail("%s -> %s: no probe frame sent on txq %d got through in %d s",
+             f->from->name, f->to->name, q, timeout_s);
     }
+}
+
+/* Sends probe frames until they get through: the switch may still be
+ * setting up the port's queues after the front-end is done (a PMD
+ * reconfiguration), and frames sent meanwhile may be lost.
+ *
+ * With STATUS, the device is ready once every pair is set up, so the
+ * switch sets the ports' queues up in one go: one probe through pair 0
+ * shows it done.  Without, the device is ready with its first pair and the
+ * ports grow in steps as the others come (at most one step per
+ * reconfiguration interval): a probe must get through each enabled pair,
+ * which shows that the sender's port polls that many queues.  (The two
+ * directions together cover both ports.)  The probes sent per pair are
+ * printed, as the switch counts them in its per-queue statistics. */
+static void
+warm_up(struct flow *f)
+{
+    long long deadline = now_ms() + timeout_s * 1000LL;
+
+    if (use_status) {
+        warm_up_pair(f, 0, deadline);
+        return;
+    }
+    for (int q = 0; q < n_pairs; q++) {
+        if (f->from->vqs[2 * q + 1]->enabled) {
+            warm_up_pair(f, q, deadline);
+            printf("warm-up: %s txq %d sent %"PRIu64" probe(s)\n",
+                   f->from->name, q, f->probes_sent_txq[q]);
+        }
+    }
+    fflush(stdout);
 }
 
 static void reclaim_tx(struct guest *);
@@ -606,6 +637,9 @@ check_frame(struct flow *f, int q, const uint8_t *frame, uint32_t len)
     memcpy(&size, frame + 24, 2);
     if (magic == PROBE_MAGIC && frame[12] == (ETHERTYPE_TEST >> 8)) {
         f->probes_seen++;
+        if (txq < MAX_PAIRS) {
+            f->probes_seen_txq[txq]++;
+        }
         return;
     }
     if (magic == DISCARD_MAGIC && frame[12] == (ETHERTYPE_TEST >> 8)) {
