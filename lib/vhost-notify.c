@@ -73,9 +73,18 @@ vhost_call_fd_prepare(int fd, char *why, size_t size)
  * at each slot, and a write it finds still there, with the same number,
  * at its next look has lasted at least NOTIFY_CHECK_MS: the watchdog sends
  * the signal to that thread (again at each look, until the write returns).
- * A notification thus costs its write and two stores, where a timer armed
- * and disarmed around the write cost two more system calls. */
+ * A notification thus costs its write, two stores and a load, where a
+ * timer armed and disarmed around the write cost two more system calls.
+ *
+ * A host whose guests stopped needs no watchdog: after NOTIFY_IDLE_LOOKS
+ * looks in a row that found no notification begun or ended, the watchdog
+ * sleeps until a notifying thread wakes it.  The thread's store of an odd
+ * 'seq' and its load of 'notify_idle' are sequentially consistent, as are
+ * the watchdog's store of 'notify_idle' and its last look at the slots
+ * after it: either the thread sees the watchdog idle and wakes it (before
+ * its write), or the watchdog sees the write begun and stays awake. */
 #define NOTIFY_CHECK_MS (VHOST_NOTIFY_TIMEOUT_MS / 2)
+#define NOTIFY_IDLE_LOOKS (1000 / NOTIFY_CHECK_MS)      /* One second. */
 
 struct notify_slot {
     atomic_uint seq;            /* Odd while the thread is in write(). */
@@ -97,6 +106,8 @@ static pthread_mutex_t notify_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t notify_cond = PTHREAD_COND_INITIALIZER;
 static struct notify_slot *notify_slots;
 static bool notify_watchdog_running;
+static atomic_bool notify_idle;         /* The watchdog sleeps. */
+static atomic_uint notify_idle_periods; /* How many times it went idle. */
 
 static void
 notify_handler(int signo)
@@ -112,20 +123,45 @@ notify_watchdog(void *arg)
 
     (void) arg;
     pthread_mutex_lock(&notify_mutex);
-    for (;;) {
+    for (int quiet = 0; ; ) {
         while (!notify_slots) {
             pthread_cond_wait(&notify_cond, &notify_mutex);
         }
+
+        bool moved = false;
         for (struct notify_slot *s = notify_slots; s; s = s->next) {
             unsigned int seq = atomic_load_explicit(&s->seq,
-                                                    memory_order_acquire);
+                                                    memory_order_seq_cst);
 
             if (seq & 1 && seq == s->seen) {
                 /* The thread is alive: it is inside write(), and its slot
                  * would have left the list before it exited. */
                 syscall(SYS_tgkill, pid, s->tid, notify_signo);
             }
+            moved |= seq != s->seen || seq & 1;
             s->seen = seq;
+        }
+        quiet = moved ? 0 : quiet + 1;
+        if (quiet >= NOTIFY_IDLE_LOOKS) {
+            /* Idle, then one more look (see above). */
+            atomic_store_explicit(&notify_idle, true, memory_order_seq_cst);
+            for (struct notify_slot *s = notify_slots; s; s = s->next) {
+                if (atomic_load_explicit(&s->seq, memory_order_seq_cst)
+                    != s->seen) {
+                    atomic_store_explicit(&notify_idle, false,
+                                          memory_order_relaxed);
+                    break;
+                }
+            }
+            if (atomic_load_explicit(&notify_idle, memory_order_relaxed)) {
+                atomic_fetch_add_explicit(&notify_idle_periods, 1,
+                                          memory_order_relaxed);
+            }
+            while (atomic_load_explicit(&notify_idle, memory_order_relaxed)) {
+                pthread_cond_wait(&notify_cond, &notify_mutex);
+            }
+            quiet = 0;
+            continue;           /* At once: a write may have begun. */
         }
         pthread_mutex_unlock(&notify_mutex);
         nanosleep(&period, NULL);
@@ -257,6 +293,24 @@ notify_slot_get(int *error)
     return s;
 }
 
+/* Wakes the idle watchdog (before this thread's write). */
+static void __attribute__((noinline))
+notify_wake(void)
+{
+    pthread_mutex_lock(&notify_mutex);
+    if (atomic_load_explicit(&notify_idle, memory_order_relaxed)) {
+        atomic_store_explicit(&notify_idle, false, memory_order_relaxed);
+        pthread_cond_broadcast(&notify_cond);
+    }
+    pthread_mutex_unlock(&notify_mutex);
+}
+
+unsigned int
+vhost_notify_idle_periods(void)
+{
+    return atomic_load_explicit(&notify_idle_periods, memory_order_relaxed);
+}
+
 int
 vhost_notify(int fd)
 {
@@ -273,6 +327,10 @@ vhost_notify(int fd)
     /* Only this thread writes its 'seq'. */
     seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, seq + 1, memory_order_seq_cst);
+    if (__builtin_expect(atomic_load_explicit(&notify_idle,
+                                              memory_order_seq_cst), 0)) {
+        notify_wake();
+    }
     n = write(fd, &one, sizeof one);
     atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
     if (n != sizeof one) {

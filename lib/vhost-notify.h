@@ -26,7 +26,8 @@
  *     sends the thread a real-time signal whose handler does nothing,
  *     installed without SA_RESTART: the write returns EINTR within
  *     VHOST_NOTIFY_TIMEOUT_MS (and scheduling delays).  A notification
- *     costs one system call, the write.
+ *     costs one system call, the write.  The watchdog sleeps while no
+ *     notification begins or ends for a second.
  *
  *     The signal is sent only to a thread the watchdog found in one write
  *     for a whole period; should that write end just before the signal
@@ -54,5 +55,9 @@ int vhost_call_fd_prepare(int fd, char *why, size_t size);
  * failed, or the watchdog or this thread's slot could not be set up:
  * nothing written). */
 int vhost_notify(int fd);
+
+/* How many times the watchdog went idle: it sleeps once no notification
+ * has begun or ended for a second, until the next one.  (For tests.) */
+unsigned int vhost_notify_idle_periods(void);
 
 #endif /* vhost-notify.h */

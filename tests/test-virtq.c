@@ -890,6 +890,57 @@ test_notify_threads(void)
     close(fd);
 }
 
+/* Waits up to 'ms' for the notification watchdog to have gone idle more
+ * than 'periods' times; returns whether it did. */
+static bool
+notify_wait_idle(unsigned int periods, int ms)
+{
+    long long deadline = now_ms() + ms;
+
+    while (vhost_notify_idle_periods() <= periods) {
+        if (now_ms() > deadline) {
+            return false;
+        }
+        usleep(10 * 1000);
+    }
+    return true;
+}
+
+/* The watchdog sleeps once notifications stop for a second, not while
+ * they go on, and a write that blocks while it sleeps is interrupted all
+ * the same. */
+static void
+test_notify_idle(void)
+{
+    long long results[1];
+    pthread_t thread;
+    unsigned int periods;
+    uint64_t count;
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+    CHECK(fd >= 0);
+    CHECK_EQ(vhost_notify(fd), 0);
+    periods = vhost_notify_idle_periods();
+    CHECK(notify_wait_idle(periods, 5000));
+
+    /* Busy for 1.5 s: no idle period. */
+    periods = vhost_notify_idle_periods();
+    for (long long end = now_ms() + 1500; now_ms() < end; ) {
+        CHECK_EQ(vhost_notify(fd), 0);
+        CHECK_EQ(read(fd, &count, sizeof count), sizeof count);
+        usleep(100);
+    }
+    CHECK_EQ(vhost_notify_idle_periods(), periods);
+
+    /* Idle again; then a jammed write, the first notification since. */
+    CHECK(notify_wait_idle(periods, 5000));
+    CHECK_EQ(pthread_create(&thread, NULL, notify_jammed_thread, &results[0]),
+             0);
+    CHECK_EQ(pthread_join(thread, NULL), 0);
+    CHECK(results[0] >= 0 && results[0] < 1000);
+    close(fd);
+}
+
 static void
 test_resume_from_used_index(void)
 {
@@ -1372,6 +1423,7 @@ static const struct unit_test tests[] = {
     { "call_fd_prepare", test_call_fd_prepare },
     { "notify_jammed", test_notify_jammed },
     { "notify_threads", test_notify_threads },
+    { "notify_idle", test_notify_idle },
     { "resume_from_used_index", test_resume_from_used_index },
     { "mem_regions", test_mem_regions },
     { "discard_disabled", test_discard_disabled },
