@@ -414,7 +414,6 @@ struct flow {
     uint64_t bad;
     uint64_t per_rxq[MAX_PAIRS];
     uint8_t *seen;              /* Per sequence number. */
-    uint64_t probes_seen;
     uint64_t probes_seen_txq[MAX_PAIRS];  /* Per TX queue they were sent on. */
     uint64_t probes_sent_txq[MAX_PAIRS];
     uint64_t discards_seen;     /* DISCARD_MAGIC frames that got through. */
@@ -636,7 +635,6 @@ check_frame(struct flow *f, int q, const uint8_t *frame, uint32_t len)
     memcpy(&txq, frame + 22, 2);
     memcpy(&size, frame + 24, 2);
     if (magic == PROBE_MAGIC && frame[12] == (ETHERTYPE_TEST >> 8)) {
-        f->probes_seen++;
         if (txq < MAX_PAIRS) {
             f->probes_seen_txq[txq]++;
         }
