@@ -65,6 +65,8 @@ COVERAGE_DEFINE(vhostmq_rx_qos_drops);
 COVERAGE_DEFINE(vhostmq_tx_qos_drops);
 COVERAGE_DEFINE(vhostmq_control_errors);
 COVERAGE_DEFINE(vhostmq_reconfigure_deferred);
+COVERAGE_DEFINE(vhostmq_pkt_new);
+COVERAGE_DEFINE(vhostmq_pkt_big_new);
 
 static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 static struct vlog_rate_limit info_rl = VLOG_RATE_LIMIT_INIT(60, 600);
@@ -1169,14 +1171,22 @@ lock_guest_rxq(struct netdev_vhostmq *dev, int qid,
  * frames of up to 64 KiB with TSO) get blocks of the biggest size, cached
  * apart and fewer: freeing and allocating 64 KiB blocks anew makes the
  * heap give its pages back and fault them in again, which measured ten
- * times the copy's cost. */
+ * times the copy's cost (and each give-back flushes the TLBs of every core
+ * the switch's threads ran on, the guests' included, by interrupt).
+ *
+ * A dp_packet records its buffer's size in 16 bits: a buffer is at most
+ * UINT16_MAX bytes, or OVS computes its tailroom from a truncated size (a
+ * later push of headers then copies the wrong bytes into a buffer of the
+ * wrong size).  The few frames too long for the usual headroom get less. */
 #define VHOSTMQ_PKT_ROOM 2048   /* Frame bytes of a cached block. */
 #define VHOSTMQ_PKT_BUF (DP_NETDEV_HEADROOM + VHOSTMQ_PKT_ROOM)
 #define VHOSTMQ_PKT_TAG UINT64_C(0x7668716d706b7421)
 #define VHOSTMQ_PKT_CACHE 512   /* Blocks per thread at most. */
-#define VHOSTMQ_PKT_BIG_BUF (DP_NETDEV_HEADROOM + VIRTQ_MAX_PACKET)
+#define VHOSTMQ_PKT_BIG_BUF UINT16_MAX
 #define VHOSTMQ_PKT_BIG_CACHE 32        /* Big blocks per thread at most
                                          * (2 MiB). */
+BUILD_ASSERT_DECL(VIRTQ_MAX_PACKET <= VHOSTMQ_PKT_BIG_BUF);
+BUILD_ASSERT_DECL(VHOSTMQ_PKT_BUF < VHOSTMQ_PKT_BIG_BUF);
 
 struct vhostmq_pkt_cache {
     int n;
@@ -1295,25 +1305,34 @@ pkt_from_pool(struct dp_packet **pool, int *n, size_t buf)
         return pkt_reuse(packet);
 #endif
     } else {
+        /* (Counted: a thread that keeps allocating does not get its blocks
+         * back.) */
+        if (buf == VHOSTMQ_PKT_BIG_BUF) {
+            COVERAGE_INC(vhostmq_pkt_big_new);
+        } else {
+            COVERAGE_INC(vhostmq_pkt_new);
+        }
         packet = pkt_new_tagged(buf);
     }
     return pkt_init(packet, buf);
 }
 
-/* A packet with room for 'len' bytes after the usual headroom. */
+/* A packet with room for 'len' bytes (at most VIRTQ_MAX_PACKET) after the
+ * usual headroom, or after less where that would not fit a buffer. */
 static struct dp_packet *
 pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
 {
+    struct dp_packet *packet;
+
     if (OVS_LIKELY(len <= VHOSTMQ_PKT_ROOM)) {
         return pkt_from_pool(cache->pkts, &cache->n, VHOSTMQ_PKT_BUF);
-    } else if (len <= VIRTQ_MAX_PACKET) {
-        return pkt_from_pool(cache->big, &cache->n_big, VHOSTMQ_PKT_BIG_BUF);
-    } else {
-        /* Not cached: no tag. */
-        size_t buf = DP_NETDEV_HEADROOM + len;
-
-        return pkt_init(xmalloc(sizeof(struct dp_packet) + buf), buf);
     }
+    packet = pkt_from_pool(cache->big, &cache->n_big, VHOSTMQ_PKT_BIG_BUF);
+    if (OVS_UNLIKELY(len > VHOSTMQ_PKT_BIG_BUF - DP_NETDEV_HEADROOM)) {
+        dp_packet_set_data(packet, (char *) (packet + 1)
+                                   + VHOSTMQ_PKT_BIG_BUF - len);
+    }
+    return packet;
 }
 
 /* Frees 'packet', or keeps it in 'cache' if it is one of ours that OVS

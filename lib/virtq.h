@@ -48,7 +48,10 @@
  * before it stops early (the rest wait for the next poll). */
 #define VIRTQ_BURST_VISITS (4 * VIRTQ_MAX_VISITS)
 #define VIRTQ_PREFETCH_MAX 32   /* Entries prefetched ahead at most. */
-#define VIRTQ_MAX_PACKET (65535 + 26)   /* Largest frame taken from a guest. */
+/* Largest frame taken from a guest: what a 16-bit length holds, as the
+ * packet buffers of OVS (a dp_packet records its buffer's size in 16 bits)
+ * and DPDK do.  Linux's TCP segmentation offload keeps a frame below it. */
+#define VIRTQ_MAX_PACKET 65535
 
 /* Counters of one vring.  Written only by the thread that owns the queue
  * (relaxed stores), read by anyone.  They outlive a 'struct virtq': a vring

@@ -370,6 +370,42 @@ check_bad_chain_then_good(struct test_guest *g, uint64_t *counter,
     CHECK(strcmp(virtq_error_name(error), "unknown error"));
 }
 
+/* A frame of VIRTQ_MAX_PACKET bytes (what OVS's packet buffers hold) is
+ * taken, in one descriptor or two; one byte more is dropped as too long
+ * and its chain given back. */
+static void
+test_dequeue_length_limit(void)
+{
+    for (int extra = 0; extra < 2; extra++) {
+        for (int split = 0; split < 2; split++) {
+            uint32_t len = VIRTQ_MAX_PACKET + extra;
+            uint64_t gpa = GPA0 + 0x50000;
+            struct test_guest g;
+            struct sink s = { 0 };
+
+            guest_setup(&g, FEATURES_MRG);
+            put_frame(&g, gpa, len, 5);
+            if (split) {
+                set_desc(&g, 0, gpa, 12 + 1000, VRING_DESC_F_NEXT, 1);
+                set_desc(&g, 1, gpa + 12 + 1000, len - 1000, 0, 0);
+            } else {
+                set_desc(&g, 0, gpa, 12 + len, 0, 0);
+            }
+            make_avail(&g, 0);
+            if (extra) {
+                check_bad_chain_then_good(&g, &g.stats.too_long,
+                                          VIRTQ_ERR_TOO_LONG);
+            } else {
+                CHECK_EQ(virtq_dequeue_burst(&g.vq, 32, sink_cb, &s), 1);
+                CHECK_EQ(s.n, 1);
+                CHECK_EQ(s.len[0], len);
+                CHECK_EQ(g.stats.too_long, 0);
+            }
+            guest_teardown(&g);
+        }
+    }
+}
+
 static void
 test_dequeue_loop(void)
 {
@@ -1412,6 +1448,7 @@ static const struct unit_test tests[] = {
     { "dequeue_loop", test_dequeue_loop },
     { "dequeue_self_loop", test_dequeue_self_loop },
     { "dequeue_bad_addresses", test_dequeue_bad_addresses },
+    { "dequeue_length_limit", test_dequeue_length_limit },
     { "dequeue_bad_flags_and_index", test_dequeue_bad_flags_and_index },
     { "dequeue_indirect", test_dequeue_indirect },
     { "dequeue_too_many_pieces", test_dequeue_too_many_pieces },
