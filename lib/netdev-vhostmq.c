@@ -1317,10 +1317,9 @@ pkt_from_pool(struct dp_packet **pool, int *n, size_t buf)
     return pkt_init(packet, buf);
 }
 
-/* A packet with room for 'len' bytes (at most VIRTQ_MAX_PACKET) after the
- * usual headroom, or after less where that would not fit a buffer. */
-static struct dp_packet *
-pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
+/* pkt_alloc() but for its fast path. */
+static struct dp_packet * __attribute__((noinline))
+pkt_alloc__(struct vhostmq_pkt_cache *cache, uint32_t len)
 {
     struct dp_packet *packet;
 
@@ -1335,10 +1334,22 @@ pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
     return packet;
 }
 
-/* Frees 'packet', or keeps it in 'cache' if it is one of ours that OVS
- * did not reallocate. */
-static void
-pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
+/* A packet with room for 'len' bytes (at most VIRTQ_MAX_PACKET) after the
+ * usual headroom, or after less where that would not fit a buffer. */
+static inline struct dp_packet *
+pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
+{
+#ifndef DPDK_NETDEV
+    if (OVS_LIKELY(len <= VHOSTMQ_PKT_ROOM && cache->n)) {
+        return pkt_reuse(cache->pkts[--cache->n]);
+    }
+#endif
+    return pkt_alloc__(cache, len);
+}
+
+/* pkt_free() but for its fast path. */
+static void __attribute__((noinline))
+pkt_free__(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
 {
     if (packet->source == DPBUF_STUB
         && dp_packet_base(packet) == (void *) (packet + 1)) {
@@ -1356,6 +1367,22 @@ pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
     dp_packet_delete(packet);
 }
 
+/* Frees 'packet', or keeps it in 'cache' if it is one of ours that OVS
+ * did not reallocate. */
+static inline void
+pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
+{
+    if (OVS_LIKELY(packet->source == DPBUF_STUB
+                   && dp_packet_base(packet) == (void *) (packet + 1)
+                   && dp_packet_get_allocated(packet) == VHOSTMQ_PKT_BUF
+                   && cache->n < VHOSTMQ_PKT_CACHE
+                   && pkt_has_tag(packet, VHOSTMQ_PKT_BUF))) {
+        cache->pkts[cache->n++] = packet;
+    } else {
+        pkt_free__(cache, packet);
+    }
+}
+
 /* pkt_free() for a policer's drops. */
 static void
 pkt_drop(void *cache, struct dp_packet *packet)
@@ -1363,8 +1390,28 @@ pkt_drop(void *cache, struct dp_packet *packet)
     pkt_free(cache, packet);
 }
 
-/* Puts a frame into a guest's RX ring, retrying (after publishing what was
- * sent so far) while the guest has no buffers, up to a budget per batch. */
+/* Puts the frame of 'len' bytes at 'data' into 'vq', with the virtio-net
+ * header 'hdr' if it is nonnull, retrying (after publishing what was sent
+ * so far) while the guest has no buffers, up to 'retries_max' times per
+ * batch ('*retries' so far).  Returns 0 or an errno value (the frame is
+ * then dropped). */
+static int
+send_one(struct virtq *vq, const struct virtio_net_hdr *hdr,
+         const void *data, uint32_t len, size_t *retries, int retries_max)
+{
+    for (;;) {
+        int error = (hdr ? virtq_enqueue_hdr(vq, hdr, data, len)
+                     : virtq_enqueue(vq, data, len));
+
+        if (error != EAGAIN || *retries >= retries_max) {
+            return error;
+        }
+        virtq_flush(vq);
+        (*retries)++;
+    }
+}
+
+/* send_one() for vhostmq_offload_to_guest(). */
 struct send_ctx {
     struct virtq *vq;
     size_t *retries;
@@ -1376,17 +1423,8 @@ enqueue_retrying(void *ctx_, const struct virtio_net_hdr *hdr,
                  const void *data, uint32_t len)
 {
     struct send_ctx *ctx = ctx_;
-    int error;
 
-    for (;;) {
-        error = (hdr ? virtq_enqueue_hdr(ctx->vq, hdr, data, len)
-                 : virtq_enqueue(ctx->vq, data, len));
-        if (error != EAGAIN || *ctx->retries >= ctx->retries_max) {
-            return error;
-        }
-        virtq_flush(ctx->vq);
-        (*ctx->retries)++;
-    }
+    return send_one(ctx->vq, hdr, data, len, ctx->retries, ctx->retries_max);
 }
 
 /* Sends 'packet', which has offload flags, to 'vq'.  Returns 0 or the
@@ -1463,34 +1501,49 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
     atomic_read_relaxed(&dev->tx_retries_max, &retries_max);
     virtq_prefetch_rx(vq, n);
 
-    DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
-        uint32_t size = dp_packet_size(packet);
-        int error;
+    /* Runs of plain frames go to the ring in one call each (usually the
+     * whole batch); what that call does not take, and frames with offloads
+     * or too long, one at a time below. */
+    struct virtq_frame frames[NETDEV_MAX_BURST];
+    size_t next = 0;
 
-        if (OVS_UNLIKELY(vhostmq_offload_pending(packet))) {
-            error = send_offloaded(dev, vq, cache, packet, max_frame_len,
-                                   &retries, retries_max, &acc);
+    while (next < n) {
+        size_t k = 0;
+
+        for (; next < n; next++) {
+            packet = batch->packets[next];
+            if (OVS_UNLIKELY(vhostmq_offload_pending(packet)
+                             || dp_packet_size(packet) > max_frame_len)) {
+                break;
+            }
+            frames[k].data = dp_packet_data(packet);
+            frames[k].len = dp_packet_size(packet);
+            k++;
+        }
+        size_t done = k ? virtq_enqueue_burst(vq, frames, k) : 0;
+        for (size_t j = done; j < k; j++) {
+            if (send_one(vq, NULL, frames[j].data, frames[j].len,
+                         &retries, retries_max)) {
+                failed++;
+            }
+        }
+        if (next == n) {
+            break;
+        }
+
+        /* A frame with offloads, or too long. */
+        packet = batch->packets[next++];
+        if (vhostmq_offload_pending(packet)) {
+            int error = send_offloaded(dev, vq, cache, packet,
+                                       max_frame_len, &retries, retries_max,
+                                       &acc);
             if (error == EMSGSIZE) {
                 mtu_drops++;
             } else if (error && error != EINVAL) {
                 failed++;
             }
-            continue;
-        }
-        if (OVS_UNLIKELY(size > max_frame_len)) {
+        } else {
             mtu_drops++;
-            continue;
-        }
-        error = virtq_enqueue(vq, dp_packet_data(packet), size);
-        while (error == EAGAIN && retries < retries_max) {
-            /* Let the guest see what was sent so far, then look again
-             * for buffers. */
-            virtq_flush(vq);
-            retries++;
-            error = virtq_enqueue(vq, dp_packet_data(packet), size);
-        }
-        if (error) {
-            failed++;
         }
     }
     virtq_flush(vq);
@@ -2096,6 +2149,24 @@ struct recv_ctx {
     struct vhostmq_offload_acc acc;     /* Offloads in this burst. */
 };
 
+/* Sets the size of 'packet', into which a guest's frame of 'len' bytes was
+ * copied, and the offloads its virtio-net header 'hdr' (null: none) asks
+ * for.  Returns false, and frees the packet, if that header is bad. */
+static inline bool
+packet_from_guest_done(struct recv_ctx *ctx, struct dp_packet *packet,
+                       uint32_t len, const struct virtio_net_hdr *hdr)
+{
+    dp_packet_set_size(packet, len);
+    if (OVS_UNLIKELY(hdr) && (hdr->flags | hdr->gso_type)
+        && !vhostmq_offload_from_guest(packet, hdr, ctx->features,
+                                       &ctx->acc)) {
+        pkt_free(ctx->cache, packet);
+        return false;
+    }
+    return true;
+}
+
+/* virtq_packet_cb for the dequeue's general walk. */
 static void
 packet_from_guest(void *ctx_, const struct virtq_piece *pieces, int n,
                   uint32_t len, const struct virtio_net_hdr *hdr)
@@ -2104,22 +2175,13 @@ packet_from_guest(void *ctx_, const struct virtq_piece *pieces, int n,
     struct dp_packet *packet = pkt_alloc(ctx->cache, len);
     char *dst = dp_packet_data(packet);
 
-    if (OVS_LIKELY(n == 1)) {
-        virtq_copy(dst, pieces[0].base, len);
-    } else {
-        for (int i = 0; i < n; i++) {
-            memcpy(dst, pieces[i].base, pieces[i].len);
-            dst += pieces[i].len;
-        }
+    for (int i = 0; i < n; i++) {
+        memcpy(dst, pieces[i].base, pieces[i].len);
+        dst += pieces[i].len;
     }
-    dp_packet_set_size(packet, len);
-    if (OVS_UNLIKELY(hdr) && (hdr->flags | hdr->gso_type)
-        && !vhostmq_offload_from_guest(packet, hdr, ctx->features,
-                                       &ctx->acc)) {
-        pkt_free(ctx->cache, packet);
-        return;
+    if (packet_from_guest_done(ctx, packet, len, hdr)) {
+        dp_packet_batch_add(ctx->batch, packet);
     }
-    dp_packet_batch_add(ctx->batch, packet);
 }
 
 /* Counts the offloads of a receive burst, and logs a bad header. */
@@ -2179,10 +2241,36 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
                      netdev_get_name(&dev->up), ETH_ADDR_ARGS(mac));
     }
 
+    /* The frames of the dequeue's fast path copied out in one loop, then
+     * given back; any other chain through the general walk. */
     struct recv_ctx ctx = { .batch = batch, .cache = pkt_cache_get(),
                             .features = vq->features };
-    virtq_dequeue_burst(vq, NETDEV_MAX_BURST - dp_packet_batch_size(batch),
-                        packet_from_guest, &ctx);
+    struct virtq_frame frames[NETDEV_MAX_BURST];
+    struct virtio_net_hdr hdrs[NETDEV_MAX_BURST];
+    bool with_hdrs = virtq_hands_hdrs(vq);
+    int max = NETDEV_MAX_BURST - dp_packet_batch_size(batch);
+    bool more;
+    int n = virtq_dequeue_frames(vq, max, frames, hdrs, &more);
+
+    struct dp_packet **out = &batch->packets[dp_packet_batch_size(batch)];
+    int k = 0;
+
+    for (int i = 0; i < n; i++) {
+        uint32_t len = frames[i].len;
+        struct dp_packet *packet = pkt_alloc(ctx.cache, len);
+
+        virtq_copy(dp_packet_data(packet), frames[i].data, len);
+        if (packet_from_guest_done(&ctx, packet, len,
+                                   with_hdrs ? &hdrs[i] : NULL)) {
+            out[k++] = packet;
+        }
+    }
+    batch->count += k;          /* (At most NETDEV_MAX_BURST: see 'max'.) */
+    if (OVS_UNLIKELY(more)) {
+        virtq_dequeue_burst(vq, max - n, packet_from_guest, &ctx);
+    } else {
+        virtq_flush(vq);
+    }
     if (OVS_UNLIKELY(ctx.acc.rx_csum | ctx.acc.rx_sw_csum | ctx.acc.rx_bad)) {
         rx_offload_done(dev, rxq, &ctx.acc);
     }

@@ -69,10 +69,14 @@ struct vhost_mem {
     struct vhost_mem_region regions[VHOST_MEM_MAX_SLOTS];
 };
 
-/* A cursor for translation: the index of the region hit last.  One per
- * user (per vring), never shared between threads. */
+/* A cursor for translation: a copy of the region hit last, so that a hit
+ * costs one subtraction and one comparison.  One per user (per vring),
+ * never shared between threads, for one table only: zero it (all zeros: no
+ * region yet) before using it with another. */
 struct vhost_mem_cursor {
-    unsigned int last;
+    uint64_t gpa;               /* The region's guest-physical start, */
+    uint64_t size;              /* its size (0: none yet), */
+    uint8_t *hva;               /* and its local address. */
 };
 
 /* Why a region could not be mapped. */
@@ -176,20 +180,19 @@ vhost_mem_gpa_to_hva(const struct vhost_mem *mem,
                      struct vhost_mem_cursor *cursor, uint64_t gpa,
                      uint64_t *avail)
 {
-    const struct vhost_mem_region *r;
-    unsigned int i;
+    uint64_t off = gpa - cursor->gpa;
 
-    if (cursor->last < mem->n_regions) {
-        r = &mem->regions[cursor->last];
-        if (gpa - r->gpa < r->size) {
-            *avail = r->size - (gpa - r->gpa);
-            return r->hva + (gpa - r->gpa);
-        }
+    if (__builtin_expect(off < cursor->size, 1)) {
+        *avail = cursor->size - off;
+        return cursor->hva + off;
     }
-    for (i = 0; i < mem->n_regions; i++) {
-        r = &mem->regions[i];
+    for (unsigned int i = 0; i < mem->n_regions; i++) {
+        const struct vhost_mem_region *r = &mem->regions[i];
+
         if (gpa - r->gpa < r->size) {
-            cursor->last = i;
+            cursor->gpa = r->gpa;
+            cursor->size = r->size;
+            cursor->hva = r->hva;
             *avail = r->size - (gpa - r->gpa);
             return r->hva + (gpa - r->gpa);
         }

@@ -51,14 +51,21 @@ pk_advance(const struct virtq *vq, uint16_t pos, uint32_t n)
 
 /* Whether a descriptor whose flags are 'flags' is available in the lap of
  * 'pos': its AVAIL bit is the lap's wrap counter, its USED bit is not. */
+#define PK_AVAIL_USED (VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED)
+
+/* The AVAIL and USED bits of an available descriptor in the lap of 'pos'
+ * (the burst loops keep this in a local, flipped when the lap changes). */
+static inline uint16_t
+pk_want(uint16_t pos)
+{
+    return (pos & VIRTQ_PACKED_WRAP
+            ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED);
+}
+
 static inline bool
 pk_flags_avail(uint16_t flags, uint16_t pos)
 {
-    uint16_t want = (pos & VIRTQ_PACKED_WRAP
-                     ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED);
-
-    return (flags & (VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED))
-           == want;
+    return (flags & PK_AVAIL_USED) == pk_want(pos);
 }
 
 /* Whether the descriptor at 'pos' is available.  (The acquire load orders
@@ -430,96 +437,210 @@ virtq_packed_prefetch_rx(struct virtq *vq, int n)
         i = done;
         pos = vq->prefetched;
     }
-    for (; i < n && pk_avail(vq, pos); i++) {
-        struct vring_packed_desc d;
+
+    /* (Locals: see virtq_packed_enqueue_burst().) */
+    struct vhost_mem_cursor cursor = vq->cursor;
+    const struct vhost_mem *mem = vq->mem;
+    const struct vring_packed_desc *ring = vq->ring;
+    uint32_t idx = PK_IDX(pos);
+    uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
+    uint16_t want = pk_want(pos);
+    uint32_t size = vq->size;
+
+    for (; i < n; i++) {
+        const struct vring_packed_desc *slot = &ring[idx];
         uint64_t room;
         uint8_t *p;
 
-        pk_read(vq, pos, &d);
-        p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr, &room);
+        /* (Only a hint: the enqueue checks everything again.) */
+        if ((LOAD_RELAXED(&slot->flags) & PK_AVAIL_USED) != want) {
+            break;
+        }
+        p = vhost_mem_gpa_to_hva(mem, &cursor, LOAD_RELAXED(&slot->addr),
+                                 &room);
         if (p) {
             /* The header and the start of the frame (see virtq.c's
              * prefetch_entries()). */
             __builtin_prefetch(p);
         }
-        pos = pk_advance(vq, pos, 1);
+        if (UNLIKELY(++idx == size)) {
+            idx = 0;
+            wrap ^= VIRTQ_PACKED_WRAP;
+            want ^= PK_AVAIL_USED;
+        }
     }
-    vq->prefetched = pos;
+    vq->cursor = cursor;
+    vq->prefetched = idx | wrap;
+}
+
+/* virtq_packed_dequeue_burst() off its fast path: the chain at the ring's
+ * front, position 'pos', is not one plain readable descriptor (or is not
+ * whole in one memory region).  Walks it, bounded by '*burst_visits', hands
+ * its frame to 'cb' if it is good, and gives it back.  Returns false if
+ * the burst must stop here (the visit budget spent, or the ring broken),
+ * taking nothing. */
+static bool __attribute__((noinline))
+pk_dequeue_walk(struct virtq *vq, uint16_t pos, virtq_packet_cb *cb,
+                void *aux, uint32_t *burst_visits, uint16_t *last)
+{
+    struct virtq_piece pieces[VIRTQ_MAX_PIECES];
+    uint32_t visits = 0;
+    uint64_t len = 0;
+    int n = 0;
+    uint16_t id;
+
+    /* Bounded per frame and per burst, as in the split ring. */
+    if (*burst_visits >= VIRTQ_BURST_VISITS) {
+        return false;
+    }
+    uint32_t n_descs = pk_chain(vq, pos, &id);
+    if (!n_descs) {
+        return false;
+    }
+    enum virtq_error status = pk_walk(vq, pos, n_descs, false, pieces, &n,
+                                      &len, UINT64_MAX,
+                                      VIRTQ_MAX_PACKET + vq->hdr_len,
+                                      &visits);
+    *burst_visits += visits > n_descs ? visits : n_descs;
+    deliver_chain(vq, status, pieces, n, len, cb, aux, PK_IDX(pos));
+    /* Every chain goes back to the guest, good or not. */
+    pk_set_avail(vq, pk_advance(vq, pos, n_descs));
+    if (vq->in_order) {
+        pk_skip_used(vq, id, n_descs, last);
+    } else {
+        pk_put_used(vq, id, 0, n_descs);
+    }
+    return true;
+}
+
+/* The dequeue's fast path, from the ring's front: chains of one readable
+ * descriptor holding the header and the frame, given back in their own
+ * slots (the used position is the avail one then: every chain goes back
+ * whole, in order).  Each frame goes to 'cb' or, if 'frames' is nonnull,
+ * into frames[i] (and a copy of its header, if the guest sends headers,
+ * into hdrs[i]).  Takes frames number 'i' on, up to 'max', and returns the
+ * number reached: it stops at the first chain it cannot take so.  With
+ * IN_ORDER, writes no used descriptor but stores the last buffer id in
+ * '*last'.  (Inlined in both callers: the test of 'frames' goes.) */
+static inline __attribute__((always_inline)) int
+pk_dequeue_fast(struct virtq *vq, int i, int max, virtq_packet_cb *cb,
+                void *aux, struct virtq_frame *frames,
+                struct virtio_net_hdr *hdrs, uint16_t *last)
+{
+    /* The ring's state in locals, which neither 'cb' nor the stores into
+     * guest memory can change. */
+    struct vhost_mem_cursor cursor = vq->cursor;
+    const struct vhost_mem *mem = vq->mem;
+    struct vring_packed_desc *ring = vq->ring;
+    uint16_t pos = vq->last_avail_idx;
+    uint32_t idx = PK_IDX(pos);
+    uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
+    uint16_t want = pk_want(pos);
+    uint32_t size = vq->size;
+    uint32_t hdr_len = vq->hdr_len;
+    bool with_hdrs = vq->features & VIRTQ_HDR_FEATURES;
+    bool in_order = vq->in_order;
+    bool hold = pos == vq->used_published;
+    uint16_t last_id = *last;
+    struct virtq_stats_acc acc;
+
+    if (UNLIKELY(vq->used_idx != pos)) {
+        return i;
+    }
+    memset(&acc, 0, sizeof acc);
+    for (; i < max; i++) {
+        struct vring_packed_desc *slot = &ring[idx];
+        struct vring_packed_desc d;
+        uint64_t room;
+        uint8_t *p;
+
+        if ((LOAD_ACQUIRE(&slot->flags) & PK_AVAIL_USED) != want) {
+            break;
+        }
+        memcpy(&d, slot, sizeof d);
+        if (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                       | VRING_DESC_F_WRITE)
+            || d.len <= hdr_len || d.len > VIRTQ_MAX_PACKET + hdr_len) {
+            break;
+        }
+        p = vhost_mem_gpa_to_hva(mem, &cursor, d.addr, &room);
+        if (!p || room < d.len) {
+            break;
+        }
+
+        uint32_t len = d.len - hdr_len;
+        acc_count(&acc, len, len >= 6 ? p + hdr_len : NULL);
+        if (frames) {
+            if (with_hdrs) {
+                read_hdr(&hdrs[i], p);
+            }
+            frames[i].data = p + hdr_len;
+            frames[i].len = len;
+        } else {
+            struct virtio_net_hdr hdr_copy;
+            const struct virtio_net_hdr *hdr = NULL;
+            struct virtq_piece piece = { .base = p + hdr_len, .len = len };
+
+            if (with_hdrs) {
+                /* Copied out once: the guest may change it meanwhile. */
+                hdr = read_hdr(&hdr_copy, p);
+            }
+            cb(aux, &piece, 1, len, hdr);
+        }
+
+        if (in_order) {
+            last_id = d.id;
+        } else {
+            /* Used in place; the burst's first keeps its flags back for
+             * virtq_packed_flush(). */
+            uint16_t flags = -(uint16_t) (wrap >> 15) & PK_AVAIL_USED;
+
+            STORE_RELAXED(&slot->id, d.id);
+            STORE_RELAXED(&slot->len, 0);
+            if (UNLIKELY(hold)) {
+                vq->held_flags = flags;
+                hold = false;
+            } else {
+                STORE_RELAXED(&slot->flags, flags);
+            }
+        }
+        if (UNLIKELY(++idx == size)) {
+            idx = 0;
+            wrap ^= VIRTQ_PACKED_WRAP;
+            want ^= PK_AVAIL_USED;
+        }
+    }
+    pos = idx | wrap;
+    vq->cursor = cursor;
+    pk_set_avail(vq, pos);
+    vq->used_idx = pos;
+    acc_merge(&vq->pending, &acc);
+    *last = last_id;
+    return i;
 }
 
 int
 virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
                            void *aux)
 {
-    struct virtq_piece pieces[VIRTQ_MAX_PIECES];
     uint32_t burst_visits = 0;
     uint16_t first_used = vq->used_idx;
     uint16_t last = 0;
-    int i;
+    int i = 0;
 
     if (virtq_is_broken(vq)) {
         return 0;
     }
-    for (i = 0; i < max; i++) {
+    while (i < max) {
+        i = pk_dequeue_fast(vq, i, max, cb, aux, NULL, NULL, &last);
+
+        /* The general walk, for a chain the fast path does not take. */
         uint16_t pos = vq->last_avail_idx;
-        struct vring_packed_desc d;
-
-        if (!pk_avail(vq, pos)) {
+        if (i == max || !pk_avail(vq, pos)
+            || !pk_dequeue_walk(vq, pos, cb, aux, &burst_visits, &last)) {
             break;
         }
-        pk_read(vq, pos, &d);
-
-        /* Most frames: one readable descriptor holding the header and the
-         * frame. */
-        uint8_t *p = pk_single(vq, &d, false, vq->hdr_len + 1,
-                               VIRTQ_MAX_PACKET + vq->hdr_len);
-        if (LIKELY(p != NULL)) {
-            struct virtio_net_hdr hdr_copy;
-            const struct virtio_net_hdr *hdr = NULL;
-
-            if (vq->features & VIRTQ_HDR_FEATURES) {
-                hdr = read_hdr(&hdr_copy, p);
-            }
-            pieces[0].base = p + vq->hdr_len;
-            pieces[0].len = d.len - vq->hdr_len;
-            acc_count(&vq->pending, pieces[0].len,
-                      pieces[0].len >= 6 ? pieces[0].base : NULL);
-            cb(aux, pieces, 1, pieces[0].len, hdr);
-            if (vq->in_order) {
-                pk_set_avail(vq, pk_advance(vq, pos, 1));
-                pk_skip_used(vq, d.id, 1, &last);
-            } else {
-                pk_take1(vq, pos, d.id, 0);
-            }
-            continue;
-        }
-
-        /* The general walk, bounded per frame and per burst as in the
-         * split ring. */
-        if (burst_visits >= VIRTQ_BURST_VISITS) {
-            break;
-        }
-        uint16_t id;
-        uint32_t n_descs = pk_chain(vq, pos, &id);
-        if (!n_descs) {
-            break;
-        }
-        uint32_t visits = 0;
-        uint64_t len = 0;
-        int n = 0;
-        enum virtq_error status = pk_walk(vq, pos, n_descs, false, pieces,
-                                          &n, &len, UINT64_MAX,
-                                          VIRTQ_MAX_PACKET + vq->hdr_len,
-                                          &visits);
-        burst_visits += visits > n_descs ? visits : n_descs;
-        deliver_chain(vq, status, pieces, n, len, cb, aux, PK_IDX(pos));
-        /* Every chain goes back to the guest, good or not. */
-        pk_set_avail(vq, pk_advance(vq, pos, n_descs));
-        if (vq->in_order) {
-            pk_skip_used(vq, id, n_descs, &last);
-        } else {
-            pk_put_used(vq, id, 0, n_descs);
-        }
+        i++;
     }
     /* With IN_ORDER, one used descriptor, at the burst's first position,
      * with its last chain's buffer id, gives the guest back every chain
@@ -529,6 +650,27 @@ virtq_packed_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
     }
     virtq_packed_flush(vq);
     return i;
+}
+
+int
+virtq_packed_dequeue_frames(struct virtq *vq, int max,
+                            struct virtq_frame *frames,
+                            struct virtio_net_hdr *hdrs, bool *more)
+{
+    uint16_t first_used = vq->used_idx;
+    uint16_t last = 0;
+    int n;
+
+    if (virtq_is_broken(vq)) {
+        *more = false;
+        return 0;
+    }
+    n = pk_dequeue_fast(vq, 0, max, NULL, NULL, frames, hdrs, &last);
+    if (vq->in_order && vq->used_idx != first_used) {
+        pk_write_used(vq, first_used, last, 0);
+    }
+    *more = n < max && pk_avail(vq, vq->last_avail_idx);
+    return n;
 }
 
 int
@@ -620,6 +762,83 @@ virtq_packed_enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
     pk_take1(vq, pos, d.id, need);
     acc_count(&vq->pending, len, len >= 6 ? data : NULL);
     return 0;
+}
+
+int
+virtq_packed_enqueue_burst(struct virtq *vq,
+                           const struct virtq_frame *frames, int n)
+{
+    static const struct virtio_net_hdr one_buffer = { .num_buffers = 1 };
+    /* Locals, not the ring's fields: every store into guest memory could
+     * alias those, and the compiler would load them again per frame. */
+    struct vhost_mem_cursor cursor = vq->cursor;
+    const struct vhost_mem *mem = vq->mem;
+    struct vring_packed_desc *ring = vq->ring;
+    uint16_t pos = vq->last_avail_idx;
+    uint32_t idx = PK_IDX(pos);
+    uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
+    uint16_t want = pk_want(pos);
+    uint32_t size = vq->size;
+    struct virtq_stats_acc acc;
+    int i;
+
+    /* A packed ring means VERSION_1: a 12-byte header.  Each chain taken
+     * here is one descriptor and goes back in its own slot: the used
+     * position must be the avail one (it always is on a guest RX ring,
+     * where every chain goes back whole, in order). */
+    if (virtq_is_broken(vq) || vq->log || vq->used_idx != pos || !n) {
+        return 0;
+    }
+    memset(&acc, 0, sizeof acc);
+    for (i = 0; i < n; i++) {
+        struct vring_packed_desc *slot = &ring[idx];
+        uint32_t len = frames[i].len;
+        uint32_t need = sizeof one_buffer + len;
+        /* AVAIL and USED both the lap's wrap counter. */
+        uint16_t lap = -(uint16_t) (wrap >> 15) & (VRING_PACKED_DESC_F_AVAIL
+                                                   | VRING_PACKED_DESC_F_USED);
+        struct vring_packed_desc d;
+        uint64_t room;
+        uint8_t *p;
+
+        if ((LOAD_ACQUIRE(&slot->flags) & PK_AVAIL_USED) != want) {
+            break;
+        }
+        memcpy(&d, slot, sizeof d);
+        if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                        | VRING_DESC_F_WRITE)) != VRING_DESC_F_WRITE
+            || d.len < need) {
+            break;
+        }
+        p = vhost_mem_gpa_to_hva(mem, &cursor, d.addr, &room);
+        if (!p || room < d.len) {
+            break;
+        }
+        memcpy(p, &one_buffer, sizeof one_buffer);
+        virtq_copy(p + sizeof one_buffer, frames[i].data, len);
+
+        /* Used in place; the burst's first keeps its flags back for
+         * virtq_packed_flush(). */
+        STORE_RELAXED(&slot->id, d.id);
+        STORE_RELAXED(&slot->len, need);
+        if (UNLIKELY(i == 0) && pos == vq->used_published) {
+            vq->held_flags = lap | VRING_DESC_F_WRITE;
+        } else {
+            STORE_RELAXED(&slot->flags, lap | VRING_DESC_F_WRITE);
+        }
+        if (UNLIKELY(++idx == size)) {
+            idx = 0;
+            wrap ^= VIRTQ_PACKED_WRAP;
+            want ^= PK_AVAIL_USED;
+        }
+        acc_count(&acc, len, len >= 6 ? frames[i].data : NULL);
+    }
+    pos = idx | wrap;
+    vq->cursor = cursor;
+    pk_set_avail(vq, pos);
+    vq->used_idx = pos;
+    acc_merge(&vq->pending, &acc);
+    return i;
 }
 
 /* virtq_packed_enqueue() off its fast path: the frame needs more than the

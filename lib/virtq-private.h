@@ -52,6 +52,20 @@ acc_count(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
             : len <= 1518 ? 6 : 7]++;
 }
 
+/* Adds the counts of 'from' (a burst's, kept in a local so that they
+ * stay in registers while guest memory is written) to 'to'. */
+static inline void
+acc_merge(struct virtq_stats_acc *to, const struct virtq_stats_acc *from)
+{
+    to->packets += from->packets;
+    to->bytes += from->bytes;
+    to->multicast += from->multicast;
+    to->broadcast += from->broadcast;
+    for (int i = 0; i < 8; i++) {
+        to->bins[i] += from->bins[i];
+    }
+}
+
 static inline void
 acc_flush(struct virtq_stats *s, const struct virtq_stats_acc *a)
 {

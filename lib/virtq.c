@@ -560,6 +560,18 @@ prefetch_entries(struct virtq *vq, int n, bool write)
     }
 }
 
+/* After a dequeue burst: entries already seen beyond it are the next
+ * burst's; starts loading them now, while the switch works on this one. */
+static void
+prefetch_ahead(struct virtq *vq)
+{
+    uint16_t ahead = vq->avail_seen - vq->last_avail_idx;
+
+    if (ahead) {
+        prefetch_entries(vq, ahead, false);
+    }
+}
+
 void
 virtq_prefetch_rx(struct virtq *vq, int n)
 {
@@ -572,6 +584,96 @@ virtq_prefetch_rx(struct virtq *vq, int n)
     if (have > 0) {
         prefetch_entries(vq, n < have ? n : have, true);
     }
+}
+
+/* The dequeue's fast path: the next entries up to number 'n' (the guest
+ * made them available), from number 'i' on, each a chain of one readable
+ * descriptor holding the header and the frame, all in one region.  Each
+ * frame goes to 'cb' or, if 'frames' is nonnull, into frames[i] (and a
+ * copy of its header, if the guest sends headers, into hdrs[i]); its chain
+ * goes back used (with IN_ORDER only counted, its head stored in '*last').
+ * Returns the number reached: it stops at the first chain it cannot take
+ * so.  (Inlined in both callers: the test of 'frames' goes.) */
+static inline __attribute__((always_inline)) int
+split_dequeue_fast(struct virtq *vq, int i, int n, virtq_packet_cb *cb,
+                   void *aux, struct virtq_frame *frames,
+                   struct virtio_net_hdr *hdrs, uint32_t *last)
+{
+    /* The ring's state in locals, which neither 'cb' nor the stores into
+     * guest memory can change. */
+    struct vhost_mem_cursor cursor = vq->cursor;
+    const struct vhost_mem *mem = vq->mem;
+    const struct vring_desc *desc = vq->desc;
+    const uint16_t *avail_ring = vq->avail->ring;
+    struct vring_used_elem *used_ring = vq->used->ring;
+    uint16_t last_avail = vq->last_avail_idx;
+    uint16_t used = vq->used_idx;
+    uint16_t mask = vq->mask;
+    uint32_t size = vq->size;
+    uint32_t hdr_len = vq->hdr_len;
+    bool with_hdrs = vq->features & VIRTQ_HDR_FEATURES;
+    bool in_order = vq->in_order;
+    uint32_t last_head = *last;
+    struct virtq_stats_acc acc;
+
+    memset(&acc, 0, sizeof acc);
+    for (; i < n; i++) {
+        uint16_t head = LOAD_RELAXED(&avail_ring[last_avail & mask]);
+        struct vring_desc d;
+        uint64_t room;
+        uint8_t *p;
+
+        if (head >= size) {
+            break;
+        }
+        memcpy(&d, &desc[head], sizeof d);
+        if (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                       | VRING_DESC_F_WRITE)
+            || d.len <= hdr_len || d.len > VIRTQ_MAX_PACKET + hdr_len) {
+            break;
+        }
+        p = vhost_mem_gpa_to_hva(mem, &cursor, d.addr, &room);
+        if (!p || room < d.len) {
+            break;
+        }
+
+        uint32_t len = d.len - hdr_len;
+        acc_count(&acc, len, len >= 6 ? p + hdr_len : NULL);
+        if (frames) {
+            if (with_hdrs) {
+                read_hdr(&hdrs[i], p);
+            }
+            frames[i].data = p + hdr_len;
+            frames[i].len = len;
+        } else {
+            struct virtio_net_hdr hdr_copy;
+            const struct virtio_net_hdr *hdr = NULL;
+            struct virtq_piece piece = { .base = p + hdr_len, .len = len };
+
+            if (with_hdrs) {
+                /* Copied out once: the guest may change it meanwhile. */
+                hdr = read_hdr(&hdr_copy, p);
+            }
+            cb(aux, &piece, 1, len, hdr);
+        }
+
+        last_avail++;
+        if (in_order) {
+            last_head = head;
+        } else {
+            struct vring_used_elem *e = &used_ring[used & mask];
+
+            STORE_RELAXED(&e->id, head);
+            STORE_RELAXED(&e->len, 0);
+        }
+        used++;
+    }
+    vq->cursor = cursor;
+    vq->last_avail_idx = last_avail;
+    vq->used_idx = used;
+    acc_merge(&vq->pending, &acc);
+    *last = last_head;
+    return i;
 }
 
 int
@@ -592,31 +694,11 @@ virtq_split_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
 
     prefetch_entries(vq, n_avail, false);
     for (i = 0; i < n_avail; i++) {
-        uint16_t head = avail_entry(vq, vq->last_avail_idx++);
-        enum virtq_error status;
-        uint64_t len = 0;
-        int n = 0;
-
         /* Most frames: one readable descriptor holding the header and the
          * frame. */
-        uint32_t d_len;
-        uint8_t *p = single_desc(vq, head, false, vq->hdr_len + 1,
-                                 VIRTQ_MAX_PACKET + vq->hdr_len, &d_len);
-        if (LIKELY(p != NULL)) {
-            struct virtio_net_hdr hdr_copy;
-            const struct virtio_net_hdr *hdr = NULL;
-
-            if (vq->features & VIRTQ_HDR_FEATURES) {
-                /* Copied out once: the guest may change it meanwhile. */
-                hdr = read_hdr(&hdr_copy, p);
-            }
-            pieces[0].base = p + vq->hdr_len;
-            pieces[0].len = d_len - vq->hdr_len;
-            acc_count(&vq->pending, pieces[0].len,
-                      pieces[0].len >= 6 ? pieces[0].base : NULL);
-            cb(aux, pieces, 1, pieces[0].len, hdr);
-            put_tx_used(vq, head, &last);
-            continue;
+        i = split_dequeue_fast(vq, i, n_avail, cb, aux, NULL, NULL, &last);
+        if (i == n_avail) {
+            break;
         }
 
         /* The general walk: at most VIRTQ_MAX_VISITS descriptors for this
@@ -625,10 +707,14 @@ virtq_split_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
          * poll, so that a ring of long chains delays the thread's other
          * ports by a bounded time). */
         if (burst_visits >= VIRTQ_BURST_VISITS) {
-            vq->last_avail_idx--;
             break;
         }
+        uint16_t head = avail_entry(vq, vq->last_avail_idx++);
+        enum virtq_error status;
         uint32_t visits = 0;
+        uint64_t len = 0;
+        int n = 0;
+
         status = walk_chain(vq, head, false, pieces, &n, &len, UINT64_MAX,
                             VIRTQ_MAX_PACKET + vq->hdr_len, &visits);
         burst_visits += visits;
@@ -639,14 +725,32 @@ virtq_split_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
     }
     put_tx_used_last(vq, first_used, last);
     virtq_split_flush(vq);
-
-    /* Entries already seen beyond this burst are the next burst's: start
-     * loading them now, while the switch works on this one. */
-    uint16_t ahead = vq->avail_seen - vq->last_avail_idx;
-    if (ahead) {
-        prefetch_entries(vq, ahead, false);
-    }
+    prefetch_ahead(vq);
     return i;
+}
+
+int
+virtq_split_dequeue_frames(struct virtq *vq, int max,
+                           struct virtq_frame *frames,
+                           struct virtio_net_hdr *hdrs, bool *more)
+{
+    uint16_t first_used = vq->used_idx;
+    uint32_t last = 0;
+    int n_avail, n;
+
+    n_avail = avail_burst(vq, max);
+    if (!n_avail) {
+        *more = false;
+        return 0;
+    }
+    prefetch_entries(vq, n_avail, false);
+    n = split_dequeue_fast(vq, 0, n_avail, NULL, NULL, frames, hdrs, &last);
+    put_tx_used_last(vq, first_used, last);
+    *more = n < n_avail;
+    if (!*more) {
+        prefetch_ahead(vq);
+    }
+    return n;
 }
 
 int
@@ -896,4 +1000,73 @@ virtq_split_enqueue_hdr(struct virtq *vq, const struct virtio_net_hdr *hdr,
                         const void *data, uint32_t len)
 {
     return enqueue(vq, hdr, data, len);
+}
+
+int
+virtq_split_enqueue_burst(struct virtq *vq, const struct virtq_frame *frames,
+                          int n)
+{
+    static const struct virtio_net_hdr one_buffer = { .num_buffers = 1 };
+    /* Locals, not the ring's fields: every store into guest memory could
+     * alias those, and the compiler would load them again per frame. */
+    struct vhost_mem_cursor cursor = vq->cursor;
+    const struct vhost_mem *mem = vq->mem;
+    const struct vring_desc *desc = vq->desc;
+    struct vring_used_elem *used_ring = vq->used->ring;
+    const uint16_t *avail_ring = vq->avail->ring;
+    uint16_t last = vq->last_avail_idx;
+    uint16_t used = vq->used_idx;
+    uint16_t mask = vq->mask;
+    uint16_t size = vq->size;
+    struct virtq_stats_acc acc;
+    int n_avail, i;
+
+    /* (rx_fast_hdr: a 12-byte header and no dirty log.) */
+    if (virtq_is_broken(vq) || vq->rx_fast_hdr != sizeof one_buffer) {
+        return 0;
+    }
+    n_avail = avail_at_least(vq, n);
+    if (n_avail <= 0) {
+        return 0;
+    }
+    if (n > n_avail) {
+        n = n_avail;
+    }
+    memset(&acc, 0, sizeof acc);
+    for (i = 0; i < n; i++) {
+        uint32_t len = frames[i].len;
+        uint32_t need = sizeof one_buffer + len;
+        uint16_t head = LOAD_RELAXED(&avail_ring[last & mask]);
+        struct vring_desc d;
+        uint64_t room;
+        uint8_t *p;
+
+        if (head >= size) {
+            break;
+        }
+        memcpy(&d, &desc[head], sizeof d);
+        if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                        | VRING_DESC_F_WRITE)) != VRING_DESC_F_WRITE
+            || d.len < need) {
+            break;
+        }
+        p = vhost_mem_gpa_to_hva(mem, &cursor, d.addr, &room);
+        if (!p || room < d.len) {
+            break;
+        }
+        memcpy(p, &one_buffer, sizeof one_buffer);
+        virtq_copy(p + sizeof one_buffer, frames[i].data, len);
+
+        struct vring_used_elem *e = &used_ring[used & mask];
+        STORE_RELAXED(&e->id, head);
+        STORE_RELAXED(&e->len, need);
+        used++;
+        last++;
+        acc_count(&acc, len, len >= 6 ? frames[i].data : NULL);
+    }
+    vq->cursor = cursor;
+    vq->last_avail_idx = last;
+    vq->used_idx = used;
+    acc_merge(&vq->pending, &acc);
+    return i;
 }

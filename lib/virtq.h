@@ -369,6 +369,13 @@ void virtq_prefetch_rx(struct virtq *, int n);
      | (1ull << VIRTIO_NET_F_HOST_ECN)          \
      | (1ull << VIRTIO_NET_F_HOST_UFO))
 
+/* A frame: 'len' bytes at 'data' (in guest memory for
+ * virtq_dequeue_frames(), from the switch for virtq_enqueue_burst()). */
+struct virtq_frame {
+    const void *data;
+    uint32_t len;
+};
+
 /* Called once per packet dequeued: 'pieces' (n of them, 'len' bytes in all)
  * hold the frame, the virtio-net header already skipped.  The pieces point
  * into guest memory and are valid only during the call.  'hdr' is a copy of
@@ -384,6 +391,33 @@ typedef void virtq_packet_cb(void *aux, const struct virtq_piece *pieces,
 static inline int virtq_dequeue_burst(struct virtq *vq, int max,
                                       virtq_packet_cb *cb, void *aux);
 
+/* virtq_dequeue_burst()'s fast path without a call per frame: takes up to
+ * 'max' frames the guest transmitted on 'vq', as long as each is one
+ * readable descriptor holding the virtio-net header and the frame, all in
+ * one memory region (what almost every frame is).  Stores where each frame
+ * is, its header skipped, in frames[i], and a copy of its header in
+ * hdrs[i] if the guest negotiated any of VIRTQ_HDR_FEATURES (see
+ * virtq_hands_hdrs(); 'hdrs' may be null otherwise).  Returns how many it
+ * took, and sets '*more' if it stopped at a chain it cannot take so (pass
+ * the rest to virtq_dequeue_burst(), which takes every kind of chain).
+ *
+ * The frames stay in guest memory, and the guest does not get their
+ * buffers back, until the caller publishes them with virtq_flush() (or
+ * virtq_dequeue_burst()), which it must do after copying them out: before
+ * the next call, and before the ring may stop. */
+static inline int virtq_dequeue_frames(struct virtq *vq, int max,
+                                       struct virtq_frame *frames,
+                                       struct virtio_net_hdr *hdrs,
+                                       bool *more);
+
+/* Whether virtq_dequeue_frames() and virtq_dequeue_burst() hand out the
+ * guest's virtio-net headers. */
+static inline bool
+virtq_hands_hdrs(const struct virtq *vq)
+{
+    return vq->features & VIRTQ_HDR_FEATURES;
+}
+
 /* Returns up to 'max' chains the guest made available on 'vq' without
  * looking at them, and counts them as disabled_discards: what the spec asks
  * of a started but disabled guest TX ring.  Returns the number taken. */
@@ -396,6 +430,20 @@ int virtq_discard_burst(struct virtq *vq, int max);
  * virtq_flush() after a burst. */
 static inline int virtq_enqueue(struct virtq *vq, const void *data,
                                 uint32_t len);
+
+
+/* Copies frames[0], frames[1], ... (up to 'n' of them) into the guest's
+ * buffers on 'vq' as virtq_enqueue() would, as long as each fits whole the
+ * next buffer, one descriptor, with no header to write but num_buffers and
+ * no dirty log to mark: what almost every frame does.  Returns how many it
+ * took, from the first; it counts no error and takes nothing it cannot
+ * take that way.  The caller then sends the next frame with
+ * virtq_enqueue(), which decides everything else (more buffers or none,
+ * bad chains, logging).  Call virtq_flush() after a burst.  One call per
+ * burst instead of one per frame: the ring's state stays in registers. */
+static inline int virtq_enqueue_burst(struct virtq *vq,
+                                      const struct virtq_frame *frames,
+                                      int n);
 
 /* The same with the virtio-net header 'hdr' (its 'num_buffers' ignored:
  * set here), for frames with offloads. */
@@ -413,9 +461,13 @@ static inline void virtq_flush(struct virtq *vq);
  * is all they add). */
 int virtq_split_dequeue_burst(struct virtq *, int max, virtq_packet_cb *,
                               void *aux);
+int virtq_split_dequeue_frames(struct virtq *, int max, struct virtq_frame *,
+                               struct virtio_net_hdr *, bool *more);
 int virtq_split_enqueue(struct virtq *, const void *data, uint32_t len);
 int virtq_split_enqueue_hdr(struct virtq *, const struct virtio_net_hdr *,
                             const void *data, uint32_t len);
+int virtq_split_enqueue_burst(struct virtq *, const struct virtq_frame *,
+                              int n);
 void virtq_split_flush(struct virtq *);
 
 enum virtq_init_error virtq_packed_init(struct virtq *, const struct vhost_mem *,
@@ -425,9 +477,14 @@ void virtq_packed_set_log(struct virtq *);
 void virtq_packed_prefetch_rx(struct virtq *, int n);
 int virtq_packed_dequeue_burst(struct virtq *, int max, virtq_packet_cb *,
                                void *aux);
+int virtq_packed_dequeue_frames(struct virtq *, int max,
+                                struct virtq_frame *,
+                                struct virtio_net_hdr *, bool *more);
 int virtq_packed_discard_burst(struct virtq *, int max);
 int virtq_packed_enqueue(struct virtq *, const struct virtio_net_hdr *,
                          const void *data, uint32_t len);
+int virtq_packed_enqueue_burst(struct virtq *, const struct virtq_frame *,
+                               int n);
 void virtq_packed_flush(struct virtq *);
 
 static inline int
@@ -440,11 +497,28 @@ virtq_dequeue_burst(struct virtq *vq, int max, virtq_packet_cb *cb,
 }
 
 static inline int
+virtq_dequeue_frames(struct virtq *vq, int max, struct virtq_frame *frames,
+                     struct virtio_net_hdr *hdrs, bool *more)
+{
+    return (__builtin_expect(vq->packed, 0)
+            ? virtq_packed_dequeue_frames(vq, max, frames, hdrs, more)
+            : virtq_split_dequeue_frames(vq, max, frames, hdrs, more));
+}
+
+static inline int
 virtq_enqueue(struct virtq *vq, const void *data, uint32_t len)
 {
     return (__builtin_expect(vq->packed, 0)
             ? virtq_packed_enqueue(vq, NULL, data, len)
             : virtq_split_enqueue(vq, data, len));
+}
+
+static inline int
+virtq_enqueue_burst(struct virtq *vq, const struct virtq_frame *frames, int n)
+{
+    return (__builtin_expect(vq->packed, 0)
+            ? virtq_packed_enqueue_burst(vq, frames, n)
+            : virtq_split_enqueue_burst(vq, frames, n));
 }
 
 static inline int

@@ -768,6 +768,197 @@ test_resume_from_base(void)
     pg_teardown(&g);
 }
 
+
+/* The driver takes back, with IN_ORDER, the chains 'ids[0..n-1]' through
+ * one used descriptor, which names the last of them. */
+static void
+pg_used_in_order(struct pguest *g, const int *ids, int n)
+{
+    struct vring_packed_desc *d = &g->q.ring[g->q.next_used];
+    uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+    bool w = g->q.used_wrap;
+
+    CHECK_EQ(!!(f & VRING_PACKED_DESC_F_USED), w);
+    CHECK_EQ(!!(f & VRING_PACKED_DESC_F_AVAIL), w);
+    CHECK_EQ(d->id, ids[n - 1]);
+    for (int i = 0; i < n; i++) {
+        CHECK(g->q.out[ids[i]]);
+        g->q.out[ids[i]] = false;
+        g->q.n_free += g->q.chain_len[ids[i]];
+        g->q.next_used += g->q.chain_len[ids[i]];
+        if (g->q.next_used >= g->q.size) {
+            g->q.next_used -= g->q.size;
+            g->q.used_wrap = !g->q.used_wrap;
+        }
+    }
+}
+
+/* virtq_dequeue_frames() and virtq_enqueue_burst(), the fast paths the
+ * provider calls, against the general ones, over many laps of a ring whose
+ * size is not a power of 2, with IN_ORDER off and on (see the split ring's
+ * test of the same name). */
+static void
+burst_apis_round(struct pguest *tx, struct pguest *rx, int round,
+                 unsigned int *seed)
+{
+    int k = 1 + rand_r(seed) % 4;
+    int chained = rand_r(seed) % 3 ? -1 : (int) (rand_r(seed) % k);
+    int small = rand_r(seed) % 3 ? -1 : (int) (rand_r(seed) % k);
+    uint8_t copies[4][1600];
+    struct virtq_frame frames[32];
+    uint32_t lens[4];
+    int ids[5];
+    bool more;
+    int n;
+
+    /* TX: k frames, one of them maybe in two descriptors. */
+    for (int j = 0; j < k; j++) {
+        uint64_t gpas[2] = { BUF(j), BUF(j) + 12 };
+        uint16_t fl[2] = { 0, 0 };
+        uint32_t dl[2];
+
+        lens[j] = 60 + rand_r(seed) % 1400;
+        pg_put_frame(tx, BUF(j), lens[j], round * 8 + j);
+        if (j == chained) {
+            dl[0] = 12;
+            dl[1] = lens[j];
+            ids[j] = vgp_add(&tx->q, &tx->gm, gpas, dl, fl, 2, 0);
+        } else {
+            ids[j] = vgp_add1(&tx->q, &tx->gm, BUF(j), 12 + lens[j], 0);
+        }
+        CHECK(ids[j] >= 0);
+    }
+    uint16_t id, flags;
+    uint32_t len;
+
+    n = virtq_dequeue_frames(&tx->vq, 32, frames, NULL, &more);
+    CHECK_EQ(n, chained < 0 ? k : chained);
+    CHECK_EQ(more, chained >= 0);
+    CHECK(!vgp_used(&tx->q, &id, &len, &flags));        /* Nothing back. */
+    for (int j = 0; j < n; j++) {
+        CHECK_EQ(frames[j].len, lens[j]);
+        CHECK(pattern_ok(frames[j].data, lens[j], round * 8 + j));
+        memcpy(copies[j], frames[j].data, lens[j]);
+    }
+    if (more) {
+        struct psink s = { 0 };
+
+        CHECK_EQ(virtq_dequeue_burst(&tx->vq, 32 - n, psink_cb, &s), k - n);
+        for (int j = n; j < k; j++) {
+            CHECK_EQ(s.len[j - n], lens[j]);
+            memcpy(copies[j], s.data[j - n], lens[j]);
+        }
+    } else {
+        virtq_flush(&tx->vq);
+    }
+    if (tx->vq.in_order) {
+        /* One used descriptor per call. */
+        if (n) {
+            pg_used_in_order(tx, ids, n);
+        }
+        if (n < k) {
+            pg_used_in_order(tx, ids + n, k - n);
+        }
+    } else {
+        for (int j = 0; j < k; j++) {
+            CHECK(vgp_used(&tx->q, &id, &len, &flags));
+            CHECK_EQ(id, ids[j]);
+            CHECK_EQ(len, 0);
+        }
+    }
+    CHECK(!vgp_used(&tx->q, &id, &len, &flags));
+
+    /* RX: a 2 kB buffer per frame, one of them maybe too small for its
+     * frame (which then needs the next buffer too: mergeable). */
+    int n_bufs = small < 0 ? k : k + 1;
+    for (int b = 0; b < n_bufs; b++) {
+        ids[b] = vgp_add1(&rx->q, &rx->gm, BUF(4 + b), b == small ? 40 : 2048,
+                          VRING_DESC_F_WRITE);
+        CHECK(ids[b] >= 0);
+    }
+    for (int j = 0; j < k; j++) {
+        frames[j].data = copies[j];
+        frames[j].len = lens[j];
+    }
+    n = virtq_enqueue_burst(&rx->vq, frames, k);
+    CHECK_EQ(n, small < 0 ? k : small);
+    CHECK(!vgp_used(&rx->q, &id, &len, &flags));
+    for (int j = n; j < k; j++) {
+        CHECK_EQ(virtq_enqueue(&rx->vq, copies[j], lens[j]), 0);
+    }
+    virtq_flush(&rx->vq);
+
+    /* The guest reads each frame back, from one buffer or two. */
+    for (int j = 0, b = 0; j < k; j++, b++) {
+        const uint8_t *p = vg_mem_ptr(&rx->gm, BUF(4 + b));
+        struct virtio_net_hdr hdr;
+        uint8_t got[1600];
+
+        memcpy(&hdr, p, sizeof hdr);
+        CHECK(vgp_used(&rx->q, &id, &len, &flags));
+        CHECK_EQ(id, ids[b]);
+        CHECK(flags & VRING_DESC_F_WRITE);
+        if (b == small) {
+            CHECK_EQ(hdr.num_buffers, 2);
+            CHECK_EQ(len, 40);
+            memcpy(got, p + 12, 28);
+            b++;
+            CHECK(vgp_used(&rx->q, &id, &len, &flags));
+            CHECK_EQ(id, ids[b]);
+            CHECK_EQ(len, lens[j] - 28);
+            memcpy(got + 28, vg_mem_ptr(&rx->gm, BUF(4 + b)), lens[j] - 28);
+        } else {
+            CHECK_EQ(hdr.num_buffers, 1);
+            CHECK_EQ(len, 12 + lens[j]);
+            memcpy(got, p + 12, lens[j]);
+        }
+        CHECK(pattern_ok(got, lens[j], round * 8 + j));
+    }
+    CHECK(!vgp_used(&rx->q, &id, &len, &flags));
+    CHECK_EQ(virtq_last_avail(&tx->vq),
+             tx->q.next_avail | (tx->q.avail_wrap ? 0x8000 : 0));
+    CHECK_EQ(virtq_last_avail(&rx->vq),
+             rx->q.next_avail | (rx->q.avail_wrap ? 0x8000 : 0));
+}
+
+static void
+test_burst_apis(void)
+{
+    for (int in_order = 0; in_order < 2; in_order++) {
+        struct pguest tx, rx;
+        unsigned int seed = 5;
+        uint64_t packets = 0;
+
+        pg_setup(&tx, PACKED | (in_order ? 1ull << VIRTIO_F_IN_ORDER : 0),
+                 10);
+        pg_setup(&rx, PACKED_MRG, 10);
+        for (int round = 0; round < 300; round++) {
+            uint64_t before = rx.stats.packets;
+
+            burst_apis_round(&tx, &rx, round, &seed);
+            packets += rx.stats.packets - before;
+        }
+        CHECK_EQ(tx.stats.packets, packets);
+        CHECK_EQ(tx.stats.bad_chain + rx.stats.bad_chain, 0);
+        CHECK_EQ(tx.q.n_free, 10);
+        CHECK_EQ(rx.q.n_free, 10);
+
+        /* The fast paths take nothing with no buffer, or from a broken
+         * ring. */
+        struct virtq_frame f = { "0123456789abcdef0123456789abcdef", 32 };
+        bool more = true;
+
+        CHECK_EQ(virtq_enqueue_burst(&rx.vq, &f, 1), 0);
+        CHECK_EQ(virtq_dequeue_frames(&tx.vq, 32, &f, NULL, &more), 0);
+        CHECK(!more);
+        CHECK(vgp_add1(&rx.q, &rx.gm, BUF(4), 2048, VRING_DESC_F_WRITE) >= 0);
+        rx.vq.broken = true;
+        CHECK_EQ(virtq_enqueue_burst(&rx.vq, &f, 1), 0);
+        pg_teardown(&tx);
+        pg_teardown(&rx);
+    }
+}
+
 static const struct unit_test tests[] = {
     { "init_errors", test_init_errors },
     { "dequeue_simple", test_dequeue_simple },
@@ -783,6 +974,7 @@ static const struct unit_test tests[] = {
     { "notification_suppression", test_notification_suppression },
     { "discard", test_discard },
     { "resume_from_base", test_resume_from_base },
+    { "burst_apis", test_burst_apis },
 };
 
 UNIT_SUITE(virtq_packed_suite, tests);

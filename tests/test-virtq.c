@@ -1011,7 +1011,7 @@ test_mem_regions(void)
     CHECK(vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 + 5, &avail) != NULL);
     CHECK_EQ(avail, REGION_SIZE - 5);
     CHECK(vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 + REGION_SIZE, &avail));
-    CHECK_EQ(cursor.last, 1);
+    CHECK_EQ(cursor.gpa, GPA0 + REGION_SIZE);  /* Now region 1's. */
     CHECK(!vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 - 1, &avail));
     CHECK(!vhost_mem_gpa_to_hva(g.mem, &cursor, GPA0 + 2 * REGION_SIZE,
                                 &avail));
@@ -1052,6 +1052,7 @@ test_mem_regions(void)
     /* The old table can go; the new one still maps the shared regions. */
     vhost_mem_free(g.mem);
     g.mem = mem2;
+    memset(&cursor, 0, sizeof cursor);         /* Another table. */
     *g_ptr(&g, GPA0 + 7) = 0x5a;
     CHECK_EQ(*(uint8_t *) vhost_mem_gpa_to_hva(mem2, &cursor, GPA0 + 7,
                                                &avail), 0x5a);
@@ -1437,6 +1438,195 @@ test_enqueue_with_header(void)
     guest_teardown(&g);
 }
 
+
+/* virtq_dequeue_frames() and virtq_enqueue_burst(), the fast paths the
+ * provider calls, against the general ones, over many laps of the ring
+ * with IN_ORDER off and on: each takes frames from the front as long as
+ * they are single descriptors in one region, stops at the first chain it
+ * cannot take so (which the general call then takes), gives nothing back
+ * before the flush, and leaves the ring where the general calls go on. */
+static void
+burst_apis_round(struct test_guest *tx, struct test_guest *rx, int round,
+                 unsigned int *seed)
+{
+    uint64_t tx_buf = GPA0 + 0x10000, rx_buf = GPA0 + 0x40000;
+    int k = 1 + rand_r(seed) % 8;
+    int chained = rand_r(seed) % 3 ? -1 : (int) (rand_r(seed) % k);
+    int small = rand_r(seed) % 3 ? -1 : (int) (rand_r(seed) % k);
+    uint8_t copies[8][1600];
+    struct virtq_frame frames[32];
+    uint32_t lens[8];
+    int heads[9];
+    bool more;
+    int n;
+
+    /* TX: k frames, one of them maybe in two descriptors. */
+    for (int j = 0; j < k; j++) {
+        uint64_t gpa = tx_buf + j * 2048;
+        uint64_t gpas[2] = { gpa, gpa + 12 };
+        uint32_t dl[2];
+
+        lens[j] = 60 + rand_r(seed) % 1400;
+        put_frame(tx, gpa, lens[j], round * 8 + j);
+        if (j == chained) {
+            dl[0] = 12;
+            dl[1] = lens[j];
+            heads[j] = vg_vq_add(&tx->ring, &tx->gm, gpas, dl, 2, 0, false);
+        } else {
+            dl[0] = 12 + lens[j];
+            heads[j] = vg_vq_add(&tx->ring, &tx->gm, gpas, dl, 1, 0, false);
+        }
+        CHECK(heads[j] >= 0);
+    }
+    uint16_t tx_used = tx->ring.used->idx;
+    n = virtq_dequeue_frames(&tx->vq, 32, frames, NULL, &more);
+    CHECK_EQ(n, chained < 0 ? k : chained);
+    CHECK_EQ(more, chained >= 0);
+    CHECK_EQ(tx->ring.used->idx, tx_used);      /* Nothing back yet. */
+    for (int j = 0; j < n; j++) {
+        CHECK_EQ(frames[j].len, lens[j]);
+        CHECK(frame_ok(frames[j].data, lens[j], round * 8 + j));
+        memcpy(copies[j], frames[j].data, lens[j]);
+    }
+    if (more) {
+        struct sink s = { 0 };
+
+        CHECK_EQ(virtq_dequeue_burst(&tx->vq, 32 - n, sink_cb, &s), k - n);
+        for (int j = n; j < k; j++) {
+            CHECK_EQ(s.len[j - n], lens[j]);
+            memcpy(copies[j], s.data[j - n], lens[j]);
+        }
+    } else {
+        virtq_flush(&tx->vq);
+    }
+    CHECK_EQ((uint16_t) (tx->ring.used->idx - tx_used), k);
+    if (tx->vq.in_order) {
+        /* One used entry per call, at its first chain's position, with
+         * its last chain's head: the driver takes back every chain up to
+         * that one. */
+        int last = n ? n - 1 : k - 1;
+
+        CHECK_EQ(vg_vq_next_used(&tx->ring)->id, heads[last]);
+        if (n && more) {
+            tx->ring.last_used += n;
+            CHECK_EQ(vg_vq_next_used(&tx->ring)->id, heads[k - 1]);
+            tx->ring.last_used -= n;
+        }
+    }
+    for (int j = 0; j < k; j++) {
+        if (tx->vq.in_order) {
+            CHECK(vg_vq_take_head(&tx->ring, heads[j]));
+        } else {
+            vg_vq_check_used("tx", 1, &tx->ring,
+                             vg_vq_next_used(&tx->ring)->id);
+            CHECK_EQ(vg_vq_next_used(&tx->ring)->id, heads[j]);
+        }
+        tx->ring.last_used++;
+        vg_vq_put_chain(&tx->ring, heads[j]);
+    }
+
+    /* RX: a 2 kB buffer per frame, one of them maybe too small for its
+     * frame (which then needs the next buffer too: mergeable). */
+    int n_bufs = small < 0 ? k : k + 1;
+    for (int b = 0; b < n_bufs; b++) {
+        uint64_t gpa = rx_buf + b * 2048;
+        uint32_t len = b == small ? 40 : 2048;
+
+        heads[b] = vg_vq_add(&rx->ring, &rx->gm, &gpa, &len, 1,
+                             VRING_DESC_F_WRITE, false);
+        CHECK(heads[b] >= 0);
+    }
+    for (int j = 0; j < k; j++) {
+        frames[j].data = copies[j];
+        frames[j].len = lens[j];
+    }
+    uint16_t rx_used = rx->ring.used->idx;
+    n = virtq_enqueue_burst(&rx->vq, frames, k);
+    CHECK_EQ(n, small < 0 ? k : small);
+    CHECK_EQ(rx->ring.used->idx, rx_used);
+    for (int j = n; j < k; j++) {
+        CHECK_EQ(virtq_enqueue(&rx->vq, copies[j], lens[j]), 0);
+    }
+    virtq_flush(&rx->vq);
+    CHECK_EQ((uint16_t) (rx->ring.used->idx - rx_used), n_bufs);
+
+    /* The guest reads each frame back, from one buffer or two. */
+    for (int j = 0, b = 0; j < k; j++) {
+        struct vring_used_elem *e = vg_vq_next_used(&rx->ring);
+        const uint8_t *p = g_ptr(rx, rx_buf + b * 2048);
+        struct virtio_net_hdr hdr;
+        uint8_t got[1600];
+
+        memcpy(&hdr, p, sizeof hdr);
+        vg_vq_check_used("rx", 0, &rx->ring, e->id);
+        CHECK_EQ(e->id, heads[b]);
+        if (b == small) {
+            CHECK_EQ(hdr.num_buffers, 2);
+            CHECK_EQ(e->len, 40);
+            memcpy(got, p + 12, 28);
+            rx->ring.last_used++;
+            vg_vq_put_chain(&rx->ring, heads[b]);
+            b++;
+            e = vg_vq_next_used(&rx->ring);
+            vg_vq_check_used("rx", 0, &rx->ring, e->id);
+            CHECK_EQ(e->len, lens[j] - 28);
+            memcpy(got + 28, g_ptr(rx, rx_buf + b * 2048), lens[j] - 28);
+        } else {
+            CHECK_EQ(hdr.num_buffers, 1);
+            CHECK_EQ(e->len, 12 + lens[j]);
+            memcpy(got, p + 12, lens[j]);
+        }
+        CHECK(frame_ok(got, lens[j], round * 8 + j));
+        rx->ring.last_used++;
+        vg_vq_put_chain(&rx->ring, heads[b]);
+        b++;
+    }
+}
+
+static void
+test_burst_apis(void)
+{
+    for (int in_order = 0; in_order < 2; in_order++) {
+        uint64_t features = FEATURES_MRG
+                            | (in_order ? 1ull << VIRTIO_F_IN_ORDER : 0);
+        struct test_guest tx, rx;
+        unsigned int seed = 11;
+        uint64_t packets = 0;
+
+        guest_setup(&tx, features);
+        guest_setup(&rx, FEATURES_MRG);
+        vg_vq_init_free_list(&tx.ring);
+        vg_vq_init_free_list(&rx.ring);
+        for (int round = 0; round < 300; round++) {
+            uint64_t before = rx.stats.packets;
+
+            burst_apis_round(&tx, &rx, round, &seed);
+            packets += rx.stats.packets - before;
+        }
+        CHECK_EQ(tx.stats.packets, packets);
+        CHECK_EQ(tx.stats.bad_chain + rx.stats.bad_chain, 0);
+        CHECK_EQ(tx.ring.n_free, RING);
+        CHECK_EQ(rx.ring.n_free, RING);
+
+        /* The fast paths take nothing with no buffer, or from a broken
+         * ring. */
+        struct virtq_frame f = { "0123456789abcdef0123456789abcdef", 32 };
+        bool more = true;
+        uint64_t gpa = GPA0 + 0x40000;
+        uint32_t len = 2048;
+
+        CHECK_EQ(virtq_enqueue_burst(&rx.vq, &f, 1), 0);
+        CHECK_EQ(virtq_dequeue_frames(&tx.vq, 32, &f, NULL, &more), 0);
+        CHECK(!more);
+        CHECK(vg_vq_add(&rx.ring, &rx.gm, &gpa, &len, 1, VRING_DESC_F_WRITE,
+                        false) >= 0);
+        rx.vq.broken = true;
+        CHECK_EQ(virtq_enqueue_burst(&rx.vq, &f, 1), 0);
+        guest_teardown(&tx);
+        guest_teardown(&rx);
+    }
+}
+
 static const struct unit_test tests[] = {
     { "init_errors", test_init_errors },
     { "dequeue_offload_header", test_dequeue_offload_header },
@@ -1470,6 +1660,7 @@ static const struct unit_test tests[] = {
     { "rx_visit_limit", test_rx_visit_limit },
     { "tx_visit_limit", test_tx_visit_limit },
     { "enqueue_nofit_remembered", test_enqueue_nofit_remembered },
+    { "burst_apis", test_burst_apis },
 };
 
 UNIT_SUITE(virtq_suite, tests);

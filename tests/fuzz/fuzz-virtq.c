@@ -229,10 +229,36 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         switch (op & 7) {
         case 0:
-        case 1:
             virtq_dequeue_burst(&vq, 1 + (op >> 3), check_packet,
                                 &features);
             break;
+        case 1: {
+            /* The provider's way: the fast path's frames, then the general
+             * walk for the rest. */
+            struct virtq_frame frames[32];
+            struct virtio_net_hdr hdrs[32];
+            int max = 1 + (op >> 3);
+            bool more;
+            int n = virtq_dequeue_frames(&vq, max, frames, hdrs, &more);
+
+            if (n < 0 || n > max || (more && n == max)) {
+                abort();
+            }
+            for (int j = 0; j < n; j++) {
+                struct virtq_piece piece = {
+                    .base = (uint8_t *) frames[j].data, .len = frames[j].len,
+                };
+
+                check_packet(&features, &piece, 1, frames[j].len,
+                             virtq_hands_hdrs(&vq) ? &hdrs[j] : NULL);
+            }
+            if (more) {
+                virtq_dequeue_burst(&vq, max - n, check_packet, &features);
+            } else {
+                virtq_flush(&vq);
+            }
+            break;
+        }
         case 2:
             if (op & 0x80) {
                 static const struct virtio_net_hdr hdr = {
@@ -248,7 +274,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         case 3:
-            virtq_enqueue(&vq, frame, arg * 7 % VIRTQ_MAX_PACKET);
+            if (op & 0x80) {
+                /* The provider's way: a burst through the fast path, the
+                 * rest one by one. */
+                struct virtq_frame frames[16];
+                int n = 1 + (op >> 3) % 16;
+
+                for (int j = 0; j < n; j++) {
+                    frames[j].data = frame;
+                    frames[j].len = 60 + (arg + j * 997) % 1900;
+                }
+                int done = virtq_enqueue_burst(&vq, frames, n);
+                if (done < 0 || done > n) {
+                    abort();
+                }
+                for (int j = done; j < n; j++) {
+                    virtq_enqueue(&vq, frames[j].data, frames[j].len);
+                }
+            } else {
+                virtq_enqueue(&vq, frame, arg * 7 % VIRTQ_MAX_PACKET);
+            }
             break;
         case 4:
             virtq_discard_burst(&vq, 1 + (op >> 3));
