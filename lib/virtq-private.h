@@ -256,6 +256,73 @@ deliver_chain(struct virtq *vq, enum virtq_error status,
     }
 }
 
+/* The fast paths' test of a descriptor (the fields of its copy): whether
+ * it is a chain of its own, neither chained nor indirect, device-writable
+ * exactly if 'write', of 'min_len' to 'max_len' bytes, all in one region
+ * of 'mem'.  If so, returns where its buffer is, else NULL (and the
+ * general walk decides: it makes the same checks and more).  One test for
+ * both ring layouts, per-frame and per-burst paths alike. */
+static inline uint8_t *
+single_buffer(const struct vhost_mem *mem, struct vhost_mem_cursor *cursor,
+              uint16_t flags, uint32_t len, uint64_t addr, bool write,
+              uint64_t min_len, uint64_t max_len)
+{
+    uint64_t room;
+    uint8_t *p;
+
+    if ((flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
+                  | VRING_DESC_F_WRITE)) != (write ? VRING_DESC_F_WRITE : 0)
+        || len < min_len || len > max_len) {
+        return NULL;
+    }
+    p = vhost_mem_gpa_to_hva(mem, cursor, addr, &room);
+    return p && room >= len ? p : NULL;
+}
+
+/* The dequeue fast paths' hand-out of a frame whose buffer, header first,
+ * of 'buf_len' bytes, is at 'p': counted in 'acc', then stored in
+ * frames[i] (and a copy of its header, if 'with_hdrs', in hdrs[i]) or, if
+ * 'frames' is null, given to 'cb'. */
+static inline void
+hand_out_frame(uint8_t *p, uint32_t buf_len, uint32_t hdr_len,
+               bool with_hdrs, struct virtq_stats_acc *acc, int i,
+               struct virtq_frame *frames, struct virtio_net_hdr *hdrs,
+               virtq_packet_cb *cb, void *aux)
+{
+    uint32_t len = buf_len - hdr_len;
+
+    acc_count(acc, len, len >= 6 ? p + hdr_len : NULL);
+    if (frames) {
+        if (with_hdrs) {
+            read_hdr(&hdrs[i], p);
+        }
+        frames[i].data = p + hdr_len;
+        frames[i].len = len;
+    } else {
+        struct virtio_net_hdr hdr_copy;
+        const struct virtio_net_hdr *hdr = NULL;
+        struct virtq_piece piece = { .base = p + hdr_len, .len = len };
+
+        if (with_hdrs) {
+            /* Copied out once: the guest may change it meanwhile. */
+            hdr = read_hdr(&hdr_copy, p);
+        }
+        cb(aux, &piece, 1, len, hdr);
+    }
+}
+
+/* The enqueue fast paths' write of the frame 'data' of 'len' bytes into
+ * the one buffer at 'p', after a 12-byte header of zeros but for
+ * num_buffers (1). */
+static inline void
+put_frame_one_buffer(uint8_t *p, const void *data, uint32_t len)
+{
+    static const struct virtio_net_hdr one_buffer = { .num_buffers = 1 };
+
+    memcpy(p, &one_buffer, sizeof one_buffer);
+    virtq_copy(p + sizeof one_buffer, data, len);
+}
+
 /* The guest-physical address of 'p', a pointer into one of the regions
  * of 'mem'. */
 uint64_t virtq_hva_to_gpa(const struct vhost_mem *mem, const uint8_t *p);

@@ -476,23 +476,14 @@ single_desc(struct virtq *vq, uint16_t head, bool write, uint64_t min_len,
             uint64_t max_len, uint32_t *len)
 {
     struct vring_desc d;
-    uint64_t room;
     uint8_t *p;
 
     if (head >= vq->size) {
         return NULL;
     }
     memcpy(&d, &vq->desc[head], sizeof d);
-    if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
-                    | VRING_DESC_F_WRITE))
-        != (write ? VRING_DESC_F_WRITE : 0)
-        || d.len < min_len || d.len > max_len) {
-        return NULL;
-    }
-    p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor, d.addr, &room);
-    if (!p || room < d.len) {
-        return NULL;
-    }
+    p = single_buffer(vq->mem, &vq->cursor, d.flags, d.len, d.addr, write,
+                      min_len, max_len);
     *len = d.len;
     return p;
 }
@@ -620,42 +611,19 @@ split_dequeue_fast(struct virtq *vq, int i, int n, virtq_packet_cb *cb,
     for (; i < n; i++) {
         uint16_t head = LOAD_RELAXED(&avail_ring[last_avail & mask]);
         struct vring_desc d;
-        uint64_t room;
         uint8_t *p;
 
         if (head >= size) {
             break;
         }
         memcpy(&d, &desc[head], sizeof d);
-        if (d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
-                       | VRING_DESC_F_WRITE)
-            || d.len <= hdr_len || d.len > VIRTQ_MAX_PACKET + hdr_len) {
+        p = single_buffer(mem, &cursor, d.flags, d.len, d.addr, false,
+                          hdr_len + 1, VIRTQ_MAX_PACKET + hdr_len);
+        if (!p) {
             break;
         }
-        p = vhost_mem_gpa_to_hva(mem, &cursor, d.addr, &room);
-        if (!p || room < d.len) {
-            break;
-        }
-
-        uint32_t len = d.len - hdr_len;
-        acc_count(&acc, len, len >= 6 ? p + hdr_len : NULL);
-        if (frames) {
-            if (with_hdrs) {
-                read_hdr(&hdrs[i], p);
-            }
-            frames[i].data = p + hdr_len;
-            frames[i].len = len;
-        } else {
-            struct virtio_net_hdr hdr_copy;
-            const struct virtio_net_hdr *hdr = NULL;
-            struct virtq_piece piece = { .base = p + hdr_len, .len = len };
-
-            if (with_hdrs) {
-                /* Copied out once: the guest may change it meanwhile. */
-                hdr = read_hdr(&hdr_copy, p);
-            }
-            cb(aux, &piece, 1, len, hdr);
-        }
+        hand_out_frame(p, d.len, hdr_len, with_hdrs, &acc, i, frames, hdrs,
+                       cb, aux);
 
         last_avail++;
         if (in_order) {
@@ -1038,24 +1006,18 @@ virtq_split_enqueue_burst(struct virtq *vq, const struct virtq_frame *frames,
         uint32_t need = sizeof one_buffer + len;
         uint16_t head = LOAD_RELAXED(&avail_ring[last & mask]);
         struct vring_desc d;
-        uint64_t room;
         uint8_t *p;
 
         if (head >= size) {
             break;
         }
         memcpy(&d, &desc[head], sizeof d);
-        if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
-                        | VRING_DESC_F_WRITE)) != VRING_DESC_F_WRITE
-            || d.len < need) {
+        p = single_buffer(mem, &cursor, d.flags, d.len, d.addr, true, need,
+                          UINT32_MAX);
+        if (!p) {
             break;
         }
-        p = vhost_mem_gpa_to_hva(mem, &cursor, d.addr, &room);
-        if (!p || room < d.len) {
-            break;
-        }
-        memcpy(p, &one_buffer, sizeof one_buffer);
-        virtq_copy(p + sizeof one_buffer, frames[i].data, len);
+        put_frame_one_buffer(p, frames[i].data, len);
 
         struct vring_used_elem *e = &used_ring[used & mask];
         STORE_RELAXED(&e->id, head);
