@@ -1439,6 +1439,86 @@ test_enqueue_with_header(void)
 }
 
 
+/* Every frame is counted in one size bin, the same on the fast and the
+ * general paths both ways: the bins' edges, one frame on each side. */
+static const uint32_t bin_lens[] = {
+    1, 63, 64, 65, 127, 128, 255, 256, 511, 512, 1023, 1024, 1518, 1519,
+    2000,
+};
+
+static void
+check_size_bins(const struct virtq_stats *st)
+{
+    uint64_t bytes = 0;
+
+    for (size_t i = 0; i < (sizeof bin_lens / sizeof bin_lens[0]); i++) {
+        bytes += bin_lens[i];
+    }
+    CHECK_EQ(st->packets, (sizeof bin_lens / sizeof bin_lens[0]));
+    CHECK_EQ(st->bytes, bytes);
+    CHECK_EQ(st->undersize, 2);
+    CHECK_EQ(st->size_64, 1);
+    CHECK_EQ(st->size_65_127, 2);
+    CHECK_EQ(st->size_128_255, 2);
+    CHECK_EQ(st->size_256_511, 2);
+    CHECK_EQ(st->size_512_1023, 2);
+    CHECK_EQ(st->size_1024_1518, 2);
+    CHECK_EQ(st->size_1519_max, 2);
+}
+
+static void
+test_size_bins(void)
+{
+    enum { N = (sizeof bin_lens / sizeof bin_lens[0]) };
+
+    for (int general = 0; general < 2; general++) {
+        struct virtq_frame frames[N];
+        struct test_guest tx, rx;
+        bool more;
+
+        guest_setup_size(&tx, FEATURES_MRG, 64);
+        guest_setup_size(&rx, FEATURES_MRG, 64);
+        for (int j = 0; j < N; j++) {
+            uint64_t gpa = GPA0 + 0x10000 + j * 0x1000;
+
+            put_frame(&tx, gpa, bin_lens[j], j);
+            if (general) {
+                /* Header and frame apart: the general walk. */
+                set_desc(&tx, 2 * j, gpa, 12, VRING_DESC_F_NEXT, 2 * j + 1);
+                set_desc(&tx, 2 * j + 1, gpa + 12, bin_lens[j], 0, 0);
+                make_avail(&tx, 2 * j);
+            } else {
+                set_desc(&tx, j, gpa, 12 + bin_lens[j], 0, 0);
+                make_avail(&tx, j);
+            }
+            set_desc(&rx, j, GPA0 + 0x40000 + j * 0x1000, 0x1000,
+                     VRING_DESC_F_WRITE, 0);
+            make_avail(&rx, j);
+        }
+        if (general) {
+            struct sink s = { 0 };
+
+            for (int j = 0; j < N; j++) {
+                s.n = 0;
+                CHECK_EQ(virtq_dequeue_burst(&tx.vq, 1, sink_cb, &s), 1);
+                CHECK_EQ(s.len[0], bin_lens[j]);
+                CHECK_EQ(virtq_enqueue(&rx.vq, s.data[0], bin_lens[j]), 0);
+            }
+        } else {
+            CHECK_EQ(virtq_dequeue_frames(&tx.vq, 32, frames, NULL, &more),
+                     N);
+            CHECK(!more);
+            virtq_flush(&tx.vq);
+            CHECK_EQ(virtq_enqueue_burst(&rx.vq, frames, N), N);
+        }
+        virtq_flush(&rx.vq);
+        check_size_bins(&tx.stats);
+        check_size_bins(&rx.stats);
+        guest_teardown(&tx);
+        guest_teardown(&rx);
+    }
+}
+
 /* virtq_dequeue_frames() and virtq_enqueue_burst(), the fast paths the
  * provider calls, against the general ones, over many laps of the ring
  * with IN_ORDER off and on: each takes frames from the front as long as
@@ -1661,6 +1741,7 @@ static const struct unit_test tests[] = {
     { "tx_visit_limit", test_tx_visit_limit },
     { "enqueue_nofit_remembered", test_enqueue_nofit_remembered },
     { "burst_apis", test_burst_apis },
+    { "size_bins", test_size_bins },
 };
 
 UNIT_SUITE(virtq_suite, tests);
