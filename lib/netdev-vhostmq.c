@@ -1199,12 +1199,15 @@ struct vhostmq_pkt_cache {
 };
 
 static pthread_key_t pkt_cache_key;
+static __thread struct vhostmq_pkt_cache *pkt_cache_this_thread;
 
+/* Runs in the exiting thread whose cache it is. */
 static void
 pkt_cache_destroy(void *cache_)
 {
     struct vhostmq_pkt_cache *cache = cache_;
 
+    pkt_cache_this_thread = NULL;
     for (int i = 0; i < cache->n; i++) {
         free(cache->pkts[i]);
     }
@@ -1215,25 +1218,34 @@ pkt_cache_destroy(void *cache_)
     free(cache);
 }
 
-static struct vhostmq_pkt_cache *
-pkt_cache_get(void)
+/* This thread's cache is in 'pkt_cache_this_thread' (a thread-local read
+ * per burst, not a call) and under 'pkt_cache_key' (whose destructor frees
+ * it when the thread exits). */
+static struct vhostmq_pkt_cache * __attribute__((noinline))
+pkt_cache_create(void)
 {
     static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
     struct vhostmq_pkt_cache *cache;
 
-    if (OVS_UNLIKELY(ovsthread_once_start(&once))) {
+    if (ovsthread_once_start(&once)) {
         xpthread_key_create(&pkt_cache_key, pkt_cache_destroy);
         ovsthread_once_done(&once);
     }
-    cache = pthread_getspecific(pkt_cache_key);
-    if (OVS_UNLIKELY(!cache)) {
-        cache = xmalloc(sizeof *cache);
-        cache->n = 0;
-        cache->n_big = 0;
-        cache->scratch = NULL;
-        xpthread_setspecific(pkt_cache_key, cache);
-    }
+    cache = xmalloc(sizeof *cache);
+    cache->n = 0;
+    cache->n_big = 0;
+    cache->scratch = NULL;
+    xpthread_setspecific(pkt_cache_key, cache);
+    pkt_cache_this_thread = cache;
     return cache;
+}
+
+static inline struct vhostmq_pkt_cache *
+pkt_cache_get(void)
+{
+    struct vhostmq_pkt_cache *cache = pkt_cache_this_thread;
+
+    return OVS_LIKELY(cache) ? cache : pkt_cache_create();
 }
 
 /* The tag after the buffer of a cached block of 'buf' bytes (not
@@ -2199,48 +2211,16 @@ rx_offload_done(struct netdev_vhostmq *dev, struct netdev_rxq *rxq,
     vhostmq_offload_acc_flush(acc, &dev->ol);
 }
 
-static int
-netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
-                        int *qfill)
+/* netdev_vhostmq_rxq_recv() once the ring may hold frames (or 'batch'
+ * holds an announcement): takes up to a burst from 'vq' into 'batch', and
+ * unlocks 'lock'.  (Out of line: its arrays and the work they mean are no
+ * part of a poll of an idle queue.) */
+static int __attribute__((noinline))
+rxq_recv_frames(struct netdev_vhostmq *dev, struct netdev_rxq *rxq,
+                struct virtq *vq, struct dp_packet_batch *batch,
+                struct vhostmq_rxq_lock *lock)
+    OVS_RELEASES(lock)
 {
-    struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
-    struct vhostmq_rxq_lock *lock = &dev->rxq_locks[rxq->queue_id];
-    struct vhost_vring *vr
-        = vhost_device_vring(&dev->vdev, vhost_guest_tx_vring(rxq->queue_id));
-    struct eth_addr mac;
-    struct virtq *vq;
-    bool admin_up;
-    int error;
-
-    if (qfill) {
-        *qfill = 0;
-    }
-    if (OVS_UNLIKELY(!rxq_trylock(lock))) {
-        return EAGAIN;          /* The main thread has the ring a moment. */
-    }
-    vq = vr ? vhost_vring_live(vr) : NULL;
-    atomic_read_relaxed(&dev->admin_up, &admin_up);
-    if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr) || !admin_up)) {
-        /* Administratively down, the guest's frames stay in its ring, as
-         * with netdev-dpdk (which counts nothing either). */
-        rxq_unlock(lock);
-        return EAGAIN;
-    }
-
-    dp_packet_batch_init(batch);
-    if (OVS_UNLIKELY(rxq->queue_id == 0)
-        && OVS_UNLIKELY(vhost_device_take_rarp(&dev->vdev, mac.ea))) {
-        /* After a migration the front-end asks the switch to announce the
-         * guest's MAC, so that the network learns where it moved. */
-        struct dp_packet *rarp = dp_packet_new(0);
-
-        compose_rarp(rarp, mac);
-        dp_packet_batch_add(batch, rarp);
-        VLOG_INFO_RL(&info_rl, "%s: announced the guest's MAC "ETH_ADDR_FMT
-                     " (RARP), as its front-end asked",
-                     netdev_get_name(&dev->up), ETH_ADDR_ARGS(mac));
-    }
-
     /* The frames of the dequeue's fast path copied out in one loop, then
      * given back; any other chain through the general walk. */
     struct recv_ctx ctx = { .batch = batch, .cache = pkt_cache_get(),
@@ -2288,9 +2268,68 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
     if (OVS_UNLIKELY(vq->error)) {
         report_ring_error(dev, vq);
     }
-    error = dp_packet_batch_is_empty(batch) ? EAGAIN : 0;
     rxq_unlock(lock);
-    return error;
+    return dp_packet_batch_is_empty(batch) ? EAGAIN : 0;
+}
+
+/* Announces the guest's MAC in 'batch', after a migration, if the
+ * front-end asked for it. */
+static void __attribute__((noinline))
+rxq_add_rarp(struct netdev_vhostmq *dev, struct dp_packet_batch *batch)
+{
+    struct eth_addr mac;
+
+    if (vhost_device_take_rarp(&dev->vdev, mac.ea)) {
+        /* So that the network learns where the guest moved. */
+        struct dp_packet *rarp = dp_packet_new(0);
+
+        compose_rarp(rarp, mac);
+        dp_packet_batch_add(batch, rarp);
+        VLOG_INFO_RL(&info_rl, "%s: announced the guest's MAC "ETH_ADDR_FMT
+                     " (RARP), as its front-end asked",
+                     netdev_get_name(&dev->up), ETH_ADDR_ARGS(mac));
+    }
+}
+
+/* A PMD polls every queue of every port it serves, most of them idle at
+ * any moment: what it costs when there is nothing to take is all here. */
+static int
+netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
+                        int *qfill)
+{
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(rxq->netdev);
+    struct vhostmq_rxq_lock *lock = &dev->rxq_locks[rxq->queue_id];
+    struct vhost_vring *vr
+        = vhost_device_vring(&dev->vdev, vhost_guest_tx_vring(rxq->queue_id));
+    struct virtq *vq;
+    bool admin_up;
+
+    if (qfill) {
+        *qfill = 0;
+    }
+    if (OVS_UNLIKELY(!rxq_trylock(lock))) {
+        return EAGAIN;          /* The main thread has the ring a moment. */
+    }
+    vq = vr ? vhost_vring_live(vr) : NULL;
+    atomic_read_relaxed(&dev->admin_up, &admin_up);
+    if (OVS_UNLIKELY(!vq || !vhost_vring_enabled(vr) || !admin_up)) {
+        /* Administratively down, the guest's frames stay in its ring, as
+         * with netdev-dpdk (which counts nothing either). */
+        rxq_unlock(lock);
+        return EAGAIN;
+    }
+
+    dp_packet_batch_init(batch);
+    if (OVS_UNLIKELY(rxq->queue_id == 0)
+        && OVS_UNLIKELY(vhost_device_rarp_pending(&dev->vdev))) {
+        rxq_add_rarp(dev, batch);
+    }
+    if (OVS_LIKELY(virtq_maybe_avail(vq))
+        || !dp_packet_batch_is_empty(batch)) {
+        return rxq_recv_frames(dev, rxq, vq, batch, lock);
+    }
+    rxq_unlock(lock);
+    return EAGAIN;
 }
 
 /* ovs-appctl vhostmq/show [PORT]. */

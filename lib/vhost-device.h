@@ -310,6 +310,14 @@ void vhost_device_set_limits(struct vhost_device *,
  * thread. */
 bool vhost_device_take_rarp(struct vhost_device *, uint8_t mac[6]);
 
+/* Whether vhost_device_take_rarp() may have a MAC to give (a hint, for
+ * the data path's poll: one relaxed read). */
+static inline bool
+vhost_device_rarp_pending(const struct vhost_device *dev)
+{
+    return __atomic_load_n(&dev->rarp_pending, __ATOMIC_RELAXED);
+}
+
 /* The data path's view of 'vr': its running virtq (acquire), or null. */
 static inline struct virtq *
 vhost_vring_live(const struct vhost_vring *vr)

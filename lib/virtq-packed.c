@@ -58,8 +58,7 @@ pk_advance(const struct virtq *vq, uint16_t pos, uint32_t n)
 static inline uint16_t
 pk_want(uint16_t pos)
 {
-    return (pos & VIRTQ_PACKED_WRAP
-            ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED);
+    return virtq_packed_avail_flags(pos);
 }
 
 static inline bool
@@ -629,7 +628,8 @@ virtq_packed_dequeue_frames(struct virtq *vq, int max,
     uint16_t last = 0;
     int n;
 
-    if (virtq_is_broken(vq)) {
+    /* (An idle ring, as most are, costs one load.) */
+    if (virtq_is_broken(vq) || !pk_avail(vq, vq->last_avail_idx)) {
         *more = false;
         return 0;
     }

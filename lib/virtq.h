@@ -313,6 +313,40 @@ virtq_is_broken(const struct virtq *vq)
 
 #define VIRTQ_PACKED_WRAP 0x8000
 
+/* The AVAIL and USED flags of a packed-ring descriptor the guest made
+ * available in the lap of position 'pos': AVAIL is the lap's wrap counter,
+ * USED is not. */
+static inline uint16_t
+virtq_packed_avail_flags(uint16_t pos)
+{
+    return (pos & VIRTQ_PACKED_WRAP
+            ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED);
+}
+
+/* Whether the guest may have made available a chain that the next dequeue
+ * from 'vq' would take: false only if it has not, so that a poll of an
+ * idle queue can stop here, for one read of a line the guest writes (the
+ * dequeue reads it again, with the ordering it needs).  The thread that
+ * polls the queue only. */
+static inline bool
+virtq_maybe_avail(const struct virtq *vq)
+{
+    uint16_t pos = vq->last_avail_idx;
+
+    if (virtq_is_broken(vq)) {
+        return false;
+    }
+    if (vq->packed) {
+        uint16_t flags = __atomic_load_n(
+            &vq->ring[pos & (VIRTQ_PACKED_WRAP - 1)].flags, __ATOMIC_RELAXED);
+
+        return ((flags & (VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED))
+                == virtq_packed_avail_flags(pos));
+    }
+    return (vq->avail_seen != pos
+            || __atomic_load_n(&vq->avail->idx, __ATOMIC_RELAXED) != pos);
+}
+
 /* The guest's avail index and the used index the switch last published,
  * as they are in guest memory now.  Any thread may ask.  (A packed ring has
  * neither in memory: the switch's next avail position and its published
