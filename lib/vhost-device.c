@@ -111,12 +111,18 @@ vhost_device_set_limits(struct vhost_device *dev,
 bool
 vhost_device_take_rarp(struct vhost_device *dev, uint8_t mac[6])
 {
-    if (__atomic_load_n(&dev->rarp_pending, __ATOMIC_RELAXED)
-        && __atomic_exchange_n(&dev->rarp_pending, false, __ATOMIC_ACQUIRE)) {
-        memcpy(mac, dev->rarp_mac, sizeof dev->rarp_mac);
-        return true;
+    uint64_t rarp = __atomic_load_n(&dev->rarp, __ATOMIC_RELAXED);
+
+    if (rarp) {
+        rarp = __atomic_exchange_n(&dev->rarp, 0, __ATOMIC_RELAXED);
     }
-    return false;
+    if (!rarp) {
+        return false;
+    }
+    for (int i = 0; i < 6; i++) {
+        mac[i] = rarp >> (8 * i);
+    }
+    return true;
 }
 
 static void
@@ -405,7 +411,7 @@ reset_device(struct vhost_device *dev, bool may_defer)
     dev->protocol_features = 0;
     dev->status = 0;
     dev->mtu = 0;
-    __atomic_store_n(&dev->rarp_pending, false, __ATOMIC_RELAXED);
+    __atomic_store_n(&dev->rarp, 0, __ATOMIC_RELAXED);
 }
 
 void
@@ -958,8 +964,15 @@ static enum outcome
 send_rarp(struct vhost_device *dev, struct vhost_user_msg *msg,
           union vhost_user_payload *reply UNUSED)
 {
-    memcpy(dev->rarp_mac, &msg->payload.u64, sizeof dev->rarp_mac);
-    __atomic_store_n(&dev->rarp_pending, true, __ATOMIC_RELEASE);
+    uint8_t mac[8];
+    uint64_t rarp = VHOST_RARP_PENDING;
+
+    /* The MAC is the payload's first 6 bytes, whatever the byte order. */
+    memcpy(mac, &msg->payload.u64, sizeof mac);
+    for (int i = 0; i < 6; i++) {
+        rarp |= (uint64_t) mac[i] << (8 * i);
+    }
+    __atomic_store_n(&dev->rarp, rarp, __ATOMIC_RELAXED);
     return DONE;
 }
 

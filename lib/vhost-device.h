@@ -178,9 +178,10 @@ struct vhost_device {
     struct vhost_log *log;
     int log_fd;
 
-    /* SEND_RARP: the data path announces this MAC once. */
-    uint8_t rarp_mac[6];
-    bool rarp_pending;          /* Shared with the data path. */
+    /* SEND_RARP: 0, or VHOST_RARP_PENDING with the MAC to announce in the
+     * low 48 bits (its first byte lowest), one word so that a request that
+     * comes while the data path takes the last one cannot tear it. */
+    uint64_t rarp;              /* Shared with the data path. */
 
     uint64_t n_messages;
     struct vhost_device_errors errors;
@@ -309,13 +310,14 @@ void vhost_device_set_limits(struct vhost_device *,
  * and nobody did yet, copies it to 'mac' and returns true (once).  Any
  * thread. */
 bool vhost_device_take_rarp(struct vhost_device *, uint8_t mac[6]);
+#define VHOST_RARP_PENDING (1ull << 48)
 
 /* Whether vhost_device_take_rarp() may have a MAC to give (a hint, for
  * the data path's poll: one relaxed read). */
 static inline bool
 vhost_device_rarp_pending(const struct vhost_device *dev)
 {
-    return __atomic_load_n(&dev->rarp_pending, __ATOMIC_RELAXED);
+    return __atomic_load_n(&dev->rarp, __ATOMIC_RELAXED) != 0;
 }
 
 /* The data path's view of 'vr': its running virtq (acquire), or null. */

@@ -844,6 +844,7 @@ test_disconnect_keeps_counters(void)
 static void
 test_mtu_and_rarp(void)
 {
+    uint8_t mac[6];
     struct fixture f;
 
     setup(&f, 1);
@@ -861,9 +862,27 @@ test_mtu_and_rarp(void)
     CHECK_IGNORED(&f, send_u64(&f, VHOST_USER_NET_SET_MTU, 65536));
     CHECK_EQ(send_u64(&f, VHOST_USER_SEND_RARP, 0x0000665544332211ull),
              VHOST_DEVICE_OK);
-    CHECK(f.dev.rarp_pending);
-    CHECK_EQ(f.dev.rarp_mac[0], 0x11);
-    CHECK_EQ(f.dev.rarp_mac[5], 0x66);
+    CHECK(vhost_device_rarp_pending(&f.dev));
+    CHECK(vhost_device_take_rarp(&f.dev, mac));
+    CHECK_EQ(mac[0], 0x11);
+    CHECK_EQ(mac[5], 0x66);
+    CHECK(!vhost_device_rarp_pending(&f.dev));
+    CHECK_EQ(send_u64(&f, VHOST_USER_SEND_RARP, 0x0000665544332211ull),
+             VHOST_DEVICE_OK);
+    /* A second request before the data path took the first replaces it,
+     * whole. */
+    CHECK_EQ(send_u64(&f, VHOST_USER_SEND_RARP, 0x0000aabbccddeeffull),
+             VHOST_DEVICE_OK);
+    CHECK(vhost_device_take_rarp(&f.dev, mac));
+    CHECK_EQ(mac[0], 0xff);
+    CHECK_EQ(mac[5], 0xaa);
+    CHECK(!vhost_device_rarp_pending(&f.dev));
+    CHECK(!vhost_device_take_rarp(&f.dev, mac));
+    /* An all-zero MAC is still a request. */
+    CHECK_EQ(send_u64(&f, VHOST_USER_SEND_RARP, 0), VHOST_DEVICE_OK);
+    CHECK(vhost_device_take_rarp(&f.dev, mac));
+    CHECK_EQ(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5], 0);
+    CHECK(!vhost_device_take_rarp(&f.dev, mac));
     teardown(&f);
 }
 

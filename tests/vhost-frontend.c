@@ -62,6 +62,10 @@
  *                      frames counted), so no time is guessed
  *   --ignore-queue-num set up more pairs than GET_QUEUE_NUM allows (a
  *                      broken front-end: the switch must refuse)
+ *   --rarp             once warmed up, with A's TX rings empty, A asks the
+ *                      switch to announce its MAC (SEND_RARP, as QEMU does
+ *                      after a migration): B must get exactly one RARP
+ *                      frame for A's MAC, although A's rings hold nothing
  *   --timeout SECONDS  (default 20)
  *
  * Offloads (checksum and TCP segmentation, the switch started with
@@ -157,6 +161,7 @@ static bool expect_refused;
 static bool ignore_queue_num;
 static bool use_status = true;
 static int timeout_s = 20;
+static bool rarp_test;
 static int hold_ms;
 static volatile sig_atomic_t hold_end;
 
@@ -417,6 +422,7 @@ struct flow {
     uint64_t probes_seen_txq[MAX_PAIRS];  /* Per TX queue they were sent on. */
     uint64_t probes_sent_txq[MAX_PAIRS];
     uint64_t discards_seen;     /* DISCARD_MAGIC frames that got through. */
+    uint64_t rarps_seen;        /* RARP announcements of 'from''s MAC. */
     uint32_t max_seq;
 };
 
@@ -618,6 +624,32 @@ reclaim_tx(struct guest *g)
     }
 }
 
+/* A RARP frame (RFC 903), as the switch composes for SEND_RARP: broadcast,
+ * from 'f->from''s MAC, a "request reverse" for that MAC. */
+static void
+check_rarp(struct flow *f, int q, const uint8_t *frame, uint32_t len)
+{
+    static const uint8_t head[] = {
+        0x80, 0x35,             /* Ethertype RARP. */
+        0x00, 0x01,             /* Hardware: Ethernet. */
+        0x08, 0x00,             /* Protocol: IPv4. */
+        6, 4,                   /* Address lengths. */
+        0x00, 0x03,             /* Request reverse. */
+    };
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    const uint8_t *mac = f->from->mac;
+
+    if (len < 42 || memcmp(frame, bcast, 6) || memcmp(frame + 6, mac, 6)
+        || memcmp(frame + 12, head, sizeof head)
+        || memcmp(frame + 22, mac, 6) || memcmp(frame + 32, mac, 6)) {
+        f->bad++;
+        fail("%s rxq %d: a RARP frame of %u bytes that does not announce "
+             "%s's MAC", f->to->name, q, len, f->from->name);
+        return;
+    }
+    f->rarps_seen++;
+}
+
 static void
 check_frame(struct flow *f, int q, const uint8_t *frame, uint32_t len)
 {
@@ -628,6 +660,10 @@ check_frame(struct flow *f, int q, const uint8_t *frame, uint32_t len)
     if (len < 26) {
         f->bad++;
         fail("%s rxq %d: runt frame of %u bytes", f->to->name, q, len);
+        return;
+    }
+    if (frame[12] == 0x80 && frame[13] == 0x35) {
+        check_rarp(f, q, frame, len);
         return;
     }
     memcpy(&magic, frame + 14, 4);
@@ -804,7 +840,8 @@ set_up(struct guest *g, const char *path)
             (1ull << VHOST_USER_PROTOCOL_F_MQ)
             | (1ull << VHOST_USER_PROTOCOL_F_NET_MTU)
             | (use_status ? 1ull << VHOST_USER_PROTOCOL_F_STATUS : 0)
-            | (reply_ack ? 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK : 0));
+            | (reply_ack ? 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK : 0)
+            | (rarp_test ? 1ull << VHOST_USER_PROTOCOL_F_RARP : 0));
         unsigned int max;
 
         features = vg_conn_start(&g->conn, protocol, &max);
@@ -1373,6 +1410,65 @@ run_offload_test(struct flow *f)
     }
 }
 
+/* --rarp: with every TX ring of 'f->from' empty (the switch has taken all
+ * it was given), 'f->from' asks the switch to announce its MAC; the
+ * announcement comes on the port's first queue, which a poll that finds
+ * the guest's ring empty must not skip.  'f->to' must get it once. */
+static void
+run_rarp_test(struct flow *f)
+{
+    struct guest *g = f->from;
+    long long deadline = now_ms() + timeout_s * 1000LL;
+    bool empty = false;
+    uint64_t payload = 0;
+
+    if (!(g->conn.protocol_features & (1ull << VHOST_USER_PROTOCOL_F_RARP))) {
+        fail("%s: the switch did not offer the RARP protocol feature",
+             g->name);
+        return;
+    }
+    while (!empty && now_ms() < deadline) {
+        reclaim_tx(g);
+        empty = true;
+        for (int q = 0; q < n_pairs; q++) {
+            struct vq *vq = g->vqs[2 * q + 1];
+
+            if (vq->ring.last_used != vq->ring.avail_idx) {
+                empty = false;
+            }
+        }
+        poll_rx(f);
+        usleep(1000);
+    }
+    if (!empty) {
+        fail("%s: the switch did not empty its TX rings", g->name);
+        return;
+    }
+
+    uint64_t before = f->rarps_seen;
+    memcpy(&payload, g->mac, 6);
+    vg_conn_request(&g->conn, VHOST_USER_SEND_RARP, &payload, sizeof payload,
+                    NULL, 0);
+    deadline = now_ms() + timeout_s * 1000LL;
+    while (f->rarps_seen == before && now_ms() < deadline) {
+        poll_rx(f);
+        usleep(500);
+    }
+    /* Time for a second announcement, which there must not be. */
+    for (int i = 0; i < 200; i++) {
+        poll_rx(f);
+        usleep(1000);
+    }
+    if (f->rarps_seen - before != 1) {
+        fail("%s: %"PRIu64" RARP announcement(s) of %s's MAC arrived, "
+             "expected 1", f->to->name, f->rarps_seen - before, g->name);
+        return;
+    }
+    printf("ok: %s: %s's RARP announcement arrived, sent while %s's TX "
+           "rings were empty\n", f->to->name, g->name, g->name);
+    fflush(stdout);
+}
+
 /* Called once half of a round's frames are sent. */
 typedef void round_hook(void);
 
@@ -1642,6 +1738,7 @@ main(int argc, char *argv[])
         { "gso-mtu", required_argument, NULL, 'g' },
         { "gso-kept", no_argument, NULL, 'k' },
         { "bad-headers", no_argument, NULL, 'B' },
+        { "rarp", no_argument, NULL, 'N' },
         { NULL, 0, NULL, 0 },
     };
     struct guest a = { .name = "A" }, b = { .name = "B" };
@@ -1691,6 +1788,7 @@ main(int argc, char *argv[])
         case 'g': gso_mtu = atoi(optarg); break;
         case 'k': gso_kept = true; break;
         case 'B': bad_headers = true; break;
+        case 'N': rarp_test = true; break;
         default: die("bad option (see the comment at the top of the file)");
         }
     }
@@ -1766,6 +1864,9 @@ main(int argc, char *argv[])
     warm_up(&ab);
     if (!one_way) {
         warm_up(&ba);
+    }
+    if (rarp_test) {
+        run_rarp_test(&ab);
     }
     if (offload_test) {
         run_offload_test(&ab);
