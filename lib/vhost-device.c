@@ -909,8 +909,10 @@ set_vring_call(struct vhost_device *dev, struct vhost_user_msg *msg,
         /* Front-ends send this right after the kick that started the
          * ring: swap the fd under the running ring instead of restarting
          * it (which waits for the data path).  The data path may still be
-         * writing to the old fd a little while. */
-        __atomic_store_n(&vr->live->call_fd, vr->call_fd, __ATOMIC_RELAXED);
+         * writing to the old fd a little while.  (Release: the fd, which
+         * this thread received, is whole before the data path writes to
+         * it; a plain store on x86.) */
+        __atomic_store_n(&vr->live->call_fd, vr->call_fd, __ATOMIC_RELEASE);
         close_after_data_path(dev, old);
     } else if (old >= 0) {
         close(old);

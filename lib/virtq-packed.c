@@ -254,7 +254,8 @@ virtq_packed_flush(struct virtq *vq)
         pk_log_used(vq, old, vq->used_idx);
     }
 
-    int call_fd = __atomic_load_n(&vq->call_fd, __ATOMIC_RELAXED);
+    /* (Acquire: pairs with the release in set_vring_call().) */
+    int call_fd = __atomic_load_n(&vq->call_fd, __ATOMIC_ACQUIRE);
     if (call_fd >= 0 && pk_wants_interrupt(vq, old, vq->used_idx)) {
         int error = vhost_notify(call_fd);
 

@@ -453,7 +453,8 @@ virtq_split_flush(struct virtq *vq)
         log_used(vq, old_idx, vq->used_idx);
     }
 
-    int call_fd = __atomic_load_n(&vq->call_fd, __ATOMIC_RELAXED);
+    /* (Acquire: pairs with the release in set_vring_call().) */
+    int call_fd = __atomic_load_n(&vq->call_fd, __ATOMIC_ACQUIRE);
     if (call_fd >= 0 && guest_wants_interrupt(vq, old_idx, vq->used_idx)) {
         int error = vhost_notify(call_fd);
 
