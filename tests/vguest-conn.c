@@ -27,7 +27,7 @@ vg_conn_init(struct vg_conn *c, const char *name)
     memset(c, 0, sizeof *c);
     c->name = name;
     c->sock = -1;
-    c->answer_ms = 5000;
+    c->answer_ms = 20000;       /* A sanitized switch on a loaded machine. */
 }
 
 void

@@ -429,11 +429,16 @@ struct flow {
 static void poll_rx(struct flow *);
 static void reclaim_tx(struct guest *);
 
-/* --unfilled-wait: waits until the file named after it and 'step' exists,
- * until 'deadline'. */
+/* --unfilled-wait: waits until the file named after it and 'step' exists.
+ * The test creates it after waits of its own (OVS reconfiguring, an upcall
+ * installing a flow), each bounded by OVS_CTL_TIMEOUT (30 s): a step gets
+ * twice --timeout from when it starts, not what is left of a deadline
+ * shared with the steps before it, which a loaded or sanitized switch can
+ * use up. */
 static void
-wait_for_step(const char *step, long long deadline)
+wait_for_step(const char *step)
 {
+    long long deadline = now_ms() + 2 * timeout_s * 1000LL;
     char name[4096];
 
     snprintf(name, sizeof name, "%s-%s", unfilled_wait, step);
@@ -443,7 +448,7 @@ wait_for_step(const char *step, long long deadline)
         usleep(10 * 1000);
     }
     if (access(name, F_OK)) {
-        fail("%s did not appear in %d s", name, timeout_s);
+        fail("%s did not appear in %d s", name, 2 * timeout_s);
     }
 }
 static bool offload_test;
@@ -575,15 +580,16 @@ static void reclaim_tx(struct guest *);
 static void
 send_unfilled_first(struct flow *f)
 {
-    long long deadline = now_ms() + timeout_s * 1000LL;
     struct vq *tx = f->from->vqs[1];
+    long long deadline;
 
     if (unfilled_wait) {
-        wait_for_step("send", deadline);
+        wait_for_step("send");
     }
     for (int i = 0; i < unfilled_first; i++) {
         send_frame__(f, 0, 60, PROBE_MAGIC);
     }
+    deadline = now_ms() + timeout_s * 1000LL;
     while (vg_vq_used_idx(&tx->ring) != tx->ring.avail_idx
            && now_ms() < deadline) {
         usleep(1000);
@@ -594,7 +600,7 @@ send_unfilled_first(struct flow *f)
              "had buffers", f->from->name, unfilled_first, f->to->name);
     }
     if (unfilled_wait) {
-        wait_for_step("fill", deadline);
+        wait_for_step("fill");
     } else {
         usleep(200 * 1000);
     }

@@ -1174,7 +1174,7 @@ static void
 send_frame_for_rx(void)
 {
     vg_send_probe(g, 0, ++g->probe_seq);
-    if (!vg_wait_probe_taken(g, 0, 2000)) {
+    if (!vg_wait_probe_taken(g, 0, 10000)) {
         vg_fail(g, "the switch did not take the probe frame");
     }
 }
@@ -1224,8 +1224,8 @@ run_call_jammed_case(const struct ring_case *c)
          * the probe arrives (the used index is published first), and the
          * next one must too. */
         jam_call_fd(RX);
-        vg_probe_round_trip(g, 0, 5000, "with the RX call fd jammed");
-        vg_probe_round_trip(g, 0, 5000, "after a notification into the "
+        vg_probe_round_trip(g, 0, 20000, "with the RX call fd jammed");
+        vg_probe_round_trip(g, 0, 20000, "after a notification into the "
                             "jammed call fd");
     } else {
         /* A disabled TX ring is drained by the main thread, which then
@@ -1236,7 +1236,7 @@ run_call_jammed_case(const struct ring_case *c)
         jam_call_fd(TX);
         for (int i = 0; i < 2; i++) {
             vg_send_probe(g, 0, ++g->probe_seq);
-            if (!vg_wait_used(g, TX, 2000, &e)) {
+            if (!vg_wait_used(g, TX, 10000, &e)) {
                 vg_fail(g, "frame %d on the disabled TX ring not drained",
                         i);
             }
@@ -1313,7 +1313,7 @@ run_ring_case(const struct ring_case *c)
             pk_undo_chain_without_end(c->ring);
         }
         vg_restart_ring(g, c->ring);
-        vg_probe_round_trip(g, 0, 5000, "after restarting the ring");
+        vg_probe_round_trip(g, 0, 20000, "after restarting the ring");
         printf("ok: %s: ring stopped; restarted, it forwards\n", c->name);
         return;
     }
@@ -1327,7 +1327,7 @@ run_ring_case(const struct ring_case *c)
     if (c->ring == RX) {
         send_frame_for_rx();
     }
-    if (!vg_wait_used(g, c->ring, 2000, &e)) {
+    if (!vg_wait_used(g, c->ring, 10000, &e)) {
         vg_fail(g, "the bad chain was not given back to the guest");
     }
     if (e.id != head) {
@@ -1355,7 +1355,7 @@ run_ring_case(const struct ring_case *c)
         }
     }
     vg_check_memory(g, "after the bad chain");
-    vg_probe_round_trip(g, 0, 5000, "after the bad chain");
+    vg_probe_round_trip(g, 0, 20000, "after the bad chain");
     printf("ok: %s: chain given back; the next frame forwards\n", c->name);
 }
 
@@ -1411,7 +1411,7 @@ run_storm(int seconds)
     long long int rounds = 0;
 
     vg_set_up(g, 2, 0);
-    vg_probe_round_trip(g, 0, 5000, "before the storm");
+    vg_probe_round_trip(g, 0, 20000, "before the storm");
     while (now_ms() < end) {
         for (uint32_t i = 0; i < 4; i++) {
             struct vhost_user_vring_state off = { i, 0 }, on = { i, 1 };
@@ -1428,8 +1428,8 @@ run_storm(int seconds)
           & (1ull << VIRTIO_F_VERSION_1))) {
         vg_fail(g, "features after the storm");
     }
-    vg_probe_round_trip(g, 0, 5000, "after the storm");
-    vg_probe_round_trip(g, 1, 5000, "after the storm");
+    vg_probe_round_trip(g, 0, 20000, "after the storm");
+    vg_probe_round_trip(g, 1, 20000, "after the storm");
     printf("ok: storm: %lld rounds of 8 enables and a memory table in %d s;"
            " the port forwards\n", rounds, seconds);
 }

@@ -128,20 +128,21 @@ read_usage(int pid)
  * connection the swarm just closed is torn down on the switch's next pass,
  * and its fds and mappings go only after an RCU grace period, so a sample
  * taken at that moment counts them (seen: 8 fds and 4 mappings more at the
- * warm-up than at the end).  Up to 2 s. */
+ * warm-up than at the end).  A sanitized switch on a loaded machine can
+ * take longer than 100 ms over that grace period: the sample is taken once
+ * both held still for a second (10 samples in a row), up to 30 s. */
 static struct usage
 read_settled_usage(int pid)
 {
     struct usage u = read_usage(pid);
+    int same = 0;
 
-    for (int i = 0; i < 20; i++) {
+    for (int i = 0; i < 300 && same < 10; i++) {
         struct usage v;
 
         usleep(100 * 1000);
         v = read_usage(pid);
-        if (v.fds == u.fds && v.maps == u.maps) {
-            return v;
-        }
+        same = v.fds == u.fds && v.maps == u.maps ? same + 1 : 0;
         u = v;
     }
     return u;
@@ -309,6 +310,7 @@ main(int argc, char *argv[])
     struct usage eighth[EIGHTHS + 1];
     struct mappings warm_maps = { NULL, 0 };
     int n_samples = 0;
+    long long sampling_ms = 0;  /* Not counted in the cycles' time. */
 
     t0 = now_ms();
     for (int c = 0; c < cycles; c++) {
@@ -317,7 +319,10 @@ main(int argc, char *argv[])
 
         if (watch && n_samples < EIGHTHS && cycles - warmup >= EIGHTHS
             && c == warmup + n_samples * (cycles - warmup) / EIGHTHS) {
+            long long s0 = now_ms();
+
             eighth[n_samples] = read_settled_usage(watch);
+            sampling_ms += now_ms() - s0;
             if (!n_samples) {
                 warm_maps = read_mappings(watch);
                 print_usage("after warm-up", eighth[0]);
@@ -337,7 +342,7 @@ main(int argc, char *argv[])
         }
     }
     if (cycles) {
-        long long ms = now_ms() - t0;
+        long long ms = now_ms() - t0 - sampling_ms;
 
         printf("cycles: %d reconnects in %lld ms, %.1f ms each from "
                "disconnect to forwarding again\n", cycles, ms,
