@@ -438,7 +438,7 @@ static void reclaim_tx(struct guest *);
 static void
 wait_for_step(const char *step)
 {
-    long long deadline = now_ms() + 2 * timeout_s * 1000LL;
+    long long deadline = now_ms() + timeout_s * 2000LL;
     char name[4096];
 
     snprintf(name, sizeof name, "%s-%s", unfilled_wait, step);
@@ -448,7 +448,7 @@ wait_for_step(const char *step)
         usleep(10 * 1000);
     }
     if (access(name, F_OK)) {
-        fail("%s did not appear in %d s", name, 2 * timeout_s);
+        fail("%s did not appear in %lld s", name, timeout_s * 2LL);
     }
 }
 static bool offload_test;

@@ -322,13 +322,13 @@ main(int argc, char *argv[])
             long long s0 = now_ms();
 
             eighth[n_samples] = read_settled_usage(watch);
-            sampling_ms += now_ms() - s0;
             if (!n_samples) {
                 warm_maps = read_mappings(watch);
                 print_usage("after warm-up", eighth[0]);
             } else if (n_samples == EIGHTHS / 2) {
                 print_usage("halfway", eighth[n_samples]);
             }
+            sampling_ms += now_ms() - s0;
             n_samples++;
         }
         vg_destroy(&p->g);
