@@ -70,6 +70,10 @@ struct vhost_endpoint {
     uint64_t perms_seq;         /* Server: vhostmq_sock_perms_seq() when the
                                  * owner and mode were last applied. */
     int conn_fd;                /* Connected front-end, or -1. */
+    int next_fd;                /* Server: a front-end accepted while
+                                 * 'conn_fd' was still open, waiting for
+                                 * 'conn_fd' to be read to its end, or -1
+                                 * (see accept_frontend()). */
     struct vhost_conn_reader reader;
 
     /* Client: when to try connecting next. */
@@ -480,6 +484,7 @@ vhost_endpoint_create(const char *name, const char *path, bool client,
     ep->aux = aux;
     ep->listen_fd = -1;
     ep->conn_fd = -1;
+    ep->next_fd = -1;
     ep->watch = -1;
     ep->reconnect_msec = reconnect_msec > 0 ? reconnect_msec
                                             : DEFAULT_RECONNECT_MSEC;
@@ -513,6 +518,9 @@ vhost_endpoint_destroy(struct vhost_endpoint *ep)
         return;
     }
     endpoint_disconnect(ep, "port removed");
+    if (ep->next_fd >= 0) {
+        close(ep->next_fd);
+    }
     unwatch_socket_dir(ep);
     if (ep->listen_fd >= 0) {
         close(ep->listen_fd);
@@ -577,32 +585,10 @@ vhost_endpoint_get_status(const struct vhost_endpoint *ep, struct smap *smap)
     smap_add_format(smap, "n_connects", "%"PRIu64, ep->n_connects);
     smap_add_format(smap, "n_disconnects", "%"PRIu64, ep->n_disconnects);
     smap_add_format(smap, "bad_headers", "%"PRIu64, ep->n_bad_headers);
+    smap_add_format(smap, "rejected_frontends", "%"PRIu64, ep->n_rejected);
     if (ep->last_error) {
         smap_add(smap, "last_error", ep->last_error);
     }
-}
-
-static void
-accept_frontend(struct vhost_endpoint *ep)
-{
-    int fd = accept4(ep->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-    if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            VLOG_WARN_RL(&rl, "%s: accept: %s", ep->name,
-                         ovs_strerror(errno));
-        }
-        return;
-    }
-    if (ep->conn_fd >= 0) {
-        /* One front-end per port. */
-        ep->n_rejected++;
-        VLOG_WARN_RL(&rl, "%s: a second front-end tried to connect while "
-                     "one is connected; refused", ep->name);
-        close(fd);
-        return;
-    }
-    endpoint_connected(ep, fd);
 }
 
 /* Sends the reply to a message the owner handled, or drops the connection
@@ -629,7 +615,10 @@ answer(struct vhost_endpoint *ep, enum vhost_endpoint_verdict verdict,
     return true;
 }
 
-static void
+/* Serves the front-end's messages, up to MAX_MESSAGES_PER_RUN.  Returns
+ * true if it read all there was (the connection is idle or gone), false if
+ * more may be waiting. */
+static bool
 serve_connection(struct vhost_endpoint *ep)
 {
     for (int i = 0; i < MAX_MESSAGES_PER_RUN && ep->conn_fd >= 0; i++) {
@@ -641,10 +630,10 @@ serve_connection(struct vhost_endpoint *ep)
 
         error = vhost_conn_recv(ep->conn_fd, &ep->reader, &msg, &wire_error);
         if (error == EAGAIN || error == EWOULDBLOCK) {
-            return;
+            return true;
         } else if (error == EOF) {
             endpoint_disconnect(ep, "connection closed by front-end");
-            return;
+            return true;
         } else if (error == EPROTO) {
             ep->n_bad_headers++;
             set_error(ep, "invalid message header: %s",
@@ -653,20 +642,69 @@ serve_connection(struct vhost_endpoint *ep)
                          "the connection", ep->name,
                          vhost_user_wire_error_name(wire_error));
             endpoint_disconnect(ep, "invalid message header");
-            return;
+            return true;
         } else if (error) {
             set_error(ep, "receive: %s", ovs_strerror(error));
             endpoint_disconnect(ep, ovs_strerror(error));
-            return;
+            return true;
         }
 
         verdict = ep->cbs->message(ep->aux, &msg, &reply, &has_reply);
         if (!answer(ep, verdict, msg.request, &reply, has_reply)) {
-            return;
+            return true;
         }
+    }
+    if (ep->conn_fd < 0) {
+        return true;
     }
     /* More may be waiting. */
     poll_immediate_wake();
+    return false;
+}
+
+/* Takes a front-end that connected to server 'ep'.
+ *
+ * One front-end per port, but one that closes its connection and connects
+ * again at once (a restart) is no second front-end.  Its end of file lies
+ * behind whatever it sent last, and it may arrive just after this pass
+ * read the old connection: a front-end that closes and reconnects between
+ * that read and the accept() here looks connected twice (seen once in a
+ * thousand reconnect cycles of the soak test, in CI).  So the newcomer waits
+ * in 'next_fd' while the old connection is read to its end: it is taken
+ * when that ends, and turned away only if the old one is still open with
+ * nothing more to read, which holds for certain once the newcomer has
+ * connected. */
+static void
+accept_frontend(struct vhost_endpoint *ep)
+{
+    if (ep->next_fd < 0) {
+        ep->next_fd = accept4(ep->listen_fd, NULL, NULL,
+                              SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (ep->next_fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                VLOG_WARN_RL(&rl, "%s: accept: %s", ep->name,
+                             ovs_strerror(errno));
+            }
+            return;
+        }
+    }
+    if (ep->conn_fd >= 0) {
+        if (!serve_connection(ep)) {
+            /* Messages still queued before its end, if it ended: the
+             * newcomer waits for the next pass. */
+            return;
+        }
+        if (ep->conn_fd >= 0) {
+            ep->n_rejected++;
+            VLOG_WARN_RL(&rl, "%s: a second front-end tried to connect "
+                         "while one is connected; refused", ep->name);
+            close(ep->next_fd);
+            ep->next_fd = -1;
+            return;
+        }
+    }
+    endpoint_connected(ep, ep->next_fd);
+    ep->next_fd = -1;
 }
 
 void
@@ -676,9 +714,6 @@ vhost_endpoints_run(void)
 
     read_socket_dir_events();
     LIST_FOR_EACH_SAFE (ep, node, &endpoints) {
-        /* The current front-end first: if it went away just before the
-         * next one connected, its end of file is read before the newcomer
-         * is accepted (and not turned away as a second front-end). */
         if (ep->conn_fd >= 0) {
             serve_connection(ep);
         }

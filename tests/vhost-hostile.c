@@ -15,6 +15,12 @@
  *   vhost-hostile SOCKET rx-flood SECONDS
  *                                  keep the RX ring full of chains the
  *                                  switch must give back (run_rx_flood())
+ *   vhost-hostile SOCKET restarts N
+ *                                  N times: connect, send a backlog and
+ *                                  close at once (run_restarts())
+ *   vhost-hostile SOCKET intruders N
+ *                                  N second front-ends connect while one
+ *                                  is connected (run_intruders())
  *
  * Protocol cases: each connects to a server port, negotiates as QEMU does
  * up to the point the case needs (with REPLY_ACK, so that the switch can
@@ -1471,13 +1477,103 @@ run_rx_flood(int seconds)
            seconds);
 }
 
+/* Connects 'g' to the switch's socket. */
+static void
+hostile_connect(void)
+{
+    int error = vg_conn_connect(&g->conn, socket_path, 10000);
+
+    if (error) {
+        vg_fail(g, "connect to %s: %s", socket_path, strerror(error));
+    }
+}
+
+/* Restarts: a front-end that closes its connection with hundreds of
+ * messages still unread by the switch, and connects again at once, 'n'
+ * times: a QEMU killed in the middle of its setup and started again.  The
+ * switch reads the old connection to its end before it takes the new one,
+ * so every new connection is served (none turned away as a second
+ * front-end while the old one's end lies unread). */
+#define RESTART_BACKLOG 500
+
+static void
+run_restarts(int n)
+{
+    static uint8_t backlog[RESTART_BACKLOG][VHOST_USER_HDR_SIZE];
+
+    for (int i = 0; i < RESTART_BACKLOG; i++) {
+        uint32_t hdr[3] = { VHOST_USER_SET_OWNER, VHOST_USER_VERSION, 0 };
+
+        memcpy(backlog[i], hdr, sizeof hdr);
+    }
+    for (int i = 0; i < n; i++) {
+        if (i) {
+            hostile_connect();
+        }
+        if (!(vg_conn_get_u64(&g->conn, VHOST_USER_GET_FEATURES)
+              & (1ull << VIRTIO_F_VERSION_1))) {
+            vg_fail(g, "features after restart %d", i);
+        }
+        /* One write: all of it is in the socket before the close. */
+        vg_conn_send_raw(&g->conn, backlog, sizeof backlog);
+        vg_conn_close(&g->conn);
+    }
+    hostile_connect();
+    vg_set_up(g, 1, 0);
+    vg_probe_round_trip(g, 0, 20000, "after the restarts");
+    printf("ok: restarts: %d connections closed with %d messages unread, "
+           "each next one served; the port forwards\n", n,
+           RESTART_BACKLOG);
+}
+
+/* Intruders: while this front-end is connected, 'n' more connect to the
+ * same server port, one after another.  The switch must close each (one
+ * front-end per port) and go on serving the first. */
+static void
+run_intruders(int n)
+{
+    vg_set_up(g, 1, 0);
+    for (int i = 0; i < n; i++) {
+        struct vhost_user_msg reply;
+        struct vg_conn intruder;
+        int error;
+
+        vg_conn_init(&intruder, "intruder");
+        error = vg_conn_connect(&intruder, socket_path, 10000);
+        if (error) {
+            vg_fail(g, "intruder %d: connect: %s", i, strerror(error));
+        }
+        /* Closed without a word: the read sees the end. */
+        if (!vg_conn_read_answer(&intruder, &reply)) {
+            vg_fail(g, "intruder %d was sent a message", i);
+        }
+        vg_conn_close(&intruder);
+        vg_probe_round_trip(g, 0, 20000, "with an intruder turned away");
+    }
+    printf("ok: intruders: %d turned away; the first front-end forwards\n",
+           n);
+}
+
+/* The modes that take a number, each run on a fresh connection. */
+struct hostile_mode {
+    const char *name;
+    void (*run)(int);
+};
+
+static const struct hostile_mode modes[] = {
+    { "storm", run_storm },
+    { "rx-flood", run_rx_flood },
+    { "restarts", run_restarts },
+    { "intruders", run_intruders },
+};
+
 int
 main(int argc, char *argv[])
 {
     const struct hostile_case *c = NULL;
     const struct ring_case *rc = NULL;
     struct vhost_user_msg reply;
-    int answer, error;
+    int answer;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 2 && !strcmp(argv[1], "--list")) {
@@ -1498,28 +1594,21 @@ main(int argc, char *argv[])
         }
         return 0;
     }
-    if (argc == 4 && !strcmp(argv[2], "storm")) {
-        vg_init(g, "storm", false);
-        error = vg_conn_connect(&g->conn, argv[1], 10000);
-        if (error) {
-            vg_fail(g, "connect to %s: %s", argv[1], strerror(error));
+    socket_path = argv[1];
+    for (size_t i = 0; argc == 4 && i < sizeof modes / sizeof *modes; i++) {
+        if (!strcmp(modes[i].name, argv[2])) {
+            vg_init(g, modes[i].name, false);
+            hostile_connect();
+            modes[i].run(atoi(argv[3]));
+            return 0;
         }
-        run_storm(atoi(argv[3]));
-        return 0;
-    }
-    if (argc == 4 && !strcmp(argv[2], "rx-flood")) {
-        vg_init(g, "rx-flood", false);
-        error = vg_conn_connect(&g->conn, argv[1], 10000);
-        if (error) {
-            vg_fail(g, "connect to %s: %s", argv[1], strerror(error));
-        }
-        run_rx_flood(atoi(argv[3]));
-        return 0;
     }
     if (argc != 3) {
         fprintf(stderr, "usage: vhost-hostile SOCKET CASE | --list\n"
                 "       vhost-hostile SOCKET storm SECONDS\n"
-                "       vhost-hostile SOCKET rx-flood SECONDS\n");
+                "       vhost-hostile SOCKET rx-flood SECONDS\n"
+                "       vhost-hostile SOCKET restarts N\n"
+                "       vhost-hostile SOCKET intruders N\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -1532,15 +1621,11 @@ main(int argc, char *argv[])
             rc = &ring_cases[i];
         }
     }
-    socket_path = argv[1];
     vg_init(g, argv[2], rc != NULL);
     if (!c && !rc) {
         vg_fail(g, "no such case");
     }
-    error = vg_conn_connect(&g->conn, argv[1], 10000);
-    if (error) {
-        vg_fail(g, "connect to %s: %s", argv[1], strerror(error));
-    }
+    hostile_connect();
     if (rc) {
         run_ring_case(rc);
         return 0;
