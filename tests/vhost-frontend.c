@@ -66,6 +66,13 @@
  *                      switch to announce its MAC (SEND_RARP, as QEMU does
  *                      after a migration): B must get exactly one RARP
  *                      frame for A's MAC, although A's rings hold nothing
+ *   --switch-ports A,B the switch's names for the ports of SOCKET_A and
+ *                      SOCKET_B: once both are set up, before any frame,
+ *                      wait until `ovs-appctl dpctl/show` shows both
+ *                      configured for the pairs set up (the switch asks
+ *                      its datapath for the new queue count when a guest
+ *                      is ready, and frames sent to a port while the
+ *                      datapath reconfigures it are dropped)
  *   --timeout SECONDS  (default 20)
  *
  * Offloads (checksum and TCP segmentation, the switch started with
@@ -452,6 +459,7 @@ wait_for_step(const char *step)
     }
 }
 static bool offload_test;
+static const char *switch_ports; /* --switch-ports. */
 static void check_offload_frame(struct flow *, int q,
                                 const struct virtio_net_hdr *,
                                 const uint8_t *frame, uint32_t len);
@@ -572,6 +580,75 @@ warm_up(struct flow *f)
 }
 
 static void reclaim_tx(struct guest *);
+
+/* --switch-ports: whether 'show' (ovs-appctl dpctl/show) has 'port'
+ * configured, and asked, for 'n' queues.  Its line reads
+ * "  port N: NAME (TYPE: configured_rx_queues=Q, ..., requested_rx_queues=Q,
+ * ...)". */
+static bool
+switch_port_ready(const char *show, const char *port, int n)
+{
+    char name[256], want[64];
+    const char *line, *end;
+
+    snprintf(name, sizeof name, ": %s (", port);
+    line = strstr(show, name);
+    if (!line) {
+        return false;
+    }
+    end = strchr(line, '\n');
+    if (!end) {
+        end = line + strlen(line);
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *p;
+
+        snprintf(want, sizeof want, "%s_rx_queues=%d,",
+                 i ? "requested" : "configured", n);
+        p = strstr(line, want);
+        if (!p || p > end) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void
+wait_for_switch_ports(void)
+{
+    long long deadline = now_ms() + timeout_s * 1000LL;
+    static char show[65536];
+
+    for (;;) {
+        FILE *p = popen("ovs-appctl dpctl/show 2>/dev/null", "r");
+        size_t n = 0;
+        bool ready = true;
+        char *ports, *tok, *save;
+
+        show[0] = '\0';
+        if (p) {
+            n = fread(show, 1, sizeof show - 1, p);
+            show[n] = '\0';
+            pclose(p);
+        }
+        ports = strdup(switch_ports);
+        for (tok = strtok_r(ports, ",", &save); tok && ready;
+             tok = strtok_r(NULL, ",", &save)) {
+            ready = switch_port_ready(show, tok, n_pairs);
+        }
+        free(ports);
+        if (ready) {
+            return;
+        }
+        if (now_ms() >= deadline) {
+            fail("the switch did not configure %s for %d queue pair(s) in "
+                 "%d s; dpctl/show said:\n%s", switch_ports, n_pairs,
+                 timeout_s, show);
+            return;
+        }
+        usleep(20 * 1000);
+    }
+}
 
 /* --unfilled-first: 'f->from' sends frames while 'f->to' has no receive
  * buffer on any ring; once the switch has taken every one of them from the
@@ -1745,6 +1822,7 @@ main(int argc, char *argv[])
         { "gso-kept", no_argument, NULL, 'k' },
         { "bad-headers", no_argument, NULL, 'B' },
         { "rarp", no_argument, NULL, 'N' },
+        { "switch-ports", required_argument, NULL, 'w' },
         { NULL, 0, NULL, 0 },
     };
     struct guest a = { .name = "A" }, b = { .name = "B" };
@@ -1795,6 +1873,7 @@ main(int argc, char *argv[])
         case 'k': gso_kept = true; break;
         case 'B': bad_headers = true; break;
         case 'N': rarp_test = true; break;
+        case 'w': switch_ports = optarg; break;
         default: die("bad option (see the comment at the top of the file)");
         }
     }
@@ -1853,6 +1932,9 @@ main(int argc, char *argv[])
         unfilled_guest = &b;
     }
     set_up(&b, argv[optind + 1]);
+    if (switch_ports) {
+        wait_for_switch_ports();
+    }
 
     memset(&ab, 0, sizeof ab);
     memset(&ba, 0, sizeof ba);
