@@ -1500,11 +1500,17 @@ static void
 run_restarts(int n)
 {
     static uint8_t backlog[RESTART_BACKLOG][VHOST_USER_HDR_SIZE];
+    struct vhost_user_msg owner;
 
-    for (int i = 0; i < RESTART_BACKLOG; i++) {
-        uint32_t hdr[3] = { VHOST_USER_SET_OWNER, VHOST_USER_VERSION, 0 };
-
-        memcpy(backlog[i], hdr, sizeof hdr);
+    memset(&owner, 0, sizeof owner);
+    owner.request = VHOST_USER_SET_OWNER;
+    owner.flags = VHOST_USER_VERSION;
+    if (vhost_user_encode(&owner, backlog[0], sizeof backlog[0])
+        != sizeof backlog[0]) {
+        vg_fail(g, "SET_OWNER does not encode to a bare header");
+    }
+    for (int i = 1; i < RESTART_BACKLOG; i++) {
+        memcpy(backlog[i], backlog[0], sizeof backlog[0]);
     }
     for (int i = 0; i < n; i++) {
         if (i) {
@@ -1527,11 +1533,20 @@ run_restarts(int n)
 }
 
 /* Intruders: while this front-end is connected, 'n' more connect to the
- * same server port, one after another.  The switch must close each (one
- * front-end per port) and go on serving the first. */
+ * same server port, one after another, and ask what a front-end asks
+ * first.  The switch must close each without an answer (one front-end
+ * per port) and go on serving the first. */
 static void
 run_intruders(int n)
 {
+    struct vhost_user_msg ask;
+    uint8_t buf[VHOST_USER_HDR_SIZE];
+    size_t len;
+
+    memset(&ask, 0, sizeof ask);
+    ask.request = VHOST_USER_GET_FEATURES;
+    ask.flags = VHOST_USER_VERSION;
+    len = vhost_user_encode(&ask, buf, sizeof buf);
     vg_set_up(g, 1, 0);
     for (int i = 0; i < n; i++) {
         struct vhost_user_msg reply;
@@ -1543,9 +1558,16 @@ run_intruders(int n)
         if (error) {
             vg_fail(g, "intruder %d: connect: %s", i, strerror(error));
         }
-        /* Closed without a word: the read sees the end. */
+        /* (The switch may have closed it already: then the ask fails,
+         * and the read sees the end all the same.) */
+        if (send(intruder.sock, buf, len, MSG_NOSIGNAL) < 0
+            && errno != EPIPE && errno != ECONNRESET) {
+            vg_fail(g, "intruder %d: send: %s", i, strerror(errno));
+        }
+        /* Closed without a word: the read sees the end, or a reset. */
         if (!vg_conn_read_answer(&intruder, &reply)) {
-            vg_fail(g, "intruder %d was sent a message", i);
+            vg_fail(g, "intruder %d was served: %s answered", i,
+                    vhost_user_request_name(reply.request));
         }
         vg_conn_close(&intruder);
         vg_probe_round_trip(g, 0, 20000, "with an intruder turned away");
@@ -1558,13 +1580,14 @@ run_intruders(int n)
 struct hostile_mode {
     const char *name;
     void (*run)(int);
+    const char *arg;            /* What the number is, for the usage. */
 };
 
 static const struct hostile_mode modes[] = {
-    { "storm", run_storm },
-    { "rx-flood", run_rx_flood },
-    { "restarts", run_restarts },
-    { "intruders", run_intruders },
+    { "storm", run_storm, "SECONDS" },
+    { "rx-flood", run_rx_flood, "SECONDS" },
+    { "restarts", run_restarts, "N" },
+    { "intruders", run_intruders, "N" },
 };
 
 int
@@ -1604,11 +1627,11 @@ main(int argc, char *argv[])
         }
     }
     if (argc != 3) {
-        fprintf(stderr, "usage: vhost-hostile SOCKET CASE | --list\n"
-                "       vhost-hostile SOCKET storm SECONDS\n"
-                "       vhost-hostile SOCKET rx-flood SECONDS\n"
-                "       vhost-hostile SOCKET restarts N\n"
-                "       vhost-hostile SOCKET intruders N\n");
+        fprintf(stderr, "usage: vhost-hostile SOCKET CASE | --list\n");
+        for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+            fprintf(stderr, "       vhost-hostile SOCKET %s %s\n",
+                    modes[i].name, modes[i].arg);
+        }
         return 2;
     }
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
