@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "vguest.h"
+#include "vhost-conn.h"
 #include "vhost-user-wire.h"
 #include "virtq.h"
 
@@ -1540,13 +1541,10 @@ static void
 run_intruders(int n)
 {
     struct vhost_user_msg ask;
-    uint8_t buf[VHOST_USER_HDR_SIZE];
-    size_t len;
 
     memset(&ask, 0, sizeof ask);
     ask.request = VHOST_USER_GET_FEATURES;
     ask.flags = VHOST_USER_VERSION;
-    len = vhost_user_encode(&ask, buf, sizeof buf);
     vg_set_up(g, 1, 0);
     for (int i = 0; i < n; i++) {
         struct vhost_user_msg reply;
@@ -1560,9 +1558,9 @@ run_intruders(int n)
         }
         /* (The switch may have closed it already: then the ask fails,
          * and the read sees the end all the same.) */
-        if (send(intruder.sock, buf, len, MSG_NOSIGNAL) < 0
-            && errno != EPIPE && errno != ECONNRESET) {
-            vg_fail(g, "intruder %d: send: %s", i, strerror(errno));
+        error = vhost_conn_send(intruder.sock, &ask);
+        if (error && error != EPIPE && error != ECONNRESET) {
+            vg_fail(g, "intruder %d: send: %s", i, strerror(error));
         }
         /* Closed without a word: the read sees the end, or a reset. */
         if (!vg_conn_read_answer(&intruder, &reply)) {
