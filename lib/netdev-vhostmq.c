@@ -1285,7 +1285,7 @@ pkt_new_tagged(size_t buf)
 static inline struct dp_packet *
 pkt_reuse(struct dp_packet *packet)
 {
-    dp_packet_set_data(packet, (char *) (packet + 1) + DP_NETDEV_HEADROOM);
+    __packet_set_data(packet, DP_NETDEV_HEADROOM);  /* (Base: packet + 1.) */
     dp_packet_set_size(packet, 0);
     dp_packet_reset_offsets(packet);
     dp_packet_reset_cutlen(packet);
@@ -1347,16 +1347,23 @@ pkt_alloc__(struct vhostmq_pkt_cache *cache, uint32_t len)
 }
 
 /* A packet with room for 'len' bytes (at most VIRTQ_MAX_PACKET) after the
- * usual headroom, or after less where that would not fit a buffer. */
+ * usual headroom, or after less where that would not fit a buffer; its
+ * data start in '*data' (known without reading the packet back). */
 static inline struct dp_packet *
-pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len)
+pkt_alloc(struct vhostmq_pkt_cache *cache, uint32_t len, char **data)
 {
+    struct dp_packet *packet;
+
 #ifndef DPDK_NETDEV
     if (OVS_LIKELY(len <= VHOSTMQ_PKT_ROOM && cache->n)) {
-        return pkt_reuse(cache->pkts[--cache->n]);
+        packet = pkt_reuse(cache->pkts[--cache->n]);
+        *data = (char *) (packet + 1) + DP_NETDEV_HEADROOM;
+        return packet;
     }
 #endif
-    return pkt_alloc__(cache, len);
+    packet = pkt_alloc__(cache, len);
+    *data = dp_packet_data(packet);
+    return packet;
 }
 
 /* pkt_free() but for its fast path. */
@@ -1379,20 +1386,48 @@ pkt_free__(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
     dp_packet_delete(packet);
 }
 
+/* Whether 'packet' is one of our small blocks that OVS did not
+ * reallocate. */
+static inline bool
+pkt_is_small_block(struct dp_packet *packet)
+{
+    return (packet->source == DPBUF_STUB
+            && dp_packet_base(packet) == (void *) (packet + 1)
+            && dp_packet_get_allocated(packet) == VHOSTMQ_PKT_BUF
+            && pkt_has_tag(packet, VHOSTMQ_PKT_BUF));
+}
+
 /* Frees 'packet', or keeps it in 'cache' if it is one of ours that OVS
  * did not reallocate. */
 static inline void
 pkt_free(struct vhostmq_pkt_cache *cache, struct dp_packet *packet)
 {
-    if (OVS_LIKELY(packet->source == DPBUF_STUB
-                   && dp_packet_base(packet) == (void *) (packet + 1)
-                   && dp_packet_get_allocated(packet) == VHOSTMQ_PKT_BUF
-                   && cache->n < VHOSTMQ_PKT_CACHE
-                   && pkt_has_tag(packet, VHOSTMQ_PKT_BUF))) {
+    if (OVS_LIKELY(cache->n < VHOSTMQ_PKT_CACHE
+                   && pkt_is_small_block(packet))) {
         cache->pkts[cache->n++] = packet;
     } else {
         pkt_free__(cache, packet);
     }
+}
+
+/* pkt_free() of each packet of 'batch', with the cache's count in a local
+ * (each store into the cache would otherwise read it again). */
+static inline void
+pkt_free_batch(struct vhostmq_pkt_cache *cache, struct dp_packet_batch *batch)
+{
+    struct dp_packet *packet;
+    int n = cache->n;
+
+    DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
+        if (OVS_LIKELY(n < VHOSTMQ_PKT_CACHE && pkt_is_small_block(packet))) {
+            cache->pkts[n++] = packet;
+        } else {
+            cache->n = n;
+            pkt_free__(cache, packet);
+            n = cache->n;
+        }
+    }
+    cache->n = n;
 }
 
 /* pkt_free() for a policer's drops. */
@@ -1587,9 +1622,7 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
         COVERAGE_ADD(vhostmq_tx_dropped_unfilled, unfilled);
     }
 
-    DP_PACKET_BATCH_FOR_EACH (i, packet, batch) {
-        pkt_free(cache, packet);
-    }
+    pkt_free_batch(cache, batch);
     return 0;
 }
 
@@ -2161,15 +2194,14 @@ struct recv_ctx {
     struct vhostmq_offload_acc acc;     /* Offloads in this burst. */
 };
 
-/* Sets the size of 'packet', into which a guest's frame of 'len' bytes was
- * copied, and the offloads its virtio-net header 'hdr' (null: none) asks
- * for.  Returns false, and frees the packet, if that header is bad. */
+/* Sets the offloads that the virtio-net header 'hdr' of the guest's frame
+ * in 'packet' asks for.  Returns false, and frees the packet, if that
+ * header is bad. */
 static inline bool
-packet_from_guest_done(struct recv_ctx *ctx, struct dp_packet *packet,
-                       uint32_t len, const struct virtio_net_hdr *hdr)
+packet_from_guest_hdr(struct recv_ctx *ctx, struct dp_packet *packet,
+                      const struct virtio_net_hdr *hdr)
 {
-    dp_packet_set_size(packet, len);
-    if (OVS_UNLIKELY(hdr) && (hdr->flags | hdr->gso_type)
+    if ((hdr->flags | hdr->gso_type)
         && !vhostmq_offload_from_guest(packet, hdr, ctx->features,
                                        &ctx->acc)) {
         pkt_free(ctx->cache, packet);
@@ -2184,14 +2216,15 @@ packet_from_guest(void *ctx_, const struct virtq_piece *pieces, int n,
                   uint32_t len, const struct virtio_net_hdr *hdr)
 {
     struct recv_ctx *ctx = ctx_;
-    struct dp_packet *packet = pkt_alloc(ctx->cache, len);
-    char *dst = dp_packet_data(packet);
+    char *dst;
+    struct dp_packet *packet = pkt_alloc(ctx->cache, len, &dst);
 
     for (int i = 0; i < n; i++) {
         memcpy(dst, pieces[i].base, pieces[i].len);
         dst += pieces[i].len;
     }
-    if (packet_from_guest_done(ctx, packet, len, hdr)) {
+    dp_packet_set_size(packet, len);
+    if (!hdr || packet_from_guest_hdr(ctx, packet, hdr)) {
         dp_packet_batch_add(ctx->batch, packet);
     }
 }
@@ -2232,17 +2265,26 @@ rxq_recv_frames(struct netdev_vhostmq *dev, struct netdev_rxq *rxq,
     bool more;
     int n = virtq_dequeue_frames(vq, max, frames, hdrs, &more);
 
+    /* The copies first (a loop that keeps what it needs in registers),
+     * then the headers' offloads, if the guest sends headers. */
     struct dp_packet **out = &batch->packets[dp_packet_batch_size(batch)];
-    int k = 0;
+    int k = n;
 
     for (int i = 0; i < n; i++) {
         uint32_t len = frames[i].len;
-        struct dp_packet *packet = pkt_alloc(ctx.cache, len);
+        char *data;
+        struct dp_packet *packet = pkt_alloc(ctx.cache, len, &data);
 
-        virtq_copy(dp_packet_data(packet), frames[i].data, len);
-        if (packet_from_guest_done(&ctx, packet, len,
-                                   with_hdrs ? &hdrs[i] : NULL)) {
-            out[k++] = packet;
+        virtq_copy(data, frames[i].data, len);
+        dp_packet_set_size(packet, len);
+        out[i] = packet;
+    }
+    if (with_hdrs) {
+        k = 0;
+        for (int i = 0; i < n; i++) {
+            if (packet_from_guest_hdr(&ctx, out[i], &hdrs[i])) {
+                out[k++] = out[i];
+            }
         }
     }
     batch->count += k;          /* (At most NETDEV_MAX_BURST: see 'max'.) */

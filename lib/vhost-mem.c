@@ -614,3 +614,15 @@ vhost_mem_qva_to_hva(const struct vhost_mem *mem, uint64_t qva, uint64_t len)
     }
     return NULL;
 }
+
+/* vhost_mem_gpa_range_to_hva() when its cursor missed. */
+uint8_t *
+vhost_mem_gpa_range_to_hva__(const struct vhost_mem *mem,
+                             struct vhost_mem_cursor *cursor, uint64_t gpa,
+                             uint64_t len)
+{
+    uint64_t avail;
+    uint8_t *p = vhost_mem_gpa_to_hva(mem, cursor, gpa, &avail);
+
+    return p && len <= avail ? p : NULL;
+}

@@ -171,6 +171,18 @@ bool vhost_mem_take_faults(void);
 void *vhost_mem_qva_to_hva(const struct vhost_mem *mem, uint64_t qva,
                            uint64_t len);
 
+/* 'p', a pointer into a mapped region, which is never null (a mapping does
+ * not start at address 0): saying so lets a caller's test of a
+ * translation's result fold into the path that found it. */
+static inline uint8_t *
+vhost_mem_nonnull(uint8_t *p)
+{
+    if (!p) {
+        __builtin_unreachable();
+    }
+    return p;
+}
+
 /* Translates the guest-physical range [gpa, gpa + len) to a local pointer
  * if it lies in one region; '*avail' gets the number of bytes from 'gpa' to
  * the end of that region (so a range that crosses into the next region can
@@ -184,7 +196,7 @@ vhost_mem_gpa_to_hva(const struct vhost_mem *mem,
 
     if (__builtin_expect(off < cursor->size, 1)) {
         *avail = cursor->size - off;
-        return cursor->hva + off;
+        return vhost_mem_nonnull(cursor->hva + off);
     }
     for (unsigned int i = 0; i < mem->n_regions; i++) {
         const struct vhost_mem_region *r = &mem->regions[i];
@@ -198,6 +210,28 @@ vhost_mem_gpa_to_hva(const struct vhost_mem *mem,
         }
     }
     return NULL;
+}
+
+uint8_t *vhost_mem_gpa_range_to_hva__(const struct vhost_mem *,
+                                      struct vhost_mem_cursor *,
+                                      uint64_t gpa, uint64_t len);
+
+/* Translates the guest-physical range [gpa, gpa + len) to a local pointer
+ * if it lies in one region, else returns null.  A hit of 'cursor' is a
+ * subtraction and two comparisons, inline; the rest (the region table,
+ * which then becomes the cursor) is out of line. */
+static inline uint8_t *
+vhost_mem_gpa_range_to_hva(const struct vhost_mem *mem,
+                           struct vhost_mem_cursor *cursor, uint64_t gpa,
+                           uint64_t len)
+{
+    uint64_t off = gpa - cursor->gpa;
+
+    if (__builtin_expect(off < cursor->size && len <= cursor->size - off,
+                         1)) {
+        return vhost_mem_nonnull(cursor->hva + off);
+    }
+    return vhost_mem_gpa_range_to_hva__(mem, cursor, gpa, len);
 }
 
 #endif /* vhost-mem.h */

@@ -527,6 +527,8 @@ pk_dequeue_fast(struct virtq *vq, int i, int max, virtq_packet_cb *cb,
     uint32_t idx = PK_IDX(pos);
     uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
     uint16_t want = pk_want(pos);
+    /* AVAIL and USED both the lap's wrap counter. */
+    uint16_t used_flags = wrap ? PK_AVAIL_USED : 0;
     uint32_t size = vq->size;
     uint32_t hdr_len = vq->hdr_len;
     bool with_hdrs = vq->features & VIRTQ_HDR_FEATURES;
@@ -538,6 +540,8 @@ pk_dequeue_fast(struct virtq *vq, int i, int max, virtq_packet_cb *cb,
     if (UNLIKELY(vq->used_idx != pos)) {
         return i;
     }
+    int first = i;
+
     memset(&acc, 0, sizeof acc);
     for (; i < max; i++) {
         struct vring_packed_desc *slot = &ring[idx];
@@ -561,27 +565,27 @@ pk_dequeue_fast(struct virtq *vq, int i, int max, virtq_packet_cb *cb,
         } else {
             /* Used in place; the burst's first keeps its flags back for
              * virtq_packed_flush(). */
-            uint16_t flags = -(uint16_t) (wrap >> 15) & PK_AVAIL_USED;
-
             STORE_RELAXED(&slot->id, d.id);
             STORE_RELAXED(&slot->len, 0);
             if (UNLIKELY(hold)) {
-                vq->held_flags = flags;
+                vq->held_flags = used_flags;
                 hold = false;
             } else {
-                STORE_RELAXED(&slot->flags, flags);
+                STORE_RELAXED(&slot->flags, used_flags);
             }
         }
         if (UNLIKELY(++idx == size)) {
             idx = 0;
             wrap ^= VIRTQ_PACKED_WRAP;
             want ^= PK_AVAIL_USED;
+            used_flags ^= PK_AVAIL_USED;
         }
     }
     pos = idx | wrap;
     vq->cursor = cursor;
     pk_set_avail(vq, pos);
     vq->used_idx = pos;
+    acc.packets = i - first;
     acc_merge(&vq->pending, &acc);
     *last = last_id;
     return i;
@@ -747,6 +751,8 @@ virtq_packed_enqueue_burst(struct virtq *vq,
     uint32_t idx = PK_IDX(pos);
     uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
     uint16_t want = pk_want(pos);
+    /* AVAIL and USED both the lap's wrap counter. */
+    uint16_t used_flags = ((wrap ? PK_AVAIL_USED : 0) | VRING_DESC_F_WRITE);
     uint32_t size = vq->size;
     struct virtq_stats_acc acc;
     int i;
@@ -763,9 +769,6 @@ virtq_packed_enqueue_burst(struct virtq *vq,
         struct vring_packed_desc *slot = &ring[idx];
         uint32_t len = frames[i].len;
         uint32_t need = sizeof one_buffer + len;
-        /* AVAIL and USED both the lap's wrap counter. */
-        uint16_t lap = -(uint16_t) (wrap >> 15) & (VRING_PACKED_DESC_F_AVAIL
-                                                   | VRING_PACKED_DESC_F_USED);
         struct vring_packed_desc d;
         uint8_t *p;
 
@@ -785,21 +788,23 @@ virtq_packed_enqueue_burst(struct virtq *vq,
         STORE_RELAXED(&slot->id, d.id);
         STORE_RELAXED(&slot->len, need);
         if (UNLIKELY(i == 0) && pos == vq->used_published) {
-            vq->held_flags = lap | VRING_DESC_F_WRITE;
+            vq->held_flags = used_flags;
         } else {
-            STORE_RELAXED(&slot->flags, lap | VRING_DESC_F_WRITE);
+            STORE_RELAXED(&slot->flags, used_flags);
         }
         if (UNLIKELY(++idx == size)) {
             idx = 0;
             wrap ^= VIRTQ_PACKED_WRAP;
             want ^= PK_AVAIL_USED;
+            used_flags ^= PK_AVAIL_USED;
         }
-        acc_count(&acc, len, len >= 6 ? frames[i].data : NULL);
+        acc_frame(&acc, len, frames[i].data);
     }
     pos = idx | wrap;
     vq->cursor = cursor;
     pk_set_avail(vq, pos);
     vq->used_idx = pos;
+    acc.packets = i;
     acc_merge(&vq->pending, &acc);
     return i;
 }

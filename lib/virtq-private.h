@@ -42,19 +42,42 @@ size_bin(uint32_t len)
     return len <= 1518 ? 27 - __builtin_clz(len) : 7;
 }
 
+/* Counts a multicast destination address, the 6 bytes at 'dst'. */
+static inline void
+acc_group(struct virtq_stats_acc *a, const uint8_t *dst)
+{
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+    if (!memcmp(dst, bcast, sizeof bcast)) {
+        a->broadcast++;
+    } else {
+        a->multicast++;
+    }
+}
+
+/* Counts a frame of 'len' bytes whose destination address is at 'dst'
+ * (null: the frame is too short to have one, or it is not in one
+ * piece). */
 static inline void
 acc_count(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
 {
     a->packets++;
     a->bytes += len;
     if (dst && dst[0] & 1) {
-        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+        acc_group(a, dst);
+    }
+    a->bins[size_bin(len)]++;
+}
 
-        if (!memcmp(dst, bcast, sizeof bcast)) {
-            a->broadcast++;
-        } else {
-            a->multicast++;
-        }
+/* acc_count() for the fast paths, with the frame of 'len' bytes at 'dst'
+ * (read only if 'len' is at least 6), but for the frame itself: a burst
+ * adds the number of its frames once, after its loop. */
+static inline void
+acc_frame(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
+{
+    a->bytes += len;
+    if (len >= 6 && dst[0] & 1) {
+        acc_group(a, dst);
     }
     a->bins[size_bin(len)]++;
 }
@@ -274,20 +297,17 @@ single_buffer(const struct vhost_mem *mem, struct vhost_mem_cursor *cursor,
               uint16_t flags, uint32_t len, uint64_t addr, bool write,
               uint64_t min_len, uint64_t max_len)
 {
-    uint64_t room;
-    uint8_t *p;
-
     if ((flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT
                   | VRING_DESC_F_WRITE)) != (write ? VRING_DESC_F_WRITE : 0)
         || len < min_len || len > max_len) {
         return NULL;
     }
-    p = vhost_mem_gpa_to_hva(mem, cursor, addr, &room);
-    return p && room >= len ? p : NULL;
+    return vhost_mem_gpa_range_to_hva(mem, cursor, addr, len);
 }
 
 /* The dequeue fast paths' hand-out of a frame whose buffer, header first,
- * of 'buf_len' bytes, is at 'p': counted in 'acc', then stored in
+ * of 'buf_len' bytes, is at 'p': counted in 'acc' (but for the frame
+ * itself: see acc_frame()), then stored in
  * frames[i] (and a copy of its header, if 'with_hdrs', in hdrs[i]) or, if
  * 'frames' is null, given to 'cb'. */
 static inline void
@@ -298,7 +318,7 @@ hand_out_frame(uint8_t *p, uint32_t buf_len, uint32_t hdr_len,
 {
     uint32_t len = buf_len - hdr_len;
 
-    acc_count(acc, len, len >= 6 ? p + hdr_len : NULL);
+    acc_frame(acc, len, p + hdr_len);
     if (frames) {
         if (with_hdrs) {
             read_hdr(&hdrs[i], p);

@@ -608,6 +608,8 @@ split_dequeue_fast(struct virtq *vq, int i, int n, virtq_packet_cb *cb,
     uint32_t last_head = *last;
     struct virtq_stats_acc acc;
 
+    int first = i;
+
     memset(&acc, 0, sizeof acc);
     for (; i < n; i++) {
         uint16_t head = LOAD_RELAXED(&avail_ring[last_avail & mask]);
@@ -640,6 +642,7 @@ split_dequeue_fast(struct virtq *vq, int i, int n, virtq_packet_cb *cb,
     vq->cursor = cursor;
     vq->last_avail_idx = last_avail;
     vq->used_idx = used;
+    acc.packets = i - first;
     acc_merge(&vq->pending, &acc);
     *last = last_head;
     return i;
@@ -1025,11 +1028,12 @@ virtq_split_enqueue_burst(struct virtq *vq, const struct virtq_frame *frames,
         STORE_RELAXED(&e->len, need);
         used++;
         last++;
-        acc_count(&acc, len, len >= 6 ? frames[i].data : NULL);
+        acc_frame(&acc, len, frames[i].data);
     }
     vq->cursor = cursor;
     vq->last_avail_idx = last;
     vq->used_idx = used;
+    acc.packets = i;
     acc_merge(&vq->pending, &acc);
     return i;
 }
