@@ -498,7 +498,8 @@ static void
 prefetch_entries(struct virtq *vq, int n, bool write)
 {
     uint16_t heads[VIRTQ_PREFETCH_MAX];
-    uint16_t done = vq->prefetched - vq->last_avail_idx;
+    uint16_t last = vq->last_avail_idx;
+    uint16_t done = vq->prefetched - last;
     int first;
 
     if (n > VIRTQ_PREFETCH_MAX) {
@@ -510,11 +511,26 @@ prefetch_entries(struct virtq *vq, int n, bool write)
     if (first == n) {
         return;
     }
-    vq->prefetched = vq->last_avail_idx + n;
+    vq->prefetched = last + n;
+
+    /* (Locals: see virtq_split_enqueue_burst().) */
+    struct vhost_mem_cursor cursor = vq->cursor;
+    const struct vhost_mem *mem = vq->mem;
+    const struct vring_desc *desc = vq->desc;
+    const uint16_t *avail_ring = vq->avail->ring;
+    uint16_t mask = vq->mask;
+    uint32_t size = vq->size;
+    /* The lines a small frame touches: from the switch's side of a guest
+     * TX buffer, not the header (never read), but the frame from its
+     * start; of a guest RX buffer, the header and the frame after it.  Big
+     * frames: their first 128 bytes; the hardware prefetcher sees the rest
+     * coming. */
+    uint32_t from = write ? 0 : vq->hdr_len;
+
     for (int i = first; i < n; i++) {
-        heads[i] = avail_entry(vq, vq->last_avail_idx + i);
-        if (heads[i] < vq->size) {
-            __builtin_prefetch(&vq->desc[heads[i]]);
+        heads[i] = LOAD_RELAXED(&avail_ring[(uint16_t) (last + i) & mask]);
+        if (heads[i] < size) {
+            __builtin_prefetch(&desc[heads[i]]);
         }
     }
     for (int i = first; i < n; i++) {
@@ -522,20 +538,14 @@ prefetch_entries(struct virtq *vq, int n, bool write)
         uint64_t avail;
         uint8_t *p;
 
-        if (heads[i] >= vq->size) {
+        if (heads[i] >= size) {
             continue;
         }
-        d = &vq->desc[heads[i]];
-        p = vhost_mem_gpa_to_hva(vq->mem, &vq->cursor,
-                                 LOAD_RELAXED(&d->addr), &avail);
+        d = &desc[heads[i]];
+        p = vhost_mem_gpa_to_hva(mem, &cursor, LOAD_RELAXED(&d->addr),
+                                 &avail);
         if (p) {
-            /* The lines a small frame touches: from the switch's side of
-             * a guest TX buffer, not the header (never read), but the
-             * frame from its start; of a guest RX buffer, the header and
-             * the frame after it.  Big frames: their first 128 bytes; the
-             * hardware prefetcher sees the rest coming. */
             uint32_t len = LOAD_RELAXED(&d->len);
-            uint32_t from = write ? 0 : vq->hdr_len;
             uint32_t to = len < 128 + from ? len : 128 + from;
 
             if (to <= from) {
@@ -550,6 +560,7 @@ prefetch_entries(struct virtq *vq, int n, bool write)
             }
         }
     }
+    vq->cursor = cursor;
 }
 
 /* After a dequeue burst: entries already seen beyond it are the next
