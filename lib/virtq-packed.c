@@ -733,7 +733,7 @@ virtq_packed_enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
         vhost_log_mark(vq->log, virtq_hva_to_gpa(vq->mem, p), need);
     }
     pk_take1(vq, pos, d.id, need);
-    acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+    acc_count(&vq->pending, len, data);
     return 0;
 }
 
@@ -901,6 +901,6 @@ pk_enqueue_walk(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
         need -= used_len;
     }
     pk_set_avail(vq, next);
-    acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+    acc_count(&vq->pending, len, data);
     return 0;
 }

@@ -56,20 +56,6 @@ acc_group(struct virtq_stats_acc *a, const uint8_t *dst)
 }
 
 /* Counts a frame of 'len' bytes whose destination address is at 'dst'
- * (null: the frame is too short to have one, or it is not in one
- * piece). */
-static inline void
-acc_count(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
-{
-    a->packets++;
-    a->bytes += len;
-    if (dst && dst[0] & 1) {
-        acc_group(a, dst);
-    }
-    a->bins[size_bin(len)]++;
-}
-
-/* acc_count() for the fast paths, with the frame of 'len' bytes at 'dst'
  * (read only if 'len' is at least 6), but for the frame itself: a burst
  * adds the number of its frames once, after its loop. */
 static inline void
@@ -80,6 +66,14 @@ acc_frame(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
         acc_group(a, dst);
     }
     a->bins[size_bin(len)]++;
+}
+
+/* acc_frame(), and the frame itself. */
+static inline void
+acc_count(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
+{
+    a->packets++;
+    acc_frame(a, len, dst);
 }
 
 /* Adds the counts of 'from' (a burst's, kept in a local so that they
@@ -262,6 +256,7 @@ deliver_chain(struct virtq *vq, enum virtq_error status,
     if (status == VIRTQ_ERR_NONE) {
         struct virtio_net_hdr hdr_copy;
         const struct virtio_net_hdr *hdr = NULL;
+        uint8_t dst_copy[6];
         int first;
 
         if (vq->features & VIRTQ_HDR_FEATURES) {
@@ -272,10 +267,18 @@ deliver_chain(struct virtq *vq, enum virtq_error status,
         }
 
         int left = skip_header(pieces, n, vq->hdr_len, &first);
+        uint32_t frame_len = len - vq->hdr_len;
+        const uint8_t *dst = dst_copy;
 
-        acc_count(&vq->pending, len - vq->hdr_len,
-                  left && pieces[first].len >= 6 ? pieces[first].base : NULL);
-        cb(aux, &pieces[first], left, len - vq->hdr_len, hdr);
+        /* The destination address, if the frame has one, may be split
+         * over pieces. */
+        if (left && pieces[first].len >= 6) {
+            dst = pieces[first].base;
+        } else if (frame_len >= 6) {
+            gather(&pieces[first], left, dst_copy, sizeof dst_copy);
+        }
+        acc_count(&vq->pending, frame_len, dst);
+        cb(aux, &pieces[first], left, frame_len, hdr);
     } else {
         if (status == VIRTQ_ERR_TOO_LONG) {
             STAT_ADD(vq->stats, too_long, 1);

@@ -791,7 +791,7 @@ enqueue_one_logged(struct virtq *vq, uint16_t head, uint8_t *p,
     vhost_log_mark(vq->log, gpa, need);
     put_used(vq, head, need);
     vq->last_avail_idx++;
-    acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+    acc_count(&vq->pending, len, data);
     return 0;
 }
 
@@ -881,7 +881,7 @@ enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
             virtq_copy(p + vq->hdr_len, data, len);
             put_used(vq, head, need);
             vq->last_avail_idx++;
-            acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+            acc_count(&vq->pending, len, data);
             return 0;
         }
     }
@@ -968,7 +968,7 @@ enqueue(struct virtq *vq, const struct virtio_net_hdr *hdr_in,
         need -= used_len;
     }
     vq->last_avail_idx += taken;
-    acc_count(&vq->pending, len, len >= 6 ? data : NULL);
+    acc_count(&vq->pending, len, data);
     return 0;
 }
 

@@ -1519,6 +1519,95 @@ test_size_bins(void)
     }
 }
 
+/* Frames for the multicast and broadcast counts: unicast, multicast,
+ * broadcast, 5 bytes of 0xff (too short to have a destination), a
+ * broadcast destination alone, and a multicast one all but its last
+ * byte 0xff. */
+static const struct {
+    uint32_t len;
+    uint8_t dst[6];
+} group_frames[] = {
+    { 60, { 0x02, 0, 0, 0, 0, 1 } },
+    { 60, { 0x01, 0x00, 0x5e, 0, 0, 1 } },
+    { 60, { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff } },
+    { 5, { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff } },
+    { 6, { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff } },
+    { 1000, { 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe } },
+};
+enum { N_GROUP_FRAMES = sizeof group_frames / sizeof group_frames[0] };
+
+static void
+check_group_counts(const struct virtq_stats *st)
+{
+    CHECK_EQ(st->packets, N_GROUP_FRAMES);
+    CHECK_EQ(st->multicast, 2);
+    CHECK_EQ(st->broadcast, 2);
+}
+
+/* The multicast and broadcast counts, on both sides of every path: the
+ * fast paths, the general walk with the destination address split over
+ * two descriptors (2 bytes, then the rest), and the single-frame and
+ * mergeable enqueues. */
+static void
+test_group_counts(void)
+{
+    for (int way = 0; way < 3; way++) {
+        struct virtq_frame frames[N_GROUP_FRAMES];
+        struct test_guest tx, rx;
+        struct sink s = { 0 };
+        bool more;
+
+        guest_setup_size(&tx, FEATURES_MRG, 64);
+        guest_setup_size(&rx, FEATURES_MRG, 64);
+        for (int j = 0; j < N_GROUP_FRAMES; j++) {
+            uint32_t len = group_frames[j].len;
+            uint64_t gpa = GPA0 + 0x10000 + j * 0x1000;
+            uint8_t *p = g_ptr(&tx, gpa);
+
+            memset(p, 0, 12 + len);
+            memcpy(p + 12, group_frames[j].dst, len < 6 ? len : 6);
+            if (way == 0) {
+                set_desc(&tx, j, gpa, 12 + len, 0, 0);
+            } else {
+                set_desc(&tx, 3 * j, gpa, 12, VRING_DESC_F_NEXT, 3 * j + 1);
+                set_desc(&tx, 3 * j + 1, gpa + 12, 2, VRING_DESC_F_NEXT,
+                         3 * j + 2);
+                set_desc(&tx, 3 * j + 2, gpa + 14, len - 2, 0, 0);
+            }
+            make_avail(&tx, way == 0 ? j : 3 * j);
+            /* Way 2 gives 256-byte buffers: the 1000-byte frame takes
+             * several (mergeable enqueue). */
+            for (int k = 0; k < (way == 2 ? 5 : 1); k++) {
+                int d = way == 2 ? 5 * j + k : j;
+
+                set_desc(&rx, d, GPA0 + 0x40000 + d * 0x1000,
+                         way == 2 ? 256 : 0x1000, VRING_DESC_F_WRITE, 0);
+                make_avail(&rx, d);
+            }
+        }
+        if (way == 0) {
+            CHECK_EQ(virtq_dequeue_frames(&tx.vq, 32, frames, NULL, &more),
+                     N_GROUP_FRAMES);
+            CHECK(!more);
+            CHECK_EQ(virtq_enqueue_burst(&rx.vq, frames, N_GROUP_FRAMES),
+                     N_GROUP_FRAMES);
+            virtq_flush(&tx.vq);
+        } else {
+            for (int j = 0; j < N_GROUP_FRAMES; j++) {
+                s.n = 0;
+                CHECK_EQ(virtq_dequeue_burst(&tx.vq, 1, sink_cb, &s), 1);
+                CHECK_EQ(s.len[0], group_frames[j].len);
+                CHECK_EQ(virtq_enqueue(&rx.vq, s.data[0], s.len[0]), 0);
+            }
+        }
+        virtq_flush(&rx.vq);
+        check_group_counts(&tx.stats);
+        check_group_counts(&rx.stats);
+        guest_teardown(&tx);
+        guest_teardown(&rx);
+    }
+}
+
 /* virtq_dequeue_frames() and virtq_enqueue_burst(), the fast paths the
  * provider calls, against the general ones, over many laps of the ring
  * with IN_ORDER off and on: each takes frames from the front as long as
@@ -1742,6 +1831,7 @@ static const struct unit_test tests[] = {
     { "enqueue_nofit_remembered", test_enqueue_nofit_remembered },
     { "burst_apis", test_burst_apis },
     { "size_bins", test_size_bins },
+    { "group_counts", test_group_counts },
 };
 
 UNIT_SUITE(virtq_suite, tests);
