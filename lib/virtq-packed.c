@@ -433,13 +433,12 @@ virtq_packed_prefetch_rx(struct virtq *vq, int n)
     struct vhost_mem_cursor cursor = vq->cursor;
     const struct vhost_mem *mem = vq->mem;
     const struct vring_packed_desc *ring = vq->ring;
-    uint32_t idx = PK_IDX(pos);
+    const struct vring_packed_desc *end = ring + vq->size;
+    const struct vring_packed_desc *slot = &ring[PK_IDX(pos)];
     uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
     uint16_t want = pk_want(pos);
-    uint32_t size = vq->size;
 
     for (; i < n; i++) {
-        const struct vring_packed_desc *slot = &ring[idx];
         uint64_t room;
         uint8_t *p;
 
@@ -454,14 +453,14 @@ virtq_packed_prefetch_rx(struct virtq *vq, int n)
              * prefetch_entries()). */
             __builtin_prefetch(p);
         }
-        if (UNLIKELY(++idx == size)) {
-            idx = 0;
+        if (UNLIKELY(++slot == end)) {
+            slot = ring;
             wrap ^= VIRTQ_PACKED_WRAP;
             want ^= PK_AVAIL_USED;
         }
     }
     vq->cursor = cursor;
-    vq->prefetched = idx | wrap;
+    vq->prefetched = (slot - ring) | wrap;
 }
 
 /* virtq_packed_dequeue_burst() off its fast path: the chain at the ring's
@@ -523,13 +522,13 @@ pk_dequeue_fast(struct virtq *vq, int i, int max, virtq_packet_cb *cb,
     struct vhost_mem_cursor cursor = vq->cursor;
     const struct vhost_mem *mem = vq->mem;
     struct vring_packed_desc *ring = vq->ring;
+    struct vring_packed_desc *end = ring + vq->size;
     uint16_t pos = vq->last_avail_idx;
-    uint32_t idx = PK_IDX(pos);
+    struct vring_packed_desc *slot = &ring[PK_IDX(pos)];
     uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
     uint16_t want = pk_want(pos);
     /* AVAIL and USED both the lap's wrap counter. */
     uint16_t used_flags = wrap ? PK_AVAIL_USED : 0;
-    uint32_t size = vq->size;
     uint32_t hdr_len = vq->hdr_len;
     bool with_hdrs = vq->features & VIRTQ_HDR_FEATURES;
     bool in_order = vq->in_order;
@@ -544,7 +543,6 @@ pk_dequeue_fast(struct virtq *vq, int i, int max, virtq_packet_cb *cb,
 
     memset(&acc, 0, sizeof acc);
     for (; i < max; i++) {
-        struct vring_packed_desc *slot = &ring[idx];
         struct vring_packed_desc d;
         uint8_t *p;
 
@@ -574,14 +572,14 @@ pk_dequeue_fast(struct virtq *vq, int i, int max, virtq_packet_cb *cb,
                 STORE_RELAXED(&slot->flags, used_flags);
             }
         }
-        if (UNLIKELY(++idx == size)) {
-            idx = 0;
+        if (UNLIKELY(++slot == end)) {
+            slot = ring;
             wrap ^= VIRTQ_PACKED_WRAP;
             want ^= PK_AVAIL_USED;
             used_flags ^= PK_AVAIL_USED;
         }
     }
-    pos = idx | wrap;
+    pos = (slot - ring) | wrap;
     vq->cursor = cursor;
     pk_set_avail(vq, pos);
     vq->used_idx = pos;
@@ -747,13 +745,14 @@ virtq_packed_enqueue_burst(struct virtq *vq,
     struct vhost_mem_cursor cursor = vq->cursor;
     const struct vhost_mem *mem = vq->mem;
     struct vring_packed_desc *ring = vq->ring;
+    struct vring_packed_desc *end = ring + vq->size;
     uint16_t pos = vq->last_avail_idx;
-    uint32_t idx = PK_IDX(pos);
+    struct vring_packed_desc *slot = &ring[PK_IDX(pos)];
     uint16_t wrap = pos & VIRTQ_PACKED_WRAP;
     uint16_t want = pk_want(pos);
     /* AVAIL and USED both the lap's wrap counter. */
     uint16_t used_flags = ((wrap ? PK_AVAIL_USED : 0) | VRING_DESC_F_WRITE);
-    uint32_t size = vq->size;
+    bool hold = pos == vq->used_published;
     struct virtq_stats_acc acc;
     int i;
 
@@ -766,7 +765,6 @@ virtq_packed_enqueue_burst(struct virtq *vq,
     }
     memset(&acc, 0, sizeof acc);
     for (i = 0; i < n; i++) {
-        struct vring_packed_desc *slot = &ring[idx];
         uint32_t len = frames[i].len;
         uint32_t need = sizeof one_buffer + len;
         struct vring_packed_desc d;
@@ -787,20 +785,21 @@ virtq_packed_enqueue_burst(struct virtq *vq,
          * virtq_packed_flush(). */
         STORE_RELAXED(&slot->id, d.id);
         STORE_RELAXED(&slot->len, need);
-        if (UNLIKELY(i == 0) && pos == vq->used_published) {
+        if (UNLIKELY(hold)) {
             vq->held_flags = used_flags;
+            hold = false;
         } else {
             STORE_RELAXED(&slot->flags, used_flags);
         }
-        if (UNLIKELY(++idx == size)) {
-            idx = 0;
+        if (UNLIKELY(++slot == end)) {
+            slot = ring;
             wrap ^= VIRTQ_PACKED_WRAP;
             want ^= PK_AVAIL_USED;
             used_flags ^= PK_AVAIL_USED;
         }
         acc_frame(&acc, len, frames[i].data);
     }
-    pos = idx | wrap;
+    pos = (slot - ring) | wrap;
     vq->cursor = cursor;
     pk_set_avail(vq, pos);
     vq->used_idx = pos;

@@ -68,12 +68,18 @@ acc_frame(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
     a->bins[size_bin(len)]++;
 }
 
-/* acc_frame(), and the frame itself. */
+/* acc_frame(), and the frame itself.  (Its own body, not packets++ and a
+ * call of acc_frame(): with that, GCC 12 compiled split_dequeue_fast() 4
+ * instructions a packet longer, by core-bench-callgrind.) */
 static inline void
 acc_count(struct virtq_stats_acc *a, uint32_t len, const uint8_t *dst)
 {
     a->packets++;
-    acc_frame(a, len, dst);
+    a->bytes += len;
+    if (len >= 6 && dst[0] & 1) {
+        acc_group(a, dst);
+    }
+    a->bins[size_bin(len)]++;
 }
 
 /* Adds the counts of 'from' (a burst's, kept in a local so that they
