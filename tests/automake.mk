@@ -24,6 +24,7 @@ tests_libvguest_la_CFLAGS = $(CORE_CFLAGS)
 check_PROGRAMS += tests/test-vhostmq-core
 tests_test_vhostmq_core_SOURCES = \
 	tests/unit.h \
+	tests/group-frames.h \
 	tests/inet-csum.h \
 	tests/test-vhostmq-core.c \
 	tests/test-device.c \

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "group-frames.h"
 #include "unit.h"
 #include "vguest-packed.h"
 #include "vguest-ring.h"
@@ -959,6 +960,81 @@ test_burst_apis(void)
     }
 }
 
+/* The multicast and broadcast counts on the packed ring, as
+ * virtq/group_counts has them on the split ring: the fast paths, the
+ * general walk with the destination split over two descriptors (2 bytes,
+ * then the rest), and the single-frame and mergeable enqueues. */
+static void
+test_group_counts(void)
+{
+    for (int way = 0; way < 3; way++) {
+        struct virtq_frame frames[N_GROUP_FRAMES];
+        struct pguest tx, rx;
+        struct psink s = { 0 };
+        uint16_t id, flags;
+        uint32_t len;
+        bool more;
+        int n;
+
+        pg_setup(&tx, PACKED_MRG, 64);
+        pg_setup(&rx, PACKED_MRG, 64);
+        for (int j = 0; j < N_GROUP_FRAMES; j++) {
+            uint32_t flen = group_frames[j].len;
+            uint8_t *p = vg_mem_ptr(&tx.gm, BUF(j));
+
+            memset(p, 0, 12 + flen);
+            memcpy(p + 12, group_frames[j].dst, flen < 6 ? flen : 6);
+            if (way == 0) {
+                CHECK(vgp_add1(&tx.q, &tx.gm, BUF(j), 12 + flen, 0) >= 0);
+            } else {
+                uint64_t gpas[3] = { BUF(j), BUF(j) + 12, BUF(j) + 14 };
+                uint32_t lens[3] = { 12, 2, flen - 2 };
+                uint16_t fl[3] = { 0, 0, 0 };
+
+                CHECK(vgp_add(&tx.q, &tx.gm, gpas, lens, fl, 3, 0) >= 0);
+            }
+            /* Way 2 gives 256-byte buffers: the 1000-byte frame takes
+             * several (mergeable enqueue). */
+            for (int k = 0; k < (way == 2 ? 5 : 1); k++) {
+                int d = way == 2 ? 5 * j + k : j;
+
+                CHECK(vgp_add1(&rx.q, &rx.gm, BUF(d), way == 2 ? 256 : 2048,
+                               VRING_DESC_F_WRITE) >= 0);
+            }
+        }
+        if (way == 0) {
+            CHECK_EQ(virtq_dequeue_frames(&tx.vq, 32, frames, NULL, &more),
+                     N_GROUP_FRAMES);
+            CHECK(!more);
+            CHECK_EQ(virtq_enqueue_burst(&rx.vq, frames, N_GROUP_FRAMES),
+                     N_GROUP_FRAMES);
+            virtq_flush(&tx.vq);
+        } else {
+            for (int j = 0; j < N_GROUP_FRAMES; j++) {
+                s.n = 0;
+                CHECK_EQ(virtq_dequeue_burst(&tx.vq, 1, psink_cb, &s), 1);
+                CHECK_EQ(s.len[0], group_frames[j].len);
+                CHECK_EQ(virtq_enqueue(&rx.vq, s.data[0], s.len[0]), 0);
+            }
+        }
+        virtq_flush(&rx.vq);
+        for (n = 0; vgp_used(&tx.q, &id, &len, &flags); n++) {
+            continue;
+        }
+        CHECK_EQ(n, N_GROUP_FRAMES);
+        /* One buffer a frame, but in way 2 the 1000-byte frame's four (the
+         * mergeable enqueue did run). */
+        for (n = 0; vgp_used(&rx.q, &id, &len, &flags); n++) {
+            continue;
+        }
+        CHECK_EQ(n, N_GROUP_FRAMES + (way == 2 ? GROUP_EXTRA_BUFFERS : 0));
+        check_group_counts(&tx.stats);
+        check_group_counts(&rx.stats);
+        pg_teardown(&tx);
+        pg_teardown(&rx);
+    }
+}
+
 static const struct unit_test tests[] = {
     { "init_errors", test_init_errors },
     { "dequeue_simple", test_dequeue_simple },
@@ -975,6 +1051,7 @@ static const struct unit_test tests[] = {
     { "discard", test_discard },
     { "resume_from_base", test_resume_from_base },
     { "burst_apis", test_burst_apis },
+    { "group_counts", test_group_counts },
 };
 
 UNIT_SUITE(virtq_packed_suite, tests);
