@@ -311,10 +311,11 @@ vg_vq_make_avail(struct vg_vq *vq, uint16_t head)
 }
 
 /* Adds a buffer made of the 'n' pieces (gpas[i], lens[i]), each with
- * 'flags', as one chain, and makes it available: with 'indirect' and more
- * than one piece through an indirect table (one per head, allocated from
- * 'm' the first time the head is used), otherwise directly.  Returns the
- * head, or VG_VQ_FULL, VG_VQ_NO_MEMORY or VG_VQ_POSTED. */
+ * 'flags', as one chain, and makes it available (only posts it if 'vq' has
+ * 'hold'): with 'indirect' and more than one piece through an indirect
+ * table (one per head, allocated from 'm' the first time the head is
+ * used), otherwise directly.  Returns the head, or VG_VQ_FULL,
+ * VG_VQ_NO_MEMORY or VG_VQ_POSTED. */
 int
 vg_vq_add(struct vg_vq *vq, struct vg_mem *m, const uint64_t *gpas,
           const uint32_t *lens, int n, uint16_t flags, bool indirect)
@@ -376,7 +377,11 @@ vg_vq_add(struct vg_vq *vq, struct vg_mem *m, const uint64_t *gpas,
     if (vq->posted[head]) {
         return VG_VQ_POSTED;
     }
-    vg_vq_make_avail(vq, head);
+    if (vq->hold) {
+        vg_vq_post(vq, head);
+    } else {
+        vg_vq_make_avail(vq, head);
+    }
     return head;
 }
 

@@ -81,6 +81,9 @@ struct vg_vq {
     bool posted[VG_VQ_MAX_SIZE]; /* Per head: available, not used yet. */
     uint64_t *ind_gpa;          /* Per head: its indirect table, if any
                                  * (allocated on first use). */
+    bool hold;                  /* vg_vq_add() posts without publishing,
+                                 * for a burst the device sees at once
+                                 * (vg_vq_publish()). */
 };
 
 /* Descriptors an indirect table of vg_vq_add() holds at most. */

@@ -100,7 +100,9 @@
  *                      segment size (with --gso-kept), else of the port's
  *   --gso-kept         (see --gso-mtu)
  *   --bad-headers      then A sends frames whose virtio-net headers lie
- *                      (each kind once); none may reach B
+ *                      (each kind once); none may reach B; then the same
+ *                      in one burst between good frames, which must all
+ *                      reach B, once each, in order
  *   (--hold MS         at the end, keep the connections MS ms, or until
  *                      SIGUSR1, whichever comes first.)
  *
@@ -1080,6 +1082,11 @@ struct ol_result {
 static struct ol_result ol_results[OL_INSTANCES];
 static uint32_t ol_bad_seen;    /* Bad-header frames that reached B. */
 
+/* The instances B received, in order, while 'ol_order_on'. */
+static bool ol_order_on;
+static uint32_t ol_order[OL_INSTANCES];
+static uint32_t ol_n_order;
+
 /* The payload byte of sequence number (or UDP offset) 's'. */
 static uint8_t
 ol_byte(uint32_t s)
@@ -1240,6 +1247,9 @@ check_offload_frame(struct flow *f, int q, const struct virtio_net_hdr *hdr,
     c = &ol_cases[instance % OL_N_CASES];
     res = &ol_results[instance];
     res->frames++;
+    if (ol_order_on && ol_n_order < OL_INSTANCES) {
+        ol_order[ol_n_order++] = instance;
+    }
 
 #define OL_FAIL(...)                                    \
     do {                                                \
@@ -1383,6 +1393,123 @@ ol_bad_frame(const struct guest *g, int kind, uint8_t *frame,
     return 0;
 }
 
+/* --bad-headers, last: one burst, made available to the switch at once,
+ * in which a good frame comes before and after each of the 'n_bad' bad
+ * ones (the switch drops those from the middle of the burst it took): every
+ * good frame must arrive, once, whole and in order. */
+static void
+run_mixed_burst(struct flow *f, int n_bad)
+{
+    struct vq *vq = f->from->vqs[1];
+    long long deadline = now_ms() + timeout_s * 1000LL;
+    static uint8_t frame[MAX_RX_FRAME];
+    uint32_t good[OL_INSTANCES];
+    struct virtio_net_hdr hdr;
+    uint32_t n_good = 0, len;
+    bool ok = true;
+
+    /* Instances of the cases of one plain frame (no TSO), results reset. */
+    for (uint32_t i = 0; i < OL_INSTANCES && n_good < (uint32_t) n_bad + 1;
+         i++) {
+        struct ol_result *res = &ol_results[i];
+
+        if (ol_cases[i % OL_N_CASES].tso) {
+            continue;
+        }
+        memset(res->seen, 0, 65536);
+        res->bytes = res->frames = res->gso_frames = 0;
+        res->partial_frames = res->valid_frames = 0;
+        res->failed = false;
+        good[n_good++] = i;
+    }
+    if (n_good != (uint32_t) n_bad + 1) {
+        fail("mixed burst: %u good instances for %d bad frames", n_good,
+             n_bad);
+        return;
+    }
+    while (vq->ring.n_free < 2 * n_bad + 1 && now_ms() < deadline) {
+        reclaim_tx(f->from);
+        poll_rx(f);
+        usleep(200);
+    }
+    ol_bad_seen = 0;
+    ol_n_order = 0;
+    ol_order_on = true;
+    vq->ring.hold = true;
+    for (int j = 0; j <= n_bad; j++) {
+        uint32_t i = good[j];
+
+        len = ol_build(f->from, &ol_cases[i % OL_N_CASES], i, OL_SPORT + i,
+                       frame, &hdr);
+        ol_send(f, &hdr, frame, len);
+        if (j < n_bad) {
+            ol_bad_frame(f->from, j, frame, &hdr, &len);
+            ol_send(f, &hdr, frame, len);
+        }
+    }
+    vq->ring.hold = false;
+    vg_vq_publish(&vq->ring);
+    while (ol_n_order < n_good && !ol_bad_seen && now_ms() < deadline) {
+        poll_rx(f);
+        reclaim_tx(f->from);
+        usleep(200);
+    }
+    /* (Anything late or doubled would show by now.) */
+    for (long long end = now_ms() + 100; now_ms() < end; usleep(200)) {
+        poll_rx(f);
+        reclaim_tx(f->from);
+    }
+    ol_order_on = false;
+    for (uint32_t j = 0; j < n_good; j++) {
+        const struct ol_result *res = &ol_results[good[j]];
+        const struct ol_case *c = &ol_cases[good[j] % OL_N_CASES];
+
+        if (res->failed || res->frames != 1 || res->bytes != c->payload) {
+            ok = false;
+            fail("mixed burst: %s (instance %u): %u frame(s), %u of %u "
+                 "payload bytes", c->name, good[j], res->frames, res->bytes,
+                 c->payload);
+        }
+    }
+    /* In the order sent, within each flow: OVS's datapath sends a burst's
+     * frames flow by flow (here IPv4 and IPv6 match two datapath flows). */
+    bool in_order = ol_n_order == n_good;
+    for (int ipv = 4; in_order && ipv <= 6; ipv += 2) {
+        uint32_t a = 0, b = 0;
+
+        for (;;) {
+            while (a < n_good && ol_cases[good[a] % OL_N_CASES].ipv != ipv) {
+                a++;
+            }
+            while (b < ol_n_order
+                   && ol_cases[ol_order[b] % OL_N_CASES].ipv != ipv) {
+                b++;
+            }
+            if (a == n_good || b == ol_n_order) {
+                in_order = a == n_good && b == ol_n_order;
+                break;
+            } else if (good[a++] != ol_order[b++]) {
+                in_order = false;
+                break;
+            }
+        }
+    }
+    if (!in_order) {
+        ok = false;
+        fail("mixed burst: B got %u good frame(s), %s:", ol_n_order,
+             ol_n_order == n_good ? "out of order" : "not one each");
+        for (uint32_t j = 0; j < ol_n_order; j++) {
+            printf(" %u", ol_order[j]);
+        }
+        printf("\n");
+    }
+    if (ok && !ol_bad_seen) {
+        printf("ok: one burst of %u good frames, each before or after one "
+               "of %d with bad headers: the good ones forwarded once, in "
+               "order within each flow\n", n_good, n_bad);
+    }
+}
+
 static void
 run_offload_test(struct flow *f)
 {
@@ -1490,6 +1617,7 @@ run_offload_test(struct flow *f)
             printf("ok: %d frames with bad virtio-net headers: none "
                    "forwarded\n", n);
         }
+        run_mixed_burst(f, n);
     }
 }
 
