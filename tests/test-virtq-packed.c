@@ -968,12 +968,9 @@ static void
 test_group_counts(void)
 {
     for (int way = 0; way < 3; way++) {
-        struct virtq_frame frames[N_GROUP_FRAMES];
         struct pguest tx, rx;
-        struct psink s = { 0 };
         uint16_t id, flags;
         uint32_t len;
-        bool more;
         int n;
 
         pg_setup(&tx, PACKED_MRG, 64);
@@ -1002,22 +999,7 @@ test_group_counts(void)
                                VRING_DESC_F_WRITE) >= 0);
             }
         }
-        if (way == 0) {
-            CHECK_EQ(virtq_dequeue_frames(&tx.vq, 32, frames, NULL, &more),
-                     N_GROUP_FRAMES);
-            CHECK(!more);
-            CHECK_EQ(virtq_enqueue_burst(&rx.vq, frames, N_GROUP_FRAMES),
-                     N_GROUP_FRAMES);
-            virtq_flush(&tx.vq);
-        } else {
-            for (int j = 0; j < N_GROUP_FRAMES; j++) {
-                s.n = 0;
-                CHECK_EQ(virtq_dequeue_burst(&tx.vq, 1, psink_cb, &s), 1);
-                CHECK_EQ(s.len[0], group_frames[j].len);
-                CHECK_EQ(virtq_enqueue(&rx.vq, s.data[0], s.len[0]), 0);
-            }
-        }
-        virtq_flush(&rx.vq);
+        group_switch(&tx.vq, &rx.vq, way);
         for (n = 0; vgp_used(&tx.q, &id, &len, &flags); n++) {
             continue;
         }

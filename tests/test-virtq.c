@@ -1528,10 +1528,7 @@ static void
 test_group_counts(void)
 {
     for (int way = 0; way < 3; way++) {
-        struct virtq_frame frames[N_GROUP_FRAMES];
         struct test_guest tx, rx;
-        struct sink s = { 0 };
-        bool more;
 
         guest_setup_size(&tx, FEATURES_MRG, 64);
         guest_setup_size(&rx, FEATURES_MRG, 64);
@@ -1561,22 +1558,7 @@ test_group_counts(void)
                 make_avail(&rx, d);
             }
         }
-        if (way == 0) {
-            CHECK_EQ(virtq_dequeue_frames(&tx.vq, 32, frames, NULL, &more),
-                     N_GROUP_FRAMES);
-            CHECK(!more);
-            CHECK_EQ(virtq_enqueue_burst(&rx.vq, frames, N_GROUP_FRAMES),
-                     N_GROUP_FRAMES);
-            virtq_flush(&tx.vq);
-        } else {
-            for (int j = 0; j < N_GROUP_FRAMES; j++) {
-                s.n = 0;
-                CHECK_EQ(virtq_dequeue_burst(&tx.vq, 1, sink_cb, &s), 1);
-                CHECK_EQ(s.len[0], group_frames[j].len);
-                CHECK_EQ(virtq_enqueue(&rx.vq, s.data[0], s.len[0]), 0);
-            }
-        }
-        virtq_flush(&rx.vq);
+        group_switch(&tx.vq, &rx.vq, way);
         /* One buffer a frame, but in way 2 the 1000-byte frame's four
          * (the mergeable enqueue did run). */
         CHECK_EQ(vg_vq_used_idx(&rx.ring),
