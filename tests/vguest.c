@@ -408,6 +408,20 @@ vg_wait_used(struct vguest *g, unsigned int ring, int ms,
 }
 
 /* Sets up vring 'index' at its place in the layout, started and enabled. */
+/* A message that sets up a ring, with 'fd' if nonnull: acknowledged, or,
+ * like QEMU, sent without asking for a reply. */
+static void
+ring_message(struct vguest *g, uint32_t request, const void *payload,
+             uint32_t size, const int *fd)
+{
+    if (g->like_qemu) {
+        vg_conn_send(&g->conn, request, VHOST_USER_VERSION, payload, size, fd,
+                     fd ? 1 : 0);
+    } else {
+        vg_conn_must_ack(&g->conn, request, payload, size, fd, fd ? 1 : 0);
+    }
+}
+
 void
 vg_set_up_ring(struct vguest *g, unsigned int index)
 {
@@ -446,15 +460,18 @@ vg_set_up_ring(struct vguest *g, unsigned int index)
     if (r->kick < 0 || r->call < 0) {
         vg_fail(g, "eventfd: %s", strerror(errno));
     }
-    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_NUM, index, VG_RING_SIZE);
-    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_BASE, index, base);
-    vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr,
-                     NULL, 0);
-    vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_CALL, &idx, 8, &r->call,
-                     1);
-    vg_conn_must_ack(&g->conn, VHOST_USER_SET_VRING_KICK, &idx, 8, &r->kick,
-                     1);
-    vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, index, 1);
+    ring_message(g, VHOST_USER_SET_VRING_NUM,
+                 &(struct vhost_user_vring_state) { index, VG_RING_SIZE },
+                 sizeof(struct vhost_user_vring_state), NULL);
+    ring_message(g, VHOST_USER_SET_VRING_BASE,
+                 &(struct vhost_user_vring_state) { index, base },
+                 sizeof(struct vhost_user_vring_state), NULL);
+    ring_message(g, VHOST_USER_SET_VRING_ADDR, &addr, sizeof addr, NULL);
+    ring_message(g, VHOST_USER_SET_VRING_CALL, &idx, 8, &r->call);
+    ring_message(g, VHOST_USER_SET_VRING_KICK, &idx, 8, &r->kick);
+    if (!g->like_qemu) {
+        vg_conn_ack_state(&g->conn, VHOST_USER_SET_VRING_ENABLE, index, 1);
+    }
     r->set_up = true;
 }
 
@@ -472,6 +489,11 @@ vg_set_up(struct vguest *g, int n_pairs, uint64_t extra_features)
     vg_set_up_memory(g);
     for (int i = 0; i < 2 * n_pairs; i++) {
         vg_set_up_ring(g, i);
+    }
+    for (int i = 0; g->like_qemu && i < 2 * n_pairs; i++) {
+        vg_conn_send(&g->conn, VHOST_USER_SET_VRING_ENABLE, VHOST_USER_VERSION,
+                     &(struct vhost_user_vring_state) { i, 1 },
+                     sizeof(struct vhost_user_vring_state), NULL, 0);
     }
 }
 

@@ -82,6 +82,11 @@ struct vguest {
     uint8_t *may_write;         /* ...except where these are non-zero. */
     int n_pairs;
     bool packed;                /* VIRTIO_F_RING_PACKED negotiated. */
+    bool like_qemu;             /* vg_set_up() brings the rings up as QEMU
+                                 * does: every ring set up, without asking
+                                 * for replies, then all enabled; not each
+                                 * ring set up and enabled, every message
+                                 * acknowledged. */
     struct vg_ring rings[2 * VG_MAX_PAIRS];
     unsigned int probe_seq;
     uint8_t probe_mac[6];       /* Probes go to this MAC... */

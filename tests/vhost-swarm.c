@@ -24,6 +24,12 @@
  *   --hold FILE     then, while FILE exists, keeps every guest connected
  *                   and sends probes through every --sample'th port.
  *
+ * A guest sets up each ring and enables it, asking for a reply to every
+ * message, unless --like-qemu: then it sets up every ring without asking
+ * for replies and enables them all after, as QEMU does (a switch that
+ * sizes a port by the rings it knows when the first pair is ready, as
+ * OVS-DPDK does, sees them all).
+ *
  * Prints progress lines; any failure prints "FAIL: ..." and exits 1. */
 
 #define _GNU_SOURCE
@@ -48,6 +54,7 @@ struct port {
 static struct port *ports;
 static int n_ports;
 static int n_pairs = 2;
+static bool like_qemu;
 
 static long long
 now_ms(void)
@@ -64,6 +71,7 @@ port_connect(struct port *p)
     int error;
 
     vg_init(&p->g, p->name, false);
+    p->g.like_qemu = like_qemu;
     error = vg_conn_connect(&p->g.conn, p->path, 10000);
     if (error) {
         vg_fail(&p->g, "connect to %s: %s", p->path, strerror(error));
@@ -246,6 +254,7 @@ main(int argc, char *argv[])
         { "watch", required_argument, NULL, 'W' },
         { "hold", required_argument, NULL, 'h' },
         { "sample", required_argument, NULL, 's' },
+        { "like-qemu", no_argument, NULL, 'q' },
         { NULL, 0, NULL, 0 },
     };
     const char *hold = NULL;
@@ -262,10 +271,11 @@ main(int argc, char *argv[])
         case 'W': watch = atoi(optarg); break;
         case 'h': hold = optarg; break;
         case 's': sample = atoi(optarg); break;
+        case 'q': like_qemu = true; break;
         default:
             fprintf(stderr, "usage: vhost-swarm [--pairs N] [--cycles N] "
                     "[--warmup N] [--watch PID] [--hold FILE] [--sample K] "
-                    "SOCKET...\n");
+                    "[--like-qemu] SOCKET...\n");
             return 2;
         }
     }
