@@ -1463,6 +1463,7 @@ struct send_ctx {
     struct virtq *vq;
     size_t *retries;
     int retries_max;
+    bool bad_chain;             /* The guest's ring gave a bad chain. */
 };
 
 static int
@@ -1470,19 +1471,24 @@ enqueue_retrying(void *ctx_, const struct virtio_net_hdr *hdr,
                  const void *data, uint32_t len)
 {
     struct send_ctx *ctx = ctx_;
+    int error = send_one(ctx->vq, hdr, data, len, ctx->retries,
+                         ctx->retries_max);
 
-    return send_one(ctx->vq, hdr, data, len, ctx->retries, ctx->retries_max);
+    ctx->bad_chain |= error == EINVAL;
+    return error;
 }
 
 /* Sends 'packet', which has offload flags, to 'vq'.  Returns 0 or the
- * errno value of its drop. */
+ * errno value of its drop; EINVAL: flags that do not fit the packet or,
+ * with '*bad_chain' set, a bad chain in the guest's ring (counted
+ * there). */
 static int __attribute__((noinline))
 send_offloaded(struct netdev_vhostmq *dev, struct virtq *vq,
                struct vhostmq_pkt_cache *cache, struct dp_packet *packet,
                int max_frame_len, size_t *retries, int retries_max,
-               struct vhostmq_offload_acc *acc)
+               struct vhostmq_offload_acc *acc, bool *bad_chain)
 {
-    struct send_ctx ctx = { vq, retries, retries_max };
+    struct send_ctx ctx = { vq, retries, retries_max, false };
     int error;
 
     if (OVS_UNLIKELY(!cache->scratch)) {
@@ -1491,7 +1497,8 @@ send_offloaded(struct netdev_vhostmq *dev, struct virtq *vq,
     error = vhostmq_offload_to_guest(packet, vq->features, max_frame_len,
                                      cache->scratch, enqueue_retrying, &ctx,
                                      acc);
-    if (OVS_UNLIKELY(error == EINVAL)) {
+    *bad_chain |= ctx.bad_chain;
+    if (OVS_UNLIKELY(error == EINVAL && !ctx.bad_chain)) {
         VLOG_WARN_RL(&rl, "%s: packet dropped: offload flags 0x%"PRIx64
                      " that do not fit it", netdev_get_name(&dev->up),
                      vhostmq_ol_flags(packet));
@@ -1552,6 +1559,7 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
      * whole batch); what that call does not take, and frames with offloads
      * or too long, one at a time below. */
     struct virtq_frame frames[NETDEV_MAX_BURST];
+    bool bad_chain = false;
     size_t next = 0;
 
     while (next < n) {
@@ -1567,11 +1575,21 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
             frames[k].len = dp_packet_size(packet);
             k++;
         }
-        size_t done = k ? virtq_enqueue_burst(vq, frames, k) : 0;
+        size_t done = k && !bad_chain ? virtq_enqueue_burst(vq, frames, k) : 0;
         for (size_t j = done; j < k; j++) {
-            if (send_one(vq, NULL, frames[j].data, frames[j].len,
-                         &retries, retries_max)) {
+            int error = (bad_chain ? EINVAL
+                         : send_one(vq, NULL, frames[j].data, frames[j].len,
+                                    &retries, retries_max));
+
+            if (error) {
                 failed++;
+                /* A chain the guest got back as bad (counted there): the
+                 * rest of the batch is dropped, not given each its own
+                 * bad chain to walk.  Each walk is bounded, but a guest
+                 * that posts nothing else would otherwise cost the PMD a
+                 * walk per frame sent to it, taken from every other port
+                 * the PMD serves. */
+                bad_chain |= error == EINVAL;
             }
         }
         if (next == n) {
@@ -1580,13 +1598,15 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
 
         /* A frame with offloads, or too long. */
         packet = batch->packets[next++];
-        if (vhostmq_offload_pending(packet)) {
+        if (bad_chain) {
+            failed++;
+        } else if (vhostmq_offload_pending(packet)) {
             int error = send_offloaded(dev, vq, cache, packet,
                                        max_frame_len, &retries, retries_max,
-                                       &acc);
+                                       &acc, &bad_chain);
             if (error == EMSGSIZE) {
                 mtu_drops++;
-            } else if (error && error != EINVAL) {
+            } else if (error && (error != EINVAL || bad_chain)) {
                 failed++;
             }
         } else {

@@ -461,8 +461,10 @@ int virtq_discard_burst(struct virtq *vq, int max);
 /* Copies the frame 'data' of 'len' bytes into the guest's buffers on 'vq'
  * (a guest RX vring).  Returns 0 on success, EAGAIN if the guest has no
  * buffers for it now (nothing was consumed: try again later), or another
- * errno value if the frame was dropped for good (counted).  Call
- * virtq_flush() after a burst. */
+ * errno value if the frame was dropped for good (counted): EINVAL if the
+ * guest's next chain was bad (given back empty), EMSGSIZE if the frame
+ * can never fit, EIO if the ring is broken.  Call virtq_flush() after a
+ * burst. */
 static inline int virtq_enqueue(struct virtq *vq, const void *data,
                                 uint32_t len);
 
