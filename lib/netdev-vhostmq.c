@@ -1575,7 +1575,8 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
             frames[k].len = dp_packet_size(packet);
             k++;
         }
-        size_t done = k && !bad_chain ? virtq_enqueue_burst(vq, frames, k) : 0;
+        size_t done = (k && !bad_chain
+                       ? virtq_enqueue_burst(vq, frames, k) : 0);
         for (size_t j = done; j < k; j++) {
             int error = (bad_chain ? EINVAL
                          : send_one(vq, NULL, frames[j].data, frames[j].len,
@@ -1598,9 +1599,11 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
 
         /* A frame with offloads, or too long. */
         packet = batch->packets[next++];
-        if (bad_chain) {
+        if (!vhostmq_offload_pending(packet)) {
+            mtu_drops++;
+        } else if (bad_chain) {
             failed++;
-        } else if (vhostmq_offload_pending(packet)) {
+        } else {
             int error = send_offloaded(dev, vq, cache, packet,
                                        max_frame_len, &retries, retries_max,
                                        &acc, &bad_chain);
@@ -1609,8 +1612,6 @@ netdev_vhostmq_send(struct netdev *netdev, int qid,
             } else if (error && (error != EINVAL || bad_chain)) {
                 failed++;
             }
-        } else {
-            mtu_drops++;
         }
     }
     virtq_flush(vq);

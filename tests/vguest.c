@@ -407,7 +407,6 @@ vg_wait_used(struct vguest *g, unsigned int ring, int ms,
     }
 }
 
-/* Sets up vring 'index' at its place in the layout, started and enabled. */
 /* A message that sets up a ring, with 'fd' if nonnull: acknowledged, or,
  * like QEMU, sent without asking for a reply. */
 static void
@@ -422,6 +421,8 @@ ring_message(struct vguest *g, uint32_t request, const void *payload,
     }
 }
 
+/* Sets up vring 'index' at its place in the layout, started, and enabled
+ * unless 'g->like_qemu' (then vg_set_up() enables every ring after). */
 void
 vg_set_up_ring(struct vguest *g, unsigned int index)
 {
