@@ -857,7 +857,7 @@ vhost_endpoints_wait(void)
         poll_fd_wait(epoll_fd, POLLIN);
     }
     LIST_FOR_EACH (ep, node, &endpoints) {
-        if (ep->again || ep->polled) {
+        if (ep->again) {
             poll_immediate_wake();
         }
         if (ep->polled && ep->listen_fd >= 0) {
