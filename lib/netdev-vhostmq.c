@@ -12,8 +12,12 @@
  * queues.
  *
  * Threads: the vhost-user control path (connection manager, device state
- * machine) runs in OVS's main thread, from this provider's run hook.  PMD
- * threads touch only what the device publishes for them (see
+ * machine) runs in the connection manager's thread (vhost-endpoint.h),
+ * under 'vhost_endpoints_mutex', which OVS's main thread takes too to read
+ * or change a port's vhost-user side.  What a front-end changes reaches OVS
+ * through the main thread: the control thread asks it to bump the netdev's
+ * change_seq (not thread-safe) and requests reconfigurations (which are).
+ * PMD threads touch only what the device publishes for them (see
  * vhost-device.h) and the tx queue map below. */
 
 #include <config.h>
@@ -42,6 +46,7 @@
 #include "ovs-rcu.h"
 #include "ovs-thread.h"
 #include "packets.h"
+#include "seq.h"
 #include "smap.h"
 #include "timeval.h"
 #include "unixctl.h"
@@ -79,7 +84,8 @@ static struct vlog_rate_limit info_rl = VLOG_RATE_LIMIT_INIT(60, 600);
  * reconfiguration) at most this often; changes in between wait. */
 #define VHOSTMQ_RECONFIGURE_MSEC 1000
 
-/* How often the main thread drains started but disabled guest TX rings. */
+/* How often OVS's main thread drains started but disabled guest TX
+ * rings. */
 #define VHOSTMQ_DISCARD_MSEC 100
 
 /* options:max-guest-memory, in MiB: at most a 47-bit address space. */
@@ -126,13 +132,16 @@ struct vhostmq_txq {
 /* One guest TX queue as OVS receives from it.
  *
  * The one PMD that polls the queue holds its lock for each burst, so that
- * the main thread, stopping or disabling the ring (a guest stopping for
+ * the control path, stopping or disabling the ring (a guest stopping for
  * live migration asks for where each ring stopped), waits out the burst in
  * progress (vhostmq_quiesce_vring()) instead of an RCU grace period.
  *
  * Only two threads ever meet on it, and the PMD never waits: it tries the
- * lock, and a poll that finds it taken (by the main thread, for as long as
+ * lock, and a poll that finds it taken (by the control path, for as long as
  * a quiesce or a drain of a disabled ring takes) finds nothing to receive.
+ * (The control path is the connection manager's thread, or OVS's main
+ * thread draining a disabled ring, both under 'vhost_endpoints_mutex': one
+ * at a time.)
  * So a flag does: one atomic exchange and one release store per poll, where
  * an ovs_mutex costs about 100 instructions, which a PMD polling idle
  * queues pays on every empty poll. */
@@ -156,7 +165,7 @@ rxq_unlock(struct vhostmq_rxq_lock *l)
     atomic_flag_clear_explicit(&l->busy, memory_order_release);
 }
 
-/* For the main thread: waits for the PMD's burst in progress, if any. */
+/* For the control path: waits for the PMD's burst in progress, if any. */
 static void
 rxq_lock(struct vhostmq_rxq_lock *l)
     OVS_ACQUIRES(l) OVS_NO_THREAD_SAFETY_ANALYSIS
@@ -204,20 +213,30 @@ struct netdev_vhostmq {
     struct vhostmq_sw_stats sw;
     struct vhostmq_offload_stats ol;
 
-    /* Main thread only: the vhost-user side. */
+    /* The vhost-user side, under 'vhost_endpoints_mutex' (taken before
+     * 'mutex'): the connection manager's thread changes it as the
+     * front-end asks. */
     struct vhost_device vdev;
-    struct vhost_endpoint *endpoint;
-    long long int link_resets;
-    long long int next_reconfigure;     /* Earliest next queue change. */
-    long long int fewer_since;          /* Since when the guest has had
-                                         * fewer pairs than the port has
-                                         * queues (LLONG_MIN: it has not). */
-    long long int reconfigure_at;       /* When to look again... */
-    bool reconfigure_pending;           /* ...at a queue change waiting. */
-    bool disabled_tx_live;              /* A started guest TX ring is
-                                         * disabled: drain it. */
-    const struct vhost_mem *numa_mem;   /* The memory table whose node was
-                                         * last looked up. */
+    struct vhost_endpoint *endpoint OVS_GUARDED_BY(vhost_endpoints_mutex);
+    long long int link_resets OVS_GUARDED_BY(vhost_endpoints_mutex);
+    long long int next_reconfigure      /* Earliest next queue change. */
+        OVS_GUARDED_BY(vhost_endpoints_mutex);
+    long long int fewer_since           /* Since when the guest has had */
+        OVS_GUARDED_BY(vhost_endpoints_mutex); /* fewer pairs than the
+                                         * port has queues (LLONG_MIN: it
+                                         * has not). */
+    long long int reconfigure_at        /* When to look again... */
+        OVS_GUARDED_BY(vhost_endpoints_mutex);
+    bool reconfigure_pending            /* ...at a queue change waiting. */
+        OVS_GUARDED_BY(vhost_endpoints_mutex);
+    bool disabled_tx_live               /* A started guest TX ring is */
+        OVS_GUARDED_BY(vhost_endpoints_mutex); /* disabled: drain it. */
+    const struct vhost_mem *numa_mem    /* The memory table whose node was */
+        OVS_GUARDED_BY(vhost_endpoints_mutex); /* last looked up. */
+
+    /* Set by the control thread for the main thread: bump the netdev's
+     * change_seq (see vhostmq_changes). */
+    atomic_bool change_pending;
 };
 
 struct netdev_rxq_vhostmq {
@@ -229,7 +248,23 @@ static struct ovs_mutex vhostmq_ports_mutex = OVS_MUTEX_INITIALIZER;
 static struct ovs_list vhostmq_ports OVS_GUARDED_BY(vhostmq_ports_mutex)
     = OVS_LIST_INITIALIZER(&vhostmq_ports);
 
+/* Changed by the control thread when it set a port's 'change_pending':
+ * wakes OVS's main thread, which bumps those ports' change_seq.  (A netdev's
+ * change_seq is a plain counter that OVS's main thread and PMD threads read
+ * unlocked: only the main thread writes it.) */
+static struct seq *vhostmq_changes;
+static uint64_t vhostmq_changes_seen;   /* Main thread only. */
+
 static int netdev_vhostmq_construct(struct netdev *);
+
+/* Has OVS's main thread bump 'dev''s change_seq: the PMDs re-read
+ * rxq_enabled() and the bridge the link state.  From any thread. */
+static void
+netdev_changed_later(struct netdev_vhostmq *dev)
+{
+    atomic_store_explicit(&dev->change_pending, true, memory_order_release);
+    seq_change(vhostmq_changes);
+}
 
 static bool
 is_vhostmq_class(const struct netdev_class *class)
@@ -275,12 +310,6 @@ frame_len_for_mtu(int mtu)
 
 /* Device callbacks. */
 
-static void
-vhostmq_synchronize(void *aux OVS_UNUSED)
-{
-    ovsrcu_synchronize();
-}
-
 /* A device's deferred call, typed for ovsrcu_postpone(). */
 struct vhostmq_deferred {
     void (*cb)(void *);
@@ -310,6 +339,7 @@ vhostmq_defer(void *aux OVS_UNUSED, void (*cb)(void *), void *arg)
  * picks and checks it is still enabled (see struct vhostmq_txq). */
 static void
 update_tx_map(struct netdev_vhostmq *dev)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     int enabled[VHOST_USER_MAX_QUEUE_PAIRS];
     int n_enabled = 0;
@@ -345,6 +375,7 @@ update_tx_map(struct netdev_vhostmq *dev)
  * leaves the queues as they are. */
 static void
 update_queue_count(struct netdev_vhostmq *dev)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     unsigned int n_qp = vhost_device_n_queue_pairs(&dev->vdev);
     long long int now = time_msec();
@@ -386,6 +417,7 @@ update_queue_count(struct netdev_vhostmq *dev)
  * netdev-vhostmq-numa.h), once its rings run. */
 static void
 update_numa(struct netdev_vhostmq *dev)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     int node = vhostmq_numa_of_guest(&dev->vdev);
 
@@ -406,6 +438,7 @@ update_numa(struct netdev_vhostmq *dev)
 
 static void
 vhostmq_changed(void *aux)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct netdev_vhostmq *dev = aux;
     bool ready = vhost_device_is_ready(&dev->vdev);
@@ -428,7 +461,7 @@ vhostmq_changed(void *aux)
     update_queue_count(dev);
 
     /* PMDs re-read rxq_enabled() and the bridge the link state. */
-    netdev_change_seq_changed(&dev->up);
+    netdev_changed_later(dev);
 }
 
 static void
@@ -476,7 +509,9 @@ vhostmq_quiesce_vring(void *aux, unsigned int i)
 }
 
 static const struct vhost_device_ops vhostmq_device_ops = {
-    .synchronize = vhostmq_synchronize,
+    /* No .synchronize: the control thread holds 'vhost_endpoints_mutex',
+     * which the main thread may be waiting for, so it must never wait for a
+     * grace period (with .defer and .quiesce_vring it need not). */
     .defer = vhostmq_defer,
     .changed = vhostmq_changed,
     .log = vhostmq_log,
@@ -488,6 +523,7 @@ static const struct vhost_device_ops vhostmq_device_ops = {
 static enum vhost_endpoint_verdict
 vhostmq_message(void *aux, struct vhost_user_msg *msg,
                 struct vhost_user_msg *reply, bool *has_reply)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct netdev_vhostmq *dev = aux;
 
@@ -497,14 +533,16 @@ vhostmq_message(void *aux, struct vhost_user_msg *msg,
 
 static void
 vhostmq_connected(void *aux)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct netdev_vhostmq *dev = aux;
 
-    netdev_change_seq_changed(&dev->up);
+    netdev_changed_later(dev);
 }
 
 static void
 vhostmq_disconnected(void *aux)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct netdev_vhostmq *dev = aux;
 
@@ -529,6 +567,7 @@ move_server_sockets(void)
     struct netdev_vhostmq *dev;
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
+    ovs_mutex_lock(&vhost_endpoints_mutex);
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
         const char *name = netdev_get_name(&dev->up);
         char *path, *error = NULL;
@@ -539,6 +578,7 @@ move_server_sockets(void)
         if (vhost_endpoint_is_connected(dev->endpoint)) {
             VLOG_INFO("%s: front-end connected; the socket stays at %s",
                       name, vhost_endpoint_path(dev->endpoint));
+            vhost_endpoint_apply_perms(dev->endpoint);
             continue;
         }
         path = server_socket_path(name);
@@ -563,6 +603,7 @@ move_server_sockets(void)
         ovs_mutex_unlock(&dev->mutex);
         free(path);
     }
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
@@ -624,6 +665,7 @@ report_ring_error(struct netdev_vhostmq *dev, struct virtq *vq)
  * disable may still be finishing its burst). */
 static void
 discard_disabled_tx(struct netdev_vhostmq *dev)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     unsigned int n_vrings = 2 * netdev_n_rxq(&dev->up);
     struct vhost_vring *vr;
@@ -658,11 +700,14 @@ netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
     if (vhostmq_settings_run()) {
         move_server_sockets();
     }
-    vhost_endpoints_run();
     faults = vhost_mem_take_faults();
+    vhostmq_changes_seen = seq_read(vhostmq_changes);
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
+        bool changed;
+
+        ovs_mutex_lock(&vhost_endpoints_mutex);
         if (faults && vhost_device_memory_faulted(&dev->vdev)
             && dev->endpoint) {
             vhost_endpoint_drop(dev->endpoint, "guest memory shrank");
@@ -672,6 +717,15 @@ netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
             update_queue_count(dev);
         }
         discard_disabled_tx(dev);
+        ovs_mutex_unlock(&vhost_endpoints_mutex);
+
+        /* (Read after the lock: what the control thread did before it set
+         * the flag is done.) */
+        changed = atomic_exchange_explicit(&dev->change_pending, false,
+                                           memory_order_acquire);
+        if (changed) {
+            netdev_change_seq_changed(&dev->up);
+        }
     }
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
@@ -682,12 +736,13 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
     struct netdev_vhostmq *dev;
 
     vhostmq_settings_wait();
-    vhost_endpoints_wait();
+    seq_wait(vhostmq_changes, vhostmq_changes_seen);
     if (vhost_mem_fault_fd() >= 0) {
         poll_fd_wait(vhost_mem_fault_fd(), POLLIN);
     }
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
+    ovs_mutex_lock(&vhost_endpoints_mutex);
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
         if (dev->reconfigure_pending) {
             poll_timer_wait_until(dev->reconfigure_at);
@@ -696,6 +751,7 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
             poll_timer_wait(VHOSTMQ_DISCARD_MSEC);
         }
     }
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
@@ -729,7 +785,6 @@ netdev_vhostmq_construct(struct netdev *netdev)
     dev->flags = NETDEV_UP | NETDEV_PROMISC;
     atomic_init(&dev->admin_up, true);
     dev->requested_n_queues = 1;
-    dev->fewer_since = LLONG_MIN;
     dev->reconnect_msec = VHOSTMQ_DEFAULT_RECONNECT_MSEC;
     vhostmq_qos_init(&dev->qos);
     ovs_mutex_unlock(&dev->mutex);
@@ -737,6 +792,7 @@ netdev_vhostmq_construct(struct netdev *netdev)
     atomic_init(&dev->tx_retries_max, VHOSTMQ_DEFAULT_TX_RETRIES);
     atomic_init(&dev->max_frame_len, frame_len_for_mtu(ETH_PAYLOAD_MAX));
     atomic_init(&dev->ready, false);
+    atomic_init(&dev->change_pending, false);
     for (int i = 0; i < VHOST_USER_MAX_QUEUE_PAIRS; i++) {
         atomic_init(&dev->tx_map[i], -1);
         /* Adaptive: a PMD that finds the queue taken (two OVS tx queues
@@ -745,8 +801,11 @@ netdev_vhostmq_construct(struct netdev *netdev)
         atomic_flag_clear(&dev->rxq_locks[i].busy);
     }
 
+    ovs_mutex_lock(&vhost_endpoints_mutex);
+    dev->fewer_since = LLONG_MIN;
     vhost_device_init(&dev->vdev, netdev_get_name(netdev),
                       VHOSTMQ_DEFAULT_QUEUE_PAIRS, &vhostmq_device_ops, dev);
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
 
     /* As netdev-dpdk's vhost ports: offloads follow the switch-wide
      * setting as it was when the port was made. */
@@ -779,9 +838,11 @@ netdev_vhostmq_destruct(struct netdev *netdev)
     ovs_list_remove(&dev->list_node);
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 
+    ovs_mutex_lock(&vhost_endpoints_mutex);
     vhost_endpoint_destroy(dev->endpoint);
     dev->endpoint = NULL;
     vhost_device_destroy(&dev->vdev);
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
     for (int i = 0; i < VHOST_USER_MAX_QUEUE_PAIRS; i++) {
         ovs_mutex_destroy(&dev->txqs[i].lock);
     }
@@ -865,7 +926,7 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     const struct smap_node **nodes;
     struct ds ignored = DS_EMPTY_INITIALIZER;
     char *tx_retries_error = NULL;
-    bool new_endpoint;
+    bool new_endpoint, failed;
     char *error = NULL;
 
     /* (Sorted, so that the list says the same whatever OVSDB's order.) */
@@ -937,6 +998,7 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
         return EINVAL;
     }
 
+    ovs_mutex_lock(&vhost_endpoints_mutex);
     ovs_mutex_lock(&dev->mutex);
     if (!nullable_string_is_equal(dev->ignored_options,
                                   ignored.length ? ds_cstr(&ignored) : NULL)) {
@@ -985,9 +1047,11 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     if (dev->endpoint && dev->client) {
         vhost_endpoint_set_reconnect_interval(dev->endpoint, reconnect_msec);
     }
+    failed = new_endpoint && !dev->endpoint;
     ovs_mutex_unlock(&dev->mutex);
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
 
-    if (new_endpoint && !dev->endpoint) {
+    if (failed) {
         *errp = xasprintf("%s: %s", name, error);
         free(error);
         return EINVAL;
@@ -1058,7 +1122,9 @@ netdev_vhostmq_reconfigure(struct netdev *netdev)
     netdev->n_txq = dev->requested_n_queues;
     dev->numa_id = dev->requested_numa_id;
     ovs_mutex_unlock(&dev->mutex);
+    ovs_mutex_lock(&vhost_endpoints_mutex);
     update_tx_map(dev);
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
     netdev_change_seq_changed(netdev);
     return 0;
 }
@@ -1890,7 +1956,13 @@ netdev_vhostmq_get_carrier(const struct netdev *netdev, bool *carrier)
 static long long int
 netdev_vhostmq_get_carrier_resets(const struct netdev *netdev)
 {
-    return netdev_vhostmq_cast(netdev)->link_resets;
+    struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
+    long long int resets;
+
+    ovs_mutex_lock(&vhost_endpoints_mutex);
+    resets = dev->link_resets;
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    return resets;
 }
 
 static uint64_t
@@ -2050,6 +2122,7 @@ netdev_vhostmq_get_custom_stats(const struct netdev *netdev,
  * dropped for a header that made no sense (which the device never saw). */
 static uint64_t
 port_protocol_errors(const struct netdev_vhostmq *dev)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     return (vhost_device_n_errors(&dev->vdev)
             + vhost_endpoint_n_bad_headers(dev->endpoint));
@@ -2088,9 +2161,11 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
 {
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     const struct vhost_device *vdev = &dev->vdev;
-    bool connected = vhost_endpoint_is_connected(dev->endpoint);
+    bool connected;
     int numa_id;
 
+    ovs_mutex_lock(&vhost_endpoints_mutex);
+    connected = vhost_endpoint_is_connected(dev->endpoint);
     ovs_mutex_lock(&dev->mutex);
     numa_id = dev->numa_id;
     smap_add(args, "mode", dev->client ? "client" : "server");
@@ -2138,6 +2213,7 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
     if (vdev->last_error[0]) {
         smap_add(args, "last_protocol_error", vdev->last_error);
     }
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
     return 0;
 }
 
@@ -2371,7 +2447,7 @@ netdev_vhostmq_rxq_recv(struct netdev_rxq *rxq, struct dp_packet_batch *batch,
         *qfill = 0;
     }
     if (OVS_UNLIKELY(!rxq_trylock(lock))) {
-        return EAGAIN;          /* The main thread has the ring a moment. */
+        return EAGAIN;          /* The control path has the ring a moment. */
     }
     vq = vr ? vhost_vring_live(vr) : NULL;
     atomic_read_relaxed(&dev->admin_up, &admin_up);
@@ -2458,6 +2534,7 @@ format_vring(struct ds *ds, const struct vhost_vring *vr, unsigned int i)
 
 static void
 format_port(struct ds *ds, struct netdev_vhostmq *dev)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     static const char *const feature_names[64] = {
         [VIRTIO_NET_F_CSUM] = "CSUM", [VIRTIO_NET_F_MTU] = "MTU",
@@ -2576,7 +2653,9 @@ vhostmq_unixctl_show(struct unixctl_conn *conn, int argc,
         if (argc > 1 && strcmp(argv[1], netdev_get_name(&dev->up))) {
             continue;
         }
+        ovs_mutex_lock(&vhost_endpoints_mutex);
         format_port(&ds, dev);
+        ovs_mutex_unlock(&vhost_endpoints_mutex);
         found = true;
     }
     ovs_mutex_unlock(&vhostmq_ports_mutex);
@@ -2649,12 +2728,13 @@ netdev_vhostmq_register(void)
     static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
 
     if (ovsthread_once_start(&once)) {
+        vhostmq_changes = seq_create();
         for (size_t i = 0; i < ARRAY_SIZE(vhostmq_types); i++) {
             vhostmq_classes[i] = netdev_vhostmq_template;
             vhostmq_classes[i].type = vhostmq_types[i];
             if (i == 0) {
-                /* One connection manager serves every class's ports: only
-                 * the first class runs it. */
+                /* These hooks serve every class's ports: only the first
+                 * class has them. */
                 vhostmq_classes[i].run = netdev_vhostmq_run;
                 vhostmq_classes[i].wait = netdev_vhostmq_wait;
             }

@@ -152,7 +152,11 @@ close_after_data_path(struct vhost_device *dev, int fd)
     if (fd < 0) {
         return;
     }
-    if (dev->ops && dev->ops->defer && (p = malloc(sizeof *p))) {
+    if (dev->ops && dev->ops->defer) {
+        p = malloc(sizeof *p);
+        if (!p) {
+            abort();
+        }
         *p = fd;
         dev->ops->defer(dev->aux, close_fd_cb, p);
     } else {
@@ -945,7 +949,7 @@ set_vring_enable(struct vhost_device *dev, struct vhost_user_msg *msg,
     vr->configured = true;
     if (vr->enabled != !!enable) {
         /* Release: a data path that sees the ring enabled sees what the
-         * main thread did to the ring before (discarding a disabled guest
+         * control path did to the ring before (discarding a disabled guest
          * TX ring moves its indexes). */
         __atomic_store_n(&vr->enabled, !!enable, __ATOMIC_RELEASE);
         dev_log(dev, VHOST_LOG_DBG, "vring %d %s",

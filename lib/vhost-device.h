@@ -86,7 +86,11 @@ enum vhost_log_level {
 };
 
 struct vhost_device_ops {
-    /* Waits until no data-path thread can use anything unpublished. */
+    /* Waits until no data-path thread can use anything unpublished.  Not
+     * called if both ops->defer and ops->quiesce_vring are given: a control
+     * thread that must never wait for the data path's grace period (the
+     * switch's, which holds a lock other threads take) gives those two and
+     * may leave this null. */
     void (*synchronize)(void *aux);
     /* Something the switch cares about changed: readiness, the number of
      * vrings, a queue's enable state, the MTU. */

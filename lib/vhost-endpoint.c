@@ -2,7 +2,7 @@
  * Copyright (c) 2026 The vhostmq authors.
  *
  * Endpoints, the connection manager: every port's vhost-user socket,
- * server or client, served from Open vSwitch's main loop, with reconnect. */
+ * server or client, served by a thread of its own, with reconnect. */
 
 #include <config.h>
 
@@ -24,6 +24,7 @@
 #include "openvswitch/vlog.h"
 #include "ovs-thread.h"
 #include "openvswitch/poll-loop.h"
+#include "seq.h"
 #include "smap.h"
 #include "timeval.h"
 #include "util.h"
@@ -101,29 +102,60 @@ struct vhost_endpoint {
     char *last_error;
 };
 
-static struct ovs_list endpoints = OVS_LIST_INITIALIZER(&endpoints);
+struct ovs_mutex vhost_endpoints_mutex = OVS_MUTEX_INITIALIZER;
+
+static struct ovs_list endpoints OVS_GUARDED_BY(vhost_endpoints_mutex)
+    = OVS_LIST_INITIALIZER(&endpoints);
+
+/* Changed by another thread when it did something the connection manager's
+ * thread must look at (a new endpoint, a connection dropped, a new retry
+ * interval): wakes that thread. */
+static struct seq *wake_seq;
 
 /* Every endpoint's listening socket and connection, in one epoll instance:
- * the main loop polls that one fd, and a run serves only the endpoints
- * whose sockets have something to read.  Polling every socket and trying
- * every one each run cost each wakeup of the main loop a poll() slot, an
- * accept() and a recvmsg() per port: with 256 ports, each message of a
- * front-end's handshake waited a few milliseconds, and 256 guests took 22 s
- * to connect one after another.  -1 if not made yet, or if it cannot be
+ * the thread polls that one fd, and a run serves only the endpoints whose
+ * sockets have something to read.  Polling every socket and trying every
+ * one each run cost each wakeup a poll() slot, an accept() and a recvmsg()
+ * per port: with 256 ports (and the endpoints still run from OVS's main
+ * loop), each message of a front-end's handshake waited a few
+ * milliseconds, and 256 guests took 22 s to connect one after another.  -1 if not made yet, or if it cannot be
  * (then every endpoint is 'polled'). */
-static int epoll_fd = -1;
-static bool epoll_failed;
+static int epoll_fd OVS_GUARDED_BY(vhost_endpoints_mutex) = -1;
+static bool epoll_failed OVS_GUARDED_BY(vhost_endpoints_mutex);
 
 /* Counts runs, to give an endpoint at most one pass in each. */
-static uint64_t run_seq;
+static uint64_t run_seq OVS_GUARDED_BY(vhost_endpoints_mutex);
 
 /* One inotify instance for every client port's directory, or -1. */
-static int inotify_fd = -1;
+static int inotify_fd OVS_GUARDED_BY(vhost_endpoints_mutex) = -1;
+
+static void *endpoints_thread_main(void *);
+
+/* Starts the connection manager's thread, once. */
+static void
+start_thread(void)
+{
+    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
+
+    if (ovsthread_once_start(&once)) {
+        wake_seq = seq_create();
+        ovs_thread_create("vhost_ctl", endpoints_thread_main, NULL);
+        ovsthread_once_done(&once);
+    }
+}
+
+/* Wakes the connection manager's thread. */
+static void
+wake_thread(void)
+{
+    seq_change(wake_seq);
+}
 
 /* Starts watching the directory of client 'ep''s socket, if not yet.  Best
  * effort: without a watch the port still retries on its timer. */
 static void
 watch_socket_dir(struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     const char *slash;
     char *dir;
@@ -153,6 +185,7 @@ watch_socket_dir(struct vhost_endpoint *ep)
  * gives one watch per directory). */
 static void
 unwatch_socket_dir(struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct vhost_endpoint *other;
 
@@ -173,6 +206,7 @@ unwatch_socket_dir(struct vhost_endpoint *ep)
  * appeared connects now. */
 static void
 read_socket_dir_events(void)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     long long int now = time_msec();
@@ -222,6 +256,7 @@ set_error(struct vhost_endpoint *ep, const char *format, ...)
  * use).  If that fails, 'ep' is polled the old way, every run. */
 static void
 watch_fd(struct vhost_endpoint *ep, int fd)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ep };
 
@@ -252,6 +287,7 @@ watch_fd(struct vhost_endpoint *ep, int fd)
  * instance (where it may be missing: see watch_fd()). */
 static void
 close_watched_fd(int fd)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     if (epoll_fd >= 0) {
         epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL);
@@ -337,6 +373,7 @@ not_our_socket(const struct vhost_endpoint *ep, const struct stat *st)
  * nothing can be put in its place in between. */
 static void
 apply_perms(struct vhost_endpoint *ep, int dirfd, const char *name)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct stat st;
     const char *why;
@@ -368,6 +405,7 @@ apply_perms(struct vhost_endpoint *ep, int dirfd, const char *name)
  * and mode.  Returns the socket, or -1 with a message in '*errp'. */
 static int
 listen_on(struct vhost_endpoint *ep, char **errp)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct sockaddr_un sun;
     const char *name;
@@ -441,6 +479,7 @@ remove_socket(const struct vhost_endpoint *ep)
 
 static void
 endpoint_connected(struct vhost_endpoint *ep, int fd)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     ep->conn_fd = fd;
     watch_fd(ep, fd);
@@ -459,6 +498,7 @@ endpoint_connected(struct vhost_endpoint *ep, int fd)
 
 static void
 endpoint_disconnect(struct vhost_endpoint *ep, const char *why)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     if (ep->conn_fd < 0) {
         return;
@@ -479,6 +519,7 @@ endpoint_disconnect(struct vhost_endpoint *ep, const char *why)
 
 static void
 try_connect(struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct sockaddr_un sun;
     const char *name = NULL;
@@ -533,6 +574,7 @@ vhost_endpoint_create(const char *name, const char *path, bool client,
                       int reconnect_msec,
                       const struct vhost_endpoint_cbs *cbs, void *aux,
                       char **errp)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct vhost_endpoint *ep;
 
@@ -573,11 +615,14 @@ vhost_endpoint_create(const char *name, const char *path, bool client,
     } else {
         VLOG_INFO("%s: vhost-user server listening on %s", name, path);
     }
+    start_thread();
+    wake_thread();
     return ep;
 }
 
 void
 vhost_endpoint_destroy(struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     if (!ep) {
         return;
@@ -600,6 +645,7 @@ vhost_endpoint_destroy(struct vhost_endpoint *ep)
 
 void
 vhost_endpoint_apply_perms(struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     const char *name;
     int dirfd;
@@ -616,36 +662,46 @@ vhost_endpoint_apply_perms(struct vhost_endpoint *ep)
 
 void
 vhost_endpoint_drop(struct vhost_endpoint *ep, const char *why)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     endpoint_disconnect(ep, why);
+    wake_thread();
 }
 
 bool
 vhost_endpoint_is_connected(const struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     return ep && ep->conn_fd >= 0;
 }
 
 const char *
 vhost_endpoint_path(const struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     return ep->path;
 }
 
 void
 vhost_endpoint_set_reconnect_interval(struct vhost_endpoint *ep, int msec)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
-    ep->reconnect_msec = msec;
+    if (ep->reconnect_msec != msec) {
+        ep->reconnect_msec = msec;
+        wake_thread();
+    }
 }
 
 uint64_t
 vhost_endpoint_n_bad_headers(const struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     return ep ? ep->n_bad_headers : 0;
 }
 
 void
 vhost_endpoint_get_status(const struct vhost_endpoint *ep, struct smap *smap)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     smap_add_format(smap, "n_connects", "%"PRIu64, ep->n_connects);
     smap_add_format(smap, "n_disconnects", "%"PRIu64, ep->n_disconnects);
@@ -661,6 +717,7 @@ vhost_endpoint_get_status(const struct vhost_endpoint *ep, struct smap *smap)
 static bool
 answer(struct vhost_endpoint *ep, enum vhost_endpoint_verdict verdict,
        uint32_t request, const struct vhost_user_msg *reply, bool has_reply)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     int error;
 
@@ -685,6 +742,7 @@ answer(struct vhost_endpoint *ep, enum vhost_endpoint_verdict verdict,
  * more may be waiting. */
 static bool
 serve_connection(struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     for (int i = 0; i < MAX_MESSAGES_PER_RUN && ep->conn_fd >= 0; i++) {
         enum vhost_user_wire_error wire_error;
@@ -742,6 +800,7 @@ serve_connection(struct vhost_endpoint *ep)
  * connected. */
 static void
 accept_frontend(struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     if (ep->next_fd < 0) {
         ep->next_fd = accept4(ep->listen_fd, NULL, NULL,
@@ -777,6 +836,7 @@ accept_frontend(struct vhost_endpoint *ep)
  * connected to it.  Once a run at most. */
 static void
 endpoint_pass(struct vhost_endpoint *ep)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     if (ep->pass_seq == run_seq) {
         return;
@@ -799,6 +859,7 @@ endpoint_pass(struct vhost_endpoint *ep)
  * endpoints in the events are all there. */
 static void
 run_ready_endpoints(void)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct epoll_event events[64];
     int n;
@@ -823,8 +884,10 @@ run_ready_endpoints(void)
     }
 }
 
-void
-vhost_endpoints_run(void)
+/* Services every endpoint: accepts, connects, reads and answers messages. */
+static void
+endpoints_run(void)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct vhost_endpoint *ep;
 
@@ -839,14 +902,13 @@ vhost_endpoints_run(void)
             && time_msec() >= ep->next_connect) {
             try_connect(ep);
         }
-        /* New owner or mode settings, for every server socket (with a
-         * front-end or not), once. */
-        vhost_endpoint_apply_perms(ep);
     }
 }
 
-void
-vhost_endpoints_wait(void)
+/* Arranges for the thread to wake when endpoints_run() has work. */
+static void
+endpoints_wait(void)
+    OVS_REQUIRES(vhost_endpoints_mutex)
 {
     struct vhost_endpoint *ep;
 
@@ -869,4 +931,26 @@ vhost_endpoints_wait(void)
             poll_timer_wait_until(ep->next_connect);
         }
     }
+}
+
+/* The connection manager's thread.  It holds the mutex while it serves the
+ * sockets, and not while it sleeps.  (Created by ovs_thread_create(): it
+ * takes part in RCU, and poll_block() is its quiescent state, so the
+ * device's deferred frees, ovsrcu_postpone() from this thread, wait for
+ * it too.) */
+static void *
+endpoints_thread_main(void *arg OVS_UNUSED)
+{
+    for (;;) {
+        uint64_t seq;
+
+        ovs_mutex_lock(&vhost_endpoints_mutex);
+        seq = seq_read(wake_seq);
+        endpoints_run();
+        endpoints_wait();
+        seq_wait(wake_seq, seq);
+        ovs_mutex_unlock(&vhost_endpoints_mutex);
+        poll_block();
+    }
+    return NULL;
 }

@@ -2,16 +2,25 @@
  * Copyright (c) 2026 The vhostmq authors.
  *
  * Endpoints, the connection manager: every port's vhost-user socket,
- * server or client, served from Open vSwitch's main loop, with reconnect. */
+ * server or client, served by a thread of its own, with reconnect. */
 
 #ifndef VHOST_ENDPOINT_H
 #define VHOST_ENDPOINT_H 1
 
 /* The connection manager: every vhost-user socket of every port, listening
- * (server ports) or connecting (client ports), served by one event loop,
- * Open vSwitch's main loop (vhost_endpoints_run() and vhost_endpoints_wait()
- * from the provider's run and wait hooks).  All I/O is non-blocking: a slow
- * or silent front-end never holds up another port or the main loop.
+ * (server ports) or connecting (client ports), served by one event loop in
+ * a thread of its own ("vhost_ctl", started with the first endpoint), as
+ * rte_vhost serves OVS-DPDK's: a front-end's handshake is answered message
+ * by message as fast as it asks, whatever Open vSwitch's main loop is doing.
+ * All I/O is non-blocking: a slow or silent front-end never holds up
+ * another port.
+ *
+ * One mutex, 'vhost_endpoints_mutex', guards every endpoint and whatever the
+ * callbacks below touch: the thread holds it while it serves the sockets
+ * (so the callbacks run with it held), and any other thread takes it to
+ * call the functions below, or to read what the callbacks write.  Whoever
+ * holds it must never wait for an RCU grace period (the thread may be
+ * waiting for the mutex, and is then not quiescent).
  *
  * An endpoint has at most one front-end connected at a time.  A server
  * endpoint accepts the next front-end after the previous one went away; a
@@ -21,9 +30,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "openvswitch/thread.h"
 #include "vhost-user-wire.h"
 
 struct smap;
+
+extern struct ovs_mutex vhost_endpoints_mutex;
 
 /* What became of a message. */
 enum vhost_endpoint_verdict {
@@ -31,6 +43,9 @@ enum vhost_endpoint_verdict {
     VHOST_MSG_DROP,             /* Drop the connection. */
 };
 
+/* Each is called by the connection manager's thread, or by the thread that
+ * calls vhost_endpoint_create(), _destroy() or _drop(), always with
+ * 'vhost_endpoints_mutex' held. */
 struct vhost_endpoint_cbs {
     /* A whole message arrived.  Sets '*has_reply' if 'reply' must be sent
      * back. */
@@ -53,40 +68,44 @@ struct vhost_endpoint;
  * the socket cannot be made. */
 struct vhost_endpoint *vhost_endpoint_create(
     const char *name, const char *path, bool client, int reconnect_msec,
-    const struct vhost_endpoint_cbs *, void *aux, char **errp);
+    const struct vhost_endpoint_cbs *, void *aux, char **errp)
+    OVS_REQUIRES(vhost_endpoints_mutex);
 
 /* Closes the endpoint (calling 'disconnected' if a front-end is there) and
  * removes a server's socket file. */
-void vhost_endpoint_destroy(struct vhost_endpoint *);
+void vhost_endpoint_destroy(struct vhost_endpoint *)
+    OVS_REQUIRES(vhost_endpoints_mutex);
 
 /* Applies the switch's socket owner and mode settings to a server
  * endpoint's socket if they changed since they were last applied to it
- * (vhost_endpoints_run() also does, for every server endpoint).  Never
+ * (the thread that changes those settings calls this for every server
+ * endpoint).  Never
  * through a symbolic link, and only to the socket file the endpoint made:
  * anything else in its place is left alone, with a warning. */
-void vhost_endpoint_apply_perms(struct vhost_endpoint *);
+void vhost_endpoint_apply_perms(struct vhost_endpoint *)
+    OVS_REQUIRES(vhost_endpoints_mutex);
 
 /* Drops the current front-end, if any (a client reconnects later). */
-void vhost_endpoint_drop(struct vhost_endpoint *, const char *why);
+void vhost_endpoint_drop(struct vhost_endpoint *, const char *why)
+    OVS_REQUIRES(vhost_endpoints_mutex);
 
-bool vhost_endpoint_is_connected(const struct vhost_endpoint *);
-const char *vhost_endpoint_path(const struct vhost_endpoint *);
+bool vhost_endpoint_is_connected(const struct vhost_endpoint *)
+    OVS_REQUIRES(vhost_endpoints_mutex);
+const char *vhost_endpoint_path(const struct vhost_endpoint *)
+    OVS_REQUIRES(vhost_endpoints_mutex);
 
 /* Connections dropped because a message header made no sense (framing
  * lost): protocol errors the device never saw. */
-uint64_t vhost_endpoint_n_bad_headers(const struct vhost_endpoint *);
+uint64_t vhost_endpoint_n_bad_headers(const struct vhost_endpoint *)
+    OVS_REQUIRES(vhost_endpoints_mutex);
 
 /* Adds the endpoint's state to 'smap': connection counts, last error. */
-void vhost_endpoint_get_status(const struct vhost_endpoint *, struct smap *);
+void vhost_endpoint_get_status(const struct vhost_endpoint *, struct smap *)
+    OVS_REQUIRES(vhost_endpoints_mutex);
 
 /* Sets how long a client endpoint waits between connection attempts. */
 void vhost_endpoint_set_reconnect_interval(struct vhost_endpoint *,
-                                           int msec);
-
-/* Services every endpoint: accepts, connects, reads and answers messages. */
-void vhost_endpoints_run(void);
-
-/* Arranges for the main loop to wake when vhost_endpoints_run() has work. */
-void vhost_endpoints_wait(void);
+                                           int msec)
+    OVS_REQUIRES(vhost_endpoints_mutex);
 
 #endif /* vhost-endpoint.h */
