@@ -567,7 +567,7 @@ move_server_sockets(void)
     struct netdev_vhostmq *dev;
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
-    ovs_mutex_lock(&vhost_endpoints_mutex);
+    vhost_endpoints_lock();
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
         const char *name = netdev_get_name(&dev->up);
         char *path, *error = NULL;
@@ -603,7 +603,7 @@ move_server_sockets(void)
         ovs_mutex_unlock(&dev->mutex);
         free(path);
     }
-    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    vhost_endpoints_unlock();
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
@@ -707,7 +707,7 @@ netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
         bool changed;
 
-        ovs_mutex_lock(&vhost_endpoints_mutex);
+        vhost_endpoints_lock();
         if (faults && vhost_device_memory_faulted(&dev->vdev)
             && dev->endpoint) {
             vhost_endpoint_drop(dev->endpoint, "guest memory shrank");
@@ -717,7 +717,7 @@ netdev_vhostmq_run(const struct netdev_class *class OVS_UNUSED)
             update_queue_count(dev);
         }
         discard_disabled_tx(dev);
-        ovs_mutex_unlock(&vhost_endpoints_mutex);
+        vhost_endpoints_unlock();
 
         /* (Read after the lock: what the control thread did before it set
          * the flag is done.) */
@@ -742,7 +742,7 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
     }
 
     ovs_mutex_lock(&vhostmq_ports_mutex);
-    ovs_mutex_lock(&vhost_endpoints_mutex);
+    vhost_endpoints_lock();
     LIST_FOR_EACH (dev, list_node, &vhostmq_ports) {
         if (dev->reconfigure_pending) {
             poll_timer_wait_until(dev->reconfigure_at);
@@ -751,7 +751,7 @@ netdev_vhostmq_wait(const struct netdev_class *class OVS_UNUSED)
             poll_timer_wait(VHOSTMQ_DISCARD_MSEC);
         }
     }
-    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    vhost_endpoints_unlock();
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 }
 
@@ -801,11 +801,11 @@ netdev_vhostmq_construct(struct netdev *netdev)
         atomic_flag_clear(&dev->rxq_locks[i].busy);
     }
 
-    ovs_mutex_lock(&vhost_endpoints_mutex);
+    vhost_endpoints_lock();
     dev->fewer_since = LLONG_MIN;
     vhost_device_init(&dev->vdev, netdev_get_name(netdev),
                       VHOSTMQ_DEFAULT_QUEUE_PAIRS, &vhostmq_device_ops, dev);
-    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    vhost_endpoints_unlock();
 
     /* As netdev-dpdk's vhost ports: offloads follow the switch-wide
      * setting as it was when the port was made. */
@@ -838,11 +838,11 @@ netdev_vhostmq_destruct(struct netdev *netdev)
     ovs_list_remove(&dev->list_node);
     ovs_mutex_unlock(&vhostmq_ports_mutex);
 
-    ovs_mutex_lock(&vhost_endpoints_mutex);
+    vhost_endpoints_lock();
     vhost_endpoint_destroy(dev->endpoint);
     dev->endpoint = NULL;
     vhost_device_destroy(&dev->vdev);
-    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    vhost_endpoints_unlock();
     for (int i = 0; i < VHOST_USER_MAX_QUEUE_PAIRS; i++) {
         ovs_mutex_destroy(&dev->txqs[i].lock);
     }
@@ -998,7 +998,7 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
         return EINVAL;
     }
 
-    ovs_mutex_lock(&vhost_endpoints_mutex);
+    vhost_endpoints_lock();
     ovs_mutex_lock(&dev->mutex);
     if (!nullable_string_is_equal(dev->ignored_options,
                                   ignored.length ? ds_cstr(&ignored) : NULL)) {
@@ -1049,7 +1049,7 @@ netdev_vhostmq_set_config(struct netdev *netdev, const struct smap *args,
     }
     failed = new_endpoint && !dev->endpoint;
     ovs_mutex_unlock(&dev->mutex);
-    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    vhost_endpoints_unlock();
 
     if (failed) {
         *errp = xasprintf("%s: %s", name, error);
@@ -1122,9 +1122,9 @@ netdev_vhostmq_reconfigure(struct netdev *netdev)
     netdev->n_txq = dev->requested_n_queues;
     dev->numa_id = dev->requested_numa_id;
     ovs_mutex_unlock(&dev->mutex);
-    ovs_mutex_lock(&vhost_endpoints_mutex);
+    vhost_endpoints_lock();
     update_tx_map(dev);
-    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    vhost_endpoints_unlock();
     netdev_change_seq_changed(netdev);
     return 0;
 }
@@ -1959,9 +1959,9 @@ netdev_vhostmq_get_carrier_resets(const struct netdev *netdev)
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     long long int resets;
 
-    ovs_mutex_lock(&vhost_endpoints_mutex);
+    vhost_endpoints_lock();
     resets = dev->link_resets;
-    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    vhost_endpoints_unlock();
     return resets;
 }
 
@@ -2164,7 +2164,7 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
     bool connected;
     int numa_id;
 
-    ovs_mutex_lock(&vhost_endpoints_mutex);
+    vhost_endpoints_lock();
     connected = vhost_endpoint_is_connected(dev->endpoint);
     ovs_mutex_lock(&dev->mutex);
     numa_id = dev->numa_id;
@@ -2213,7 +2213,7 @@ netdev_vhostmq_get_status(const struct netdev *netdev, struct smap *args)
     if (vdev->last_error[0]) {
         smap_add(args, "last_protocol_error", vdev->last_error);
     }
-    ovs_mutex_unlock(&vhost_endpoints_mutex);
+    vhost_endpoints_unlock();
     return 0;
 }
 
@@ -2653,9 +2653,9 @@ vhostmq_unixctl_show(struct unixctl_conn *conn, int argc,
         if (argc > 1 && strcmp(argv[1], netdev_get_name(&dev->up))) {
             continue;
         }
-        ovs_mutex_lock(&vhost_endpoints_mutex);
+        vhost_endpoints_lock();
         format_port(&ds, dev);
-        ovs_mutex_unlock(&vhost_endpoints_mutex);
+        vhost_endpoints_unlock();
         found = true;
     }
     ovs_mutex_unlock(&vhostmq_ports_mutex);

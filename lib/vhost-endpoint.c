@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -22,6 +23,7 @@
 
 #include "openvswitch/list.h"
 #include "openvswitch/vlog.h"
+#include "ovs-atomic.h"
 #include "ovs-thread.h"
 #include "openvswitch/poll-loop.h"
 #include "seq.h"
@@ -130,6 +132,25 @@ static uint64_t run_seq OVS_GUARDED_BY(vhost_endpoints_mutex);
 static int inotify_fd OVS_GUARDED_BY(vhost_endpoints_mutex) = -1;
 
 static void *endpoints_thread_main(void *);
+
+/* Threads waiting in vhost_endpoints_lock(). */
+static atomic_uint n_waiting = ATOMIC_VAR_INIT(0);
+
+void
+vhost_endpoints_lock(void)
+{
+    unsigned int orig;
+
+    atomic_add_relaxed(&n_waiting, 1, &orig);
+    ovs_mutex_lock(&vhost_endpoints_mutex);
+    atomic_sub_relaxed(&n_waiting, 1, &orig);
+}
+
+void
+vhost_endpoints_unlock(void)
+{
+    ovs_mutex_unlock(&vhost_endpoints_mutex);
+}
 
 /* Starts the connection manager's thread, once. */
 static void
@@ -942,8 +963,18 @@ static void *
 endpoints_thread_main(void *arg OVS_UNUSED)
 {
     for (;;) {
+        unsigned int waiting;
         uint64_t seq;
 
+        /* Another thread first, if one is waiting (see
+         * vhost_endpoints_lock()). */
+        for (;;) {
+            atomic_read_relaxed(&n_waiting, &waiting);
+            if (!waiting) {
+                break;
+            }
+            sched_yield();
+        }
         ovs_mutex_lock(&vhost_endpoints_mutex);
         seq = seq_read(wake_seq);
         endpoints_run();

@@ -37,6 +37,14 @@ struct smap;
 
 extern struct ovs_mutex vhost_endpoints_mutex;
 
+/* Take and release 'vhost_endpoints_mutex' from a thread other than the
+ * connection manager's.  The manager's thread lets a thread waiting here in
+ * before it takes the mutex again: a front-end that keeps it busy would
+ * otherwise have it release and retake the mutex, over and over, ahead of
+ * a waiter that the release had to wake first. */
+void vhost_endpoints_lock(void) OVS_ACQUIRES(vhost_endpoints_mutex);
+void vhost_endpoints_unlock(void) OVS_RELEASES(vhost_endpoints_mutex);
+
 /* What became of a message. */
 enum vhost_endpoint_verdict {
     VHOST_MSG_DONE,             /* Handled: send the reply, if any. */
