@@ -120,8 +120,9 @@ static struct seq *wake_seq;
  * one each run cost each wakeup a poll() slot, an accept() and a recvmsg()
  * per port: with 256 ports (and the endpoints still run from OVS's main
  * loop), each message of a front-end's handshake waited a few
- * milliseconds, and 256 guests took 22 s to connect one after another.  -1 if not made yet, or if it cannot be
- * (then every endpoint is 'polled'). */
+ * milliseconds, and 256 guests took 22 s to connect one after another.
+ * -1 if not made yet, or if it cannot be (then every endpoint is
+ * 'polled'). */
 static int epoll_fd OVS_GUARDED_BY(vhost_endpoints_mutex) = -1;
 static bool epoll_failed OVS_GUARDED_BY(vhost_endpoints_mutex);
 

@@ -17,10 +17,11 @@
  *
  * One mutex, 'vhost_endpoints_mutex', guards every endpoint and whatever the
  * callbacks below touch: the thread holds it while it serves the sockets
- * (so the callbacks run with it held), and any other thread takes it to
- * call the functions below, or to read what the callbacks write.  Whoever
- * holds it must never wait for an RCU grace period (the thread may be
- * waiting for the mutex, and is then not quiescent).
+ * (so the callbacks run with it held), and any other thread takes it, with
+ * vhost_endpoints_lock(), to call the functions below or to read what the
+ * callbacks write.  Whoever holds it must never wait for an RCU grace
+ * period (the thread may be waiting for the mutex, and is then not
+ * quiescent).
  *
  * An endpoint has at most one front-end connected at a time.  A server
  * endpoint accepts the next front-end after the previous one went away; a
@@ -87,9 +88,9 @@ void vhost_endpoint_destroy(struct vhost_endpoint *)
 /* Applies the switch's socket owner and mode settings to a server
  * endpoint's socket if they changed since they were last applied to it
  * (the thread that changes those settings calls this for every server
- * endpoint).  Never
- * through a symbolic link, and only to the socket file the endpoint made:
- * anything else in its place is left alone, with a warning. */
+ * endpoint).  Never through a symbolic link, and only to the socket file
+ * the endpoint made: anything else in its place is left alone, with a
+ * warning. */
 void vhost_endpoint_apply_perms(struct vhost_endpoint *)
     OVS_REQUIRES(vhost_endpoints_mutex);
 
