@@ -218,7 +218,8 @@ struct netdev_vhostmq {
      * front-end asks. */
     struct vhost_device vdev;
     struct vhost_endpoint *endpoint OVS_GUARDED_BY(vhost_endpoints_mutex);
-    long long int link_resets OVS_GUARDED_BY(vhost_endpoints_mutex);
+    atomic_llong link_resets;   /* Written under 'vhost_endpoints_mutex',
+                                 * read by OVS's main thread without it. */
     long long int next_reconfigure      /* Earliest next queue change. */
         OVS_GUARDED_BY(vhost_endpoints_mutex);
     long long int fewer_since           /* Since when the guest has had */
@@ -448,7 +449,10 @@ vhostmq_changed(void *aux)
     update_tx_map(dev);
     atomic_store_relaxed(&dev->ready, ready);
     if (ready != was_ready) {
-        dev->link_resets++;
+        long long int resets;
+
+        atomic_read_relaxed(&dev->link_resets, &resets);
+        atomic_store_relaxed(&dev->link_resets, resets + 1);
         VLOG_INFO("%s: link %s", netdev_get_name(&dev->up),
                   !ready ? "down"
                   : dev->vdev.features & (1ull << VIRTIO_F_RING_PACKED)
@@ -792,6 +796,7 @@ netdev_vhostmq_construct(struct netdev *netdev)
     atomic_init(&dev->tx_retries_max, VHOSTMQ_DEFAULT_TX_RETRIES);
     atomic_init(&dev->max_frame_len, frame_len_for_mtu(ETH_PAYLOAD_MAX));
     atomic_init(&dev->ready, false);
+    atomic_init(&dev->link_resets, 0);
     atomic_init(&dev->change_pending, false);
     for (int i = 0; i < VHOST_USER_MAX_QUEUE_PAIRS; i++) {
         atomic_init(&dev->tx_map[i], -1);
@@ -1959,9 +1964,9 @@ netdev_vhostmq_get_carrier_resets(const struct netdev *netdev)
     struct netdev_vhostmq *dev = netdev_vhostmq_cast(netdev);
     long long int resets;
 
-    vhost_endpoints_lock();
-    resets = dev->link_resets;
-    vhost_endpoints_unlock();
+    /* Without the mutex: OVS asks every port each few seconds, and must not
+     * wait behind a busy connection manager for one counter. */
+    atomic_read_relaxed(&dev->link_resets, &resets);
     return resets;
 }
 

@@ -709,8 +709,16 @@ vhost_endpoint_set_reconnect_interval(struct vhost_endpoint *ep, int msec)
     OVS_REQUIRES(vhost_endpoints_mutex)
 {
     if (ep->reconnect_msec != msec) {
+        long long int sooner = time_msec() + msec;
+
         ep->reconnect_msec = msec;
-        wake_thread();
+        /* A shorter interval applies to the attempt already planned (a
+         * user who shortens it does not want to wait out the old one); a
+         * longer one applies from the next attempt. */
+        if (ep->client && ep->conn_fd < 0 && ep->next_connect > sooner) {
+            ep->next_connect = sooner;
+            wake_thread();
+        }
     }
 }
 
