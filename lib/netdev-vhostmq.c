@@ -449,10 +449,9 @@ vhostmq_changed(void *aux)
     update_tx_map(dev);
     atomic_store_relaxed(&dev->ready, ready);
     if (ready != was_ready) {
-        long long int resets;
+        long long int orig;
 
-        atomic_read_relaxed(&dev->link_resets, &resets);
-        atomic_store_relaxed(&dev->link_resets, resets + 1);
+        atomic_add_relaxed(&dev->link_resets, 1, &orig);
         VLOG_INFO("%s: link %s", netdev_get_name(&dev->up),
                   !ready ? "down"
                   : dev->vdev.features & (1ull << VIRTIO_F_RING_PACKED)
@@ -1177,7 +1176,13 @@ lock_other_guest_rxq(struct netdev_vhostmq *dev, int q, struct virtq *vq,
     if (vq) {
         unlock_guest_rxq(&dev->txqs[q]);
     }
-    for (int p = 0; p < vhost_device_max_queue_pairs(&dev->vdev); p++) {
+    /* Not the device's current limit, which the main thread may change
+     * meanwhile: lock_guest_rxq__() checks that the queue runs and is
+     * enabled, and one beyond a lowered limit only does until the
+     * front-end, which the change disconnects, is gone. */
+    int n_pairs = vhost_device_queue_pairs_allocated(&dev->vdev);
+
+    for (int p = 0; p < n_pairs; p++) {
         struct virtq *other = p != q ? lock_guest_rxq__(dev, p) : NULL;
 
         if (other) {

@@ -273,11 +273,21 @@ vhost_device_vring(const struct vhost_device *dev, unsigned int i)
     return i < dev->max_vrings_allocated ? &dev->vrings[i] : NULL;
 }
 
-/* The queue pairs the device offers now (vhost_device_set_limits()). */
+/* The queue pairs the device offers now (vhost_device_set_limits()).  Only
+ * under the lock that serializes the device's configuration and messages:
+ * the limit changes with the port's options. */
 static inline unsigned int
 vhost_device_max_queue_pairs(const struct vhost_device *dev)
 {
     return dev->max_queue_pairs;
+}
+
+/* The queue pairs the device was created with, the most any limit allows.
+ * Any thread: the number never changes. */
+static inline unsigned int
+vhost_device_queue_pairs_allocated(const struct vhost_device *dev)
+{
+    return dev->max_vrings_allocated / 2;
 }
 
 /* The most guest memory the device maps, and what it maps now. */
